@@ -1,0 +1,93 @@
+"""`make check-data`: counts and every problem in a data folder, naming file and entry.
+
+Exit 0 when training can run (repaired annotation problems are listed as warnings), 1 when an
+image is missing, unreadable or of another size than its JSON entry, 2 when a JSON is unusable.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .classes import CLASSES
+from .cli import friendly_errors
+from .coco import CocoSet, load_coco
+from .config import load_config
+from .errors import TrashsegError
+from .images import read_rgb
+from .masks import MaskCache, read_mask
+
+
+def check_images(cs: CocoSet) -> list[str]:
+    problems = []
+    for image_id in tqdm(cs.image_ids, desc=f"images {cs.json_path.name}", leave=False):
+        info = cs.info(image_id)
+        try:
+            h, w = read_rgb(cs.image_path(image_id)).shape[:2]
+        except TrashsegError as exc:
+            problems.append(f"{exc} (image id {image_id} in {cs.json_path.name})")
+            continue
+        if (h, w) != (info["height"], info["width"]):
+            problems.append(f"{cs.image_path(image_id)}: image is {w}x{h}, {cs.json_path.name} says "
+                            f"{info['width']}x{info['height']} (image id {image_id})")
+    return problems
+
+
+def class_counts(cs: CocoSet, cache: MaskCache) -> tuple[np.ndarray, np.ndarray]:
+    instances = np.zeros(len(CLASSES), dtype=np.int64)
+    for ann in cs.coco.dataset["annotations"]:
+        cls = cs.cat_to_class[ann["category_id"]]
+        if cls is not None:
+            instances[cls] += 1
+    pixels = np.zeros(len(CLASSES), dtype=np.int64)
+    for path in cache.build(cs):
+        pixels += np.bincount(read_mask(path).reshape(-1), minlength=256)[: len(CLASSES)]
+    return instances, pixels
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--json", nargs="+", default=["train_all.json", "test.json"])
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args(argv)
+
+    @friendly_errors
+    def run() -> int:
+        cfg = load_config(None, args.overrides)
+        data_dir = args.data_dir or Path(cfg["data"]["data_dir"])
+        if not (data_dir / args.json[0]).is_file():
+            raise TrashsegError(f"{data_dir / args.json[0]}: not found; put the competition data in "
+                                f"{data_dir}/ (batch_*/ folders, train_all.json, test.json) or run on the "
+                                "bundled sample: make check-data DATA_DIR=data/sample")
+        cache = MaskCache(cfg["data"]["cache_dir"])
+        fatal = 0
+        for name in args.json:
+            path = data_dir / name
+            if not path.is_file():
+                print(f"{path}: not present, skipped")
+                continue
+            cs = load_coco(path, data_dir, cfg["data"]["class_map"])
+            image_problems = check_images(cs)
+            print(f"\n== {path}: {len(cs)} images, {len(cs.coco.dataset['annotations'])} annotations")
+            if cs.coco.dataset["annotations"]:
+                instances, pixels = class_counts(cs, cache)
+                total = max(int(pixels.sum()), 1)
+                print(f"{'class':<14} {'instances':>9} {'pixels':>12} {'share':>7}")
+                for name_, n, p in zip(CLASSES, instances, pixels):
+                    print(f"{name_:<14} {n:>9} {p:>12} {100 * p / total:6.2f}%")
+            for p in cs.problems:
+                print(f"warning: {p}")
+            for p in image_problems:
+                print(f"problem: {p}")
+            fatal += len(image_problems)
+            print(f"{len(image_problems)} problem(s), {len(cs.problems)} warning(s) in {path.name}")
+        return 1 if fatal else 0
+
+    raise SystemExit(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Layered YAML configuration: package defaults < model config.yaml < command-line ``--set``.
+
+Keys are validated against the defaults, so a typo is an error that suggests the close match
+instead of a setting that silently does nothing.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+
+import yaml
+
+from .errors import TrashsegError
+
+DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
+# Sections whose keys are free-form (user data, not settings).
+FREE_FORM = {("data", "class_map"), ("augment", "train"), ("augment", "normalize")}
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    except FileNotFoundError:
+        raise TrashsegError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise TrashsegError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise TrashsegError(f"{path}: top level must be a mapping of sections")
+    return data
+
+
+def _unknown_key(key: str, known, where: str) -> TrashsegError:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(known))}"
+    return TrashsegError(f"unknown config key {where}{key!r}{hint}")
+
+
+def merge(base: dict, override: dict, source: str, prefix: tuple = ()) -> dict:
+    """Recursively merge ``override`` into a copy of ``base``, refusing keys ``base`` lacks."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        path = prefix + (key,)
+        if path in FREE_FORM or prefix in FREE_FORM:
+            out[key] = copy.deepcopy(value)
+            continue
+        if key not in out:
+            raise _unknown_key(key, out.keys(), f"in {source}: {'.'.join(prefix) + '.' if prefix else ''}")
+        if isinstance(out[key], dict) and isinstance(value, dict):
+            out[key] = merge(out[key], value, source, path)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_set(item: str) -> dict:
+    """Turn 'a.b.c=value' into {'a': {'b': {'c': value}}} with the value parsed as YAML."""
+    if "=" not in item:
+        raise TrashsegError(f"--set {item!r}: expected key.sub=value")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str) and value.lower() == "none" and key.strip().endswith("weights"):
+        value = "none"
+    tree: dict = {}
+    node = tree
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return tree
+
+
+def load_config(model_config: str | Path | None = None, overrides: list[str] | None = None) -> dict:
+    """Resolve the full config for one run."""
+    cfg = _read_yaml(DEFAULTS_PATH)
+    if model_config is not None:
+        cfg = merge(cfg, _read_yaml(Path(model_config)), str(model_config))
+    for item in overrides or []:
+        cfg = merge(cfg, parse_set(item), f"--set {item}")
+    return cfg
+
+
+def dump(cfg: dict) -> str:
+    return yaml.safe_dump(cfg, sort_keys=False)

@@ -1,0 +1,64 @@
+"""Torch datasets over a COCO set: image + cached mask for training/validation, image only for test."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .coco import CocoSet
+from .errors import TrashsegError
+from .images import read_rgb
+from .masks import MaskCache, read_mask
+
+
+@dataclass(frozen=True)
+class Item:
+    image_path: Path
+    mask_path: Path | None
+    size: tuple[int, int]          # (height, width) as the JSON states it
+
+
+def make_items(cs: CocoSet, cache: MaskCache | None, progress: bool = True) -> list[Item]:
+    """Resolve image paths and (when ``cache`` is given) build the mask cache up front."""
+    masks = cache.build(cs, progress=progress) if cache is not None else [None] * len(cs)
+    return [Item(cs.image_path(i), m, (cs.info(i)["height"], cs.info(i)["width"]))
+            for i, m in zip(cs.image_ids, masks)]
+
+
+class SegDataset(Dataset):
+    """Yields dicts with 'image' (3xHxW float), 'index' and, when masks exist, 'mask' (HxW int64)."""
+
+    def __init__(self, items: list[Item], transform, mask_size: int | None = None):
+        """``mask_size``: give the truth nearest-resized from the original straight to this size
+        (the scoring size) instead of through ``transform``, so scoring never sees a mask that was
+        shrunk to a small training size and blown up again."""
+        self.items = items
+        self.transform = transform
+        self.mask_size = mask_size
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.items[index]
+        image = read_rgb(item.image_path)
+        if image.shape[:2] != item.size:
+            raise TrashsegError(
+                f"{item.image_path}: image is {image.shape[1]}x{image.shape[0]} but the JSON says "
+                f"{item.size[1]}x{item.size[0]}")
+        if item.mask_path is None:
+            out = self.transform(image=image)
+            return {"image": out["image"], "index": index}
+        mask = read_mask(item.mask_path)
+        if self.mask_size:
+            out = self.transform(image=image)
+            mask = cv2.resize(mask, (self.mask_size, self.mask_size), interpolation=cv2.INTER_NEAREST)
+        else:
+            out = self.transform(image=image, mask=mask)
+            mask = out["mask"]
+        return {"image": out["image"], "mask": torch.as_tensor(np.asarray(mask), dtype=torch.long),
+                "index": index}

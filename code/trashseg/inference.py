@@ -1,0 +1,64 @@
+"""Checkpoint -> softmax probabilities at the scoring size for test and out-of-fold images."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .checkpoint import load_checkpoint
+from .classes import CLASSES
+from .coco import CocoSet
+from .loaders import make_loader
+from .models import build_model, resolve_device
+from .predict import probabilities
+from .probs import ProbsWriter
+from .transforms import eval_transform
+
+
+def load_trained_model(ckpt_path: Path, device: torch.device) -> tuple[torch.nn.Module, dict, dict]:
+    """Model rebuilt from the checkpoint's own config (no weight download), and that config."""
+    state = load_checkpoint(ckpt_path)
+    cfg = state["config"]
+    model_cfg = {**cfg, "model": {**cfg["model"], "weights": "none"}}
+    model = build_model(model_cfg)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), cfg, state
+
+
+@torch.no_grad()
+def write_probabilities(cfg: dict, cs: CocoSet, ckpt_path: Path, out_path: Path, split: str) -> Path:
+    device = resolve_device(str(cfg["train"]["device"]))
+    model, ckpt_cfg, state = load_trained_model(ckpt_path, device)
+    size = int(cfg["eval"]["score_size"])
+    run_cfg = {**cfg, "train": {**cfg["train"], "img_size": ckpt_cfg["train"]["img_size"]},
+               "augment": ckpt_cfg["augment"]}
+    loader = make_loader(run_cfg, cs, eval_transform(run_cfg), with_masks=False,
+                         batch_size=int(cfg["eval"]["batch_size"]))
+    manifest = {
+        "image_ids": [cs.file_name(i) for i in cs.image_ids],
+        "coco_ids": cs.image_ids,
+        "source_json": str(cs.json_path),
+        "split": split,
+        "model": ckpt_cfg["model"]["name"],
+        "arch": ckpt_cfg["model"]["arch"],
+        "encoder": ckpt_cfg["model"]["encoder"],
+        "fold": ckpt_cfg["train"]["fold"],
+        "checkpoint": str(ckpt_path),
+        "checkpoint_epoch": state.get("epoch"),
+        "resolution": size,
+        "classes": list(CLASSES),
+    }
+    writer = ProbsWriter(out_path, len(cs), len(CLASSES), size, manifest)
+    try:
+        for batch in tqdm(loader, desc=f"infer {split}", leave=False):
+            probs = probabilities(model, batch["image"].to(device), size).cpu().numpy()
+            for index, p in zip(batch["index"].tolist(), probs):
+                writer.write(index, p)
+    except BaseException as exc:
+        writer.abort(exc)
+        raise
+    writer.close()
+    print(f"wrote {out_path} ({len(cs)} images, {size}x{size}, float16)")
+    return out_path

@@ -1,0 +1,105 @@
+"""Rasterise COCO annotations into class-index masks and cache them on disk as PNGs.
+
+Each image's mask is keyed by a hash of exactly what determines it (its size, its annotations, the
+category -> class mapping and the painter version), so any edit to the JSON rebuilds just the masks
+it changes, and fold files that share images share the cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from .atomic import atomic_open
+from .coco import CocoSet
+from .errors import TrashsegError
+
+PAINTER_VERSION = 1
+
+
+def _area(ann: dict) -> float:
+    area = ann.get("area")
+    return float(area) if isinstance(area, (int, float)) else 0.0
+
+
+def paint_mask(cs: CocoSet, image_id: int) -> np.ndarray:
+    """Class-index mask, largest annotation painted first so small objects stay on top."""
+    info = cs.info(image_id)
+    h, w = info["height"], info["width"]
+    mask = np.zeros((h, w), dtype=np.uint8)
+    for ann in sorted(cs.annotations(image_id), key=_area, reverse=True):
+        cls = cs.cat_to_class[ann["category_id"]]
+        if cls is None:
+            continue
+        seg = ann["segmentation"]
+        try:
+            if isinstance(seg, list):
+                rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+            elif isinstance(seg["counts"], list):
+                rle = mask_utils.frPyObjects(seg, h, w)
+            else:
+                rle = seg
+            binary = mask_utils.decode(rle)
+        except Exception as exc:  # pycocotools raises bare TypeError/ValueError on malformed input
+            raise TrashsegError(
+                f"{cs.json_path}: annotation id {ann.get('id')} on {info['file_name']}: "
+                f"cannot rasterise segmentation ({exc})") from None
+        if binary.shape != mask.shape:
+            raise TrashsegError(
+                f"{cs.json_path}: annotation id {ann.get('id')} on {info['file_name']}: RLE size "
+                f"{binary.shape} differs from image size {(h, w)}")
+        mask[binary.astype(bool)] = cls
+    return mask
+
+
+def mask_key(cs: CocoSet, image_id: int) -> str:
+    info = cs.info(image_id)
+    payload = {
+        "v": PAINTER_VERSION,
+        "hw": [info["height"], info["width"]],
+        "anns": [[a.get("id"), cs.cat_to_class[a["category_id"]], a["segmentation"], _area(a)]
+                 for a in cs.annotations(image_id)],
+    }
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha1(blob).hexdigest()
+
+
+class MaskCache:
+    """PNG masks under ``root``, named by their content key."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path_for(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.png"
+
+    def ensure(self, cs: CocoSet, image_id: int) -> Path:
+        """Path of the cached mask, painting and writing it first if absent."""
+        path = self.path_for(mask_key(cs, image_id))
+        if not path.exists():
+            mask = paint_mask(cs, image_id)
+            ok, png = cv2.imencode(".png", mask)
+            if not ok:
+                raise TrashsegError(f"{path}: could not encode mask as PNG")
+            with atomic_open(path, "wb") as fh:
+                fh.write(png.tobytes())
+        return path
+
+    def build(self, cs: CocoSet, progress: bool = True) -> list[Path]:
+        """Ensure every image of ``cs`` has a cached mask; returns their paths in image order."""
+        ids = cs.image_ids
+        if progress:
+            from tqdm import tqdm
+            ids = tqdm(ids, desc=f"masks {cs.json_path.name}", leave=False)
+        return [self.ensure(cs, image_id) for image_id in ids]
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise TrashsegError(f"{path}: cached mask unreadable; delete the cache folder to rebuild it")
+    return mask

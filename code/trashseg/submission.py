@@ -1,0 +1,103 @@
+"""The competition CSV: ``image_id,PredictionString``, one row per test image in test.json order,
+each holding SIZE*SIZE space-separated class ids. Written streaming and atomically; validated the
+same streaming way."""
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_open
+from .classes import NUM_CLASSES
+from .errors import TrashsegError
+
+HEADER = ["image_id", "PredictionString"]
+SUBMISSION_SIZE = 256
+
+
+class SubmissionWriter:
+    """Append rows to a temp CSV; ``close`` renames it into place."""
+
+    def __init__(self, path: Path):
+        self._ctx = atomic_open(path, "w", newline="")
+        self._fh = self._ctx.__enter__()
+        self._fh.write(",".join(HEADER) + "\n")
+
+    def add(self, image_id: str, classes: np.ndarray) -> None:
+        line = " ".join(map(str, np.asarray(classes, dtype=np.uint8).reshape(-1).tolist()))
+        self._fh.write(f"{_quote(image_id)},{line}\n")
+
+    def close(self, exc: BaseException | None = None) -> None:
+        if exc is None:
+            self._ctx.__exit__(None, None, None)
+        else:
+            self._ctx.__exit__(type(exc), exc, None)
+
+
+def _quote(value: str) -> str:
+    return f'"{value}"' if any(c in value for c in ',"\n') else value
+
+
+def validate_submission(csv_path: Path, expected_ids: list[str], size: int = SUBMISSION_SIZE) -> int:
+    """Raise TrashsegError naming the first problem; return the number of rows checked."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise TrashsegError(f"{csv_path}: submission file not found")
+    n_pixels = size * size
+    csv.field_size_limit(max(csv.field_size_limit(), 8 * n_pixels))
+    rows = 0
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header != HEADER:
+            raise TrashsegError(f"{csv_path}: header is {header!r}, expected {','.join(HEADER)}")
+        for line_no, row in enumerate(reader, start=2):
+            if len(row) != 2:
+                raise TrashsegError(f"{csv_path}: line {line_no} has {len(row)} columns, expected 2")
+            if rows >= len(expected_ids):
+                raise TrashsegError(f"{csv_path}: line {line_no}: more rows than the {len(expected_ids)} test images")
+            image_id, pred = row
+            if image_id != expected_ids[rows]:
+                raise TrashsegError(f"{csv_path}: line {line_no}: image_id {image_id!r}, expected "
+                                    f"{expected_ids[rows]!r} (rows must follow test.json order)")
+            try:
+                values = np.array(pred.split(), dtype=np.int64)
+            except ValueError:
+                raise TrashsegError(f"{csv_path}: line {line_no} ({image_id}): PredictionString holds a non-integer") from None
+            if values.size != n_pixels:
+                raise TrashsegError(f"{csv_path}: line {line_no} ({image_id}): {values.size} values, expected {n_pixels} ({size}x{size})")
+            if values.size and (values.min() < 0 or values.max() >= NUM_CLASSES):
+                raise TrashsegError(f"{csv_path}: line {line_no} ({image_id}): class id out of range 0..{NUM_CLASSES - 1}")
+            rows += 1
+    if rows != len(expected_ids):
+        raise TrashsegError(f"{csv_path}: {rows} rows, expected {len(expected_ids)} (one per test image)")
+    return rows
+
+
+def expected_ids_from_test_json(test_json: Path) -> list[str]:
+    from .coco import read_json
+    return [str(img["file_name"]) for img in read_json(Path(test_json))["images"]]
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    from .cli import friendly_errors
+
+    parser = argparse.ArgumentParser(description="Check a submission CSV against test.json")
+    parser.add_argument("csv", type=Path)
+    parser.add_argument("--test-json", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    @friendly_errors
+    def run():
+        n = validate_submission(args.csv, expected_ids_from_test_json(args.test_json))
+        print(f"{args.csv}: valid submission, {n} rows x {SUBMISSION_SIZE * SUBMISSION_SIZE} class ids")
+
+    run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
