@@ -21,6 +21,7 @@ WORKERS  ?=
 RUNS     ?= runs
 ARGS     ?=
 NAME     ?= ensemble
+SUBMISSIONS ?= submissions
 PROBS    ?=
 WEIGHTS_ENSEMBLE ?=
 GROUP    ?=
@@ -54,7 +55,7 @@ help: ## this list
 	@echo
 	@echo "Variables (empty = config value): DATA_DIR FOLD K SEED EPOCHS BATCH IMG_SIZE ENCODER"
 	@echo "  WEIGHTS(imagenet|none|file) DEVICE(auto|cpu|cuda) WORKERS RUNS ARGS='--set key=value'"
-	@echo "  NAME PROBS WEIGHTS_ENSEMBLE GROUP(regex) JSON OUT FILE"
+	@echo "  NAME SUBMISSIONS PROBS WEIGHTS_ENSEMBLE GROUP(regex) JSON OUT FILE"
 
 setup: $(STAMP) ## create .venv with the pinned stack (requirements.txt + constraints.txt)
 
@@ -88,9 +89,9 @@ eval-fpn: $(STAMP) ## score FPN's best checkpoint on JSON=annotated.json (OUT=re
 eval-deeplab: $(STAMP) ## score DeepLabV3Plus's best checkpoint on JSON=annotated.json
 	$(RUN_ENV) $(PY) code/DeepLabV3Plus/infer.py $(SETS) --eval $(JSON) $(if $(DATA_DIR),--image-root $(DATA_DIR)) $(if $(OUT),--out $(OUT))
 
-ensemble: $(STAMP) ## mean of PROBS (default RUNS/*/fold*/probs_test.npy) -> submissions/NAME.csv, validated
+ensemble: $(STAMP) ## mean of PROBS (default RUNS/*/fold*/probs_test.npy) -> SUBMISSIONS/NAME.csv, validated
 	$(RUN_ENV) $(PY) code/ensemble.py $(or $(PROBS),$(RUNS)/*/fold*/probs_test.npy) \
-	  --test-json $(DATA)/test.json --out submissions/$(NAME).csv \
+	  --test-json $(DATA)/test.json --out $(SUBMISSIONS)/$(NAME).csv \
 	  $(if $(WEIGHTS_ENSEMBLE),--weights $(WEIGHTS_ENSEMBLE))
 
 validate-submission: $(STAMP) ## check FILE=submission.csv against DATA_DIR/test.json

@@ -63,6 +63,11 @@ def parse_set(item: str) -> dict:
         value = yaml.safe_load(raw) if raw != "" else ""
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str):  # YAML 1.1 reads '3e-4' as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     if isinstance(value, str) and value.lower() == "none" and key.strip().endswith("weights"):
         value = "none"
     tree: dict = {}

@@ -1,0 +1,63 @@
+"""Shared fixtures: a small generated COCO set (64-128 px) holding all 11 classes."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "code"))
+
+from trashseg.classes import CLASSES  # noqa: E402
+
+TINY_ENCODER = "tu-mobilenetv3_small_050"
+
+
+def make_coco(root: Path, n_train: int = 12, n_test: int = 4, seed: int = 0) -> Path:
+    """Write batch folders + train_all.json + test.json; every object class appears in train."""
+    rng = np.random.default_rng(seed)
+    categories = [{"id": i, "name": name} for i, name in enumerate(CLASSES) if i > 0]
+    colours = rng.integers(0, 255, size=(len(CLASSES), 3))
+    train = {"images": [], "annotations": [], "categories": categories}
+    test = {"images": [], "annotations": [], "categories": categories}
+    ann_id = 0
+    for image_id in range(n_train + n_test):
+        h, w = int(rng.integers(64, 129)), int(rng.integers(64, 129))
+        image = rng.integers(0, 60, size=(h, w, 3), dtype=np.uint8)
+        name = f"batch_{image_id % 2 + 1:02d}/{image_id:04d}.jpg"
+        is_train = image_id < n_train
+        anns = []
+        for k in range(3):
+            cls = (image_id * 3 + k) % 10 + 1
+            x0, y0 = int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2))
+            x1, y1 = int(rng.integers(x0 + 8, w)), int(rng.integers(y0 + 8, h))
+            poly = [x0, y0, x1, y0, x1, y1, x0, y1]
+            cv2.fillPoly(image, [np.array(poly).reshape(-1, 2)], colours[cls].tolist())
+            anns.append({"id": ann_id, "image_id": image_id, "category_id": cls, "iscrowd": 0,
+                         "segmentation": [[float(v) for v in poly]], "area": float((x1 - x0) * (y1 - y0)),
+                         "bbox": [x0, y0, x1 - x0, y1 - y0]})
+            ann_id += 1
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        entry = {"id": image_id, "file_name": name, "width": w, "height": h}
+        (train if is_train else test)["images"].append(entry)
+        if is_train:
+            train["annotations"] += anns
+    (root / "train_all.json").write_text(json.dumps(train))
+    (root / "test.json").write_text(json.dumps(test))
+    return root
+
+
+@pytest.fixture
+def coco_dir(tmp_path: Path) -> Path:
+    return make_coco(tmp_path / "data")
+
+
+@pytest.fixture
+def base_cfg(tmp_path: Path):
+    from trashseg.config import load_config
+    return load_config(None, [f"data.cache_dir={tmp_path / 'cache'}"])
