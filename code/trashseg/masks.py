@@ -19,6 +19,9 @@ from .coco import CocoSet
 from .errors import TrashsegError
 
 PAINTER_VERSION = 1
+# Unfiltered, lightly compressed PNG: a 512x512 mask is a few KB and decodes ~3x faster than
+# OpenCV's default PNG settings (measured by `make bench-data`).
+PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
 
 
 def _area(ann: dict) -> float:
@@ -82,7 +85,7 @@ class MaskCache:
         path = self.path_for(mask_key(cs, image_id))
         if not path.exists():
             mask = paint_mask(cs, image_id)
-            ok, png = cv2.imencode(".png", mask)
+            ok, png = cv2.imencode(".png", mask, PNG_FAST)
             if not ok:
                 raise TrashsegError(f"{path}: could not encode mask as PNG")
             with atomic_open(path, "wb") as fh:

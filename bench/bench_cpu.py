@@ -1,0 +1,94 @@
+"""bench-cpu: CPU training and inference images/s with glibc's default allocator behaviour against
+the kit's tuned setting (the Makefile's CPU_MALLOC), same model and data, same run.
+
+Each setting runs in its own process (malloc reads its environment at start-up). jemalloc is
+measured too when /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 exists (Debian: libjemalloc2).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TUNED = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000", "MALLOC_TOP_PAD_": "1073741824"}
+JEMALLOC = Path("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")
+
+
+def worker(mode: str, size: int, batch: int, steps: int, encoder: str) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "code"))
+    import torch
+
+    from trashseg.config import load_config
+    from trashseg.losses import build_loss
+    from trashseg.models import build_model
+
+    torch.manual_seed(0)
+    cfg = load_config(None, [f"model.encoder={encoder}", "model.weights=none"])
+    model = build_model(cfg)
+    x = torch.randn(batch, 3, size, size)
+    y = torch.randint(0, 11, (batch, size, size))
+    if mode == "train":
+        loss_fn, opt = build_loss(cfg), torch.optim.Adam(model.parameters(), 1e-4)
+        model.train()
+
+        def step():
+            opt.zero_grad()
+            loss_fn(model(x), y).backward()
+            opt.step()
+    else:
+        model.eval()
+
+        def step():
+            with torch.no_grad():
+                model(x).softmax(1)
+    step()  # warm-up
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    print(f"{batch * steps / (time.perf_counter() - start):.4f}")
+
+
+def measure(mode: str, env_extra: dict, args) -> float:
+    env = {k: v for k, v in os.environ.items() if k not in TUNED and k != "LD_PRELOAD"}
+    env.update(env_extra)
+    out = subprocess.run([sys.executable, __file__, "--worker", mode, "--size", str(args.size), "--batch",
+                          str(args.batch), "--steps", str(args.steps), "--encoder", args.encoder],
+                         env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--worker", choices=["train", "infer"])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--encoder", default="tu-efficientnet_b0")
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.size, args.batch, args.steps, args.encoder)
+        return
+    settings = {"default": {}, "tuned": TUNED}
+    if JEMALLOC.exists():
+        settings["jemalloc"] = {"LD_PRELOAD": str(JEMALLOC)}
+    print(f"FPN {args.encoder}, {args.size} px, batch {args.batch}, {args.steps} timed steps, CPU threads "
+          f"{os.cpu_count()}")
+    results = {}
+    for mode in ("train", "infer"):
+        for name, env in settings.items():
+            results[(mode, name)] = measure(mode, env, args)
+            print(f"{mode:<5} {name:<9} {results[(mode, name)]:7.2f} images/s")
+    for mode in ("train", "infer"):
+        print(f"{mode}_images_per_s_default={results[(mode, 'default')]:.3f}")
+        print(f"{mode}_images_per_s_tuned={results[(mode, 'tuned')]:.3f}")
+        if (mode, "jemalloc") in results:
+            print(f"{mode}_images_per_s_jemalloc={results[(mode, 'jemalloc')]:.3f}")
+    print(f"infer_alloc_speedup={results[('infer', 'tuned')] / results[('infer', 'default')]:.2f}")
+    print(f"alloc_speedup={results[('train', 'tuned')] / results[('train', 'default')]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
