@@ -19,6 +19,12 @@ WEIGHTS  ?=
 DEVICE   ?=
 WORKERS  ?=
 RUNS     ?= runs
+GPUS     ?= 1
+NNODES   ?= 1
+NODE_RANK ?= 0
+MASTER_ADDR ?= 127.0.0.1
+MASTER_PORT ?= 29500
+RESUME   ?=
 ARGS     ?=
 NAME     ?= ensemble
 SUBMISSIONS ?= submissions
@@ -36,7 +42,14 @@ SETS    = $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) --set train.fold=$(F
           $(if $(BATCH),--set train.batch_size=$(BATCH) --set eval.batch_size=$(BATCH)) \
           $(if $(IMG_SIZE),--set train.img_size=$(IMG_SIZE)) $(if $(ENCODER),--set model.encoder=$(ENCODER)) \
           $(if $(WEIGHTS),--set model.weights=$(WEIGHTS)) $(if $(DEVICE),--set train.device=$(DEVICE)) \
-          $(if $(WORKERS),--set data.num_workers=$(WORKERS)) $(ARGS)
+          $(if $(WORKERS),--set data.num_workers=$(WORKERS)) $(if $(filter 1 true yes,$(RESUME)),--set train.resume=true) \
+          $(ARGS)
+
+# GPUS>1 (or NNODES>1): torch's own launcher, one process per GPU, DDP. Several machines: run the
+# same command on each with NNODES, NODE_RANK (0..NNODES-1) and MASTER_ADDR/PORT of node 0.
+MULTI  := $(or $(filter-out 0 1,$(GPUS)),$(filter-out 1,$(NNODES)))
+LAUNCH  = $(if $(MULTI),$(PY) -m torch.distributed.run --nproc_per_node=$(GPUS) --nnodes=$(NNODES) \
+          --node_rank=$(NODE_RANK) --master_addr=$(MASTER_ADDR) --master_port=$(MASTER_PORT),$(PY))
 
 # On CPU, glibc returns big blocks to the OS after every step and faults them in again; keeping
 # them (measured: training 2.5x, inference 2.7x faster, ~+10-15% peak memory) is set for every
@@ -55,6 +68,7 @@ help: ## this list
 	@echo
 	@echo "Variables (empty = config value): DATA_DIR FOLD K SEED EPOCHS BATCH IMG_SIZE ENCODER"
 	@echo "  WEIGHTS(imagenet|none|file) DEVICE(auto|cpu|cuda) WORKERS RUNS ARGS='--set key=value'"
+	@echo "  GPUS NNODES NODE_RANK MASTER_ADDR MASTER_PORT RESUME=1"
 	@echo "  NAME SUBMISSIONS PROBS WEIGHTS_ENSEMBLE GROUP(regex) JSON OUT FILE"
 
 setup: $(STAMP) ## create .venv with the pinned stack (requirements.txt + constraints.txt)
@@ -71,11 +85,11 @@ folds: $(STAMP) ## write train_data{k}/valid_data{k}.json: K folds, SEED, GROUP=
 	$(RUN_ENV) $(PY) -m trashseg.folds --data-dir $(DATA) --k $(K) $(if $(SEED),--seed $(SEED)) \
 	  $(if $(GROUP),--group-pattern '$(GROUP)')
 
-train-fpn: $(STAMP) ## train FPN on FOLD -> RUNS/fpn/fold<k>/
-	$(RUN_ENV) $(PY) code/FPN/train.py $(SETS)
+train-fpn: $(STAMP) ## train FPN on FOLD -> RUNS/fpn/fold<k>/ (GPUS=N: torchrun DDP; RESUME=1)
+	$(RUN_ENV) $(LAUNCH) code/FPN/train.py $(SETS)
 
 train-deeplab: $(STAMP) ## train DeepLabV3Plus on FOLD -> RUNS/deeplab/fold<k>/
-	$(RUN_ENV) $(PY) code/DeepLabV3Plus/train.py $(SETS)
+	$(RUN_ENV) $(LAUNCH) code/DeepLabV3Plus/train.py $(SETS)
 
 infer-fpn: $(STAMP) ## FPN probabilities for test.json and FOLD's validation images (out-of-fold)
 	$(RUN_ENV) $(PY) code/FPN/infer.py $(SETS)

@@ -1,23 +1,35 @@
-"""Score a model on a loader with the competition's scorer (and the mean loss when asked)."""
+"""Score a model on a loader with the competition's scorer (and the mean loss when asked).
+
+Under DDP each rank scores its shard; confusion matrices and loss sums are all-reduced and the
+per-image scores gathered, so the result equals a single-process evaluation.
+"""
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import distributed
 from .metrics import Scorer
 from .predict import logits_at
 
 
 @torch.no_grad()
-def evaluate(model, loader, device, score_size: int, loss_fn=None, progress=None) -> dict:
+def evaluate(model, loader, device, score_size: int, loss_fn=None, ctx: distributed.Context | None = None,
+             amp_dtype: torch.dtype | None = None, channels_last: bool = False) -> dict:
     """Dataset-level and per-image mIoU at ``score_size``; truth is nearest-resized to it."""
+    ctx = ctx or distributed.Context()
     model.eval()
     scorer = Scorer()
     loss_sum, n = 0.0, 0
-    for batch in (progress(loader) if progress else loader):
+    for batch in loader:
         images = batch["image"].to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         target = batch["mask"].to(device, non_blocking=True)
-        logits = logits_at(model(images).float(), score_size)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            raw = model(images)
+        logits = logits_at(raw.float(), score_size)
         if target.shape[-1] != score_size or target.shape[-2] != score_size:
             target = F.interpolate(target[:, None].float(), size=(score_size, score_size),
                                    mode="nearest")[:, 0].long()
@@ -25,7 +37,10 @@ def evaluate(model, loader, device, score_size: int, loss_fn=None, progress=None
             loss_sum += loss_fn(logits, target).item() * images.shape[0]
             n += images.shape[0]
         scorer.update(target.cpu(), logits.argmax(1).cpu())
+    scorer.cm = distributed.sum_array(scorer.cm, ctx, device).round().astype(np.int64)
+    scorer.per_image = distributed.gather_lists(scorer.per_image, ctx)
     result = scorer.result()
     if loss_fn is not None:
-        result["loss"] = loss_sum / max(n, 1)
+        loss_sum, n = distributed.sum_array(np.array([loss_sum, n]), ctx, device)
+        result["loss"] = float(loss_sum / max(n, 1))
     return result

@@ -4,18 +4,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from .coco import CocoSet, load_coco
 from .dataset import SegDataset, make_items
+from .distributed import Context
 from .masks import MaskCache
 from .seeding import seed_worker
 
 
-def load_set(cfg: dict, json_path: Path, image_root: Path | None = None) -> CocoSet:
+def load_set(cfg: dict, json_path: Path, image_root: Path | None = None, quiet: bool = False) -> CocoSet:
     cs = load_coco(json_path, image_root if image_root is not None else cfg["data"]["data_dir"],
                    cfg["data"]["class_map"])
-    if cs.problems:
+    if cs.problems and not quiet:
         print(f"warning: {json_path}: {len(cs.problems)} annotation problem(s) repaired; first: {cs.problems[0]}"
               " (run `make check-data` for all)")
     return cs
@@ -23,18 +24,30 @@ def load_set(cfg: dict, json_path: Path, image_root: Path | None = None) -> Coco
 
 def make_loader(cfg: dict, cs: CocoSet, transform, *, with_masks: bool, train: bool = False,
                 batch_size: int | None = None, generator: torch.Generator | None = None,
-                mask_size: int | None = None) -> DataLoader:
+                mask_size: int | None = None, ctx: Context | None = None, progress: bool = True) -> DataLoader:
+    """Training loaders shuffle, drop the last partial batch and, under DDP, use a
+    DistributedSampler; evaluation loaders under DDP take every world-th image (no padding, so
+    no image is scored twice)."""
+    ctx = ctx or Context()
     cache = MaskCache(cfg["data"]["cache_dir"]) if with_masks else None
-    dataset = SegDataset(make_items(cs, cache), transform, mask_size=mask_size)
+    dataset = SegDataset(make_items(cs, cache, progress=progress), transform, mask_size=mask_size)
+    sampler = None
+    if ctx.distributed and train:
+        sampler = DistributedSampler(dataset, num_replicas=ctx.world, rank=ctx.rank, shuffle=True,
+                                     seed=int(cfg["train"]["seed"]), drop_last=True)
+    elif ctx.distributed:
+        dataset = Subset(dataset, range(ctx.rank, len(dataset), ctx.world))
     workers = int(cfg["data"]["num_workers"])
+    speed = cfg["speed"]
     return DataLoader(
         dataset,
         batch_size=batch_size or int(cfg["train"]["batch_size"]),
-        shuffle=train,
+        shuffle=train and sampler is None,
+        sampler=sampler,
         drop_last=train,
         num_workers=workers,
-        pin_memory=torch.cuda.is_available(),
+        pin_memory=bool(speed["pin_memory"]) and torch.cuda.is_available(),
         worker_init_fn=seed_worker,
         generator=generator,
-        persistent_workers=train and workers > 0,
+        persistent_workers=train and workers > 0 and bool(speed["persistent_workers"]),
     )

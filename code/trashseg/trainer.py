@@ -1,31 +1,37 @@
 """One trainer for every model folder: Adam, ReduceLROnPlateau on validation loss, validation each
-epoch, best checkpoint by validation mIoU (dataset-level) plus the last one, per-epoch metrics CSV."""
+epoch, best checkpoint by validation mIoU (dataset-level) plus a full-state last checkpoint,
+per-epoch metrics CSV. Mixed precision, channels_last and DDP (torchrun) are config switches."""
 from __future__ import annotations
 
 import csv
 import io
 import time
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from . import config as config_mod
+from . import distributed
 from .atomic import atomic_open
-from .checkpoint import save_checkpoint
+from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from .errors import TrashsegError
+from .evaluate import evaluate
 from .loaders import load_set, make_loader
 from .losses import build_loss
 from .metrics import format_table
-from .models import build_model, resolve_device
-from .evaluate import evaluate
+from .models import build_model
+from .run_record import write_run_record
 from .runs import data_json, run_dir
 from .seeding import seed_everything
+from .speed import amp_dtype, configure_backends, use_channels_last
 from .transforms import eval_transform, train_transform
 
 CSV_FIELDS = ["epoch", "lr", "train_loss", "val_loss", "val_miou", "val_miou_per_image",
               "val_pixel_accuracy", "images_per_s", "seconds"]
 
 
-def _write_metrics_csv(path, rows: list[dict]) -> None:
+def write_metrics_csv(path: Path, rows: list[dict]) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
     writer.writeheader()
@@ -34,44 +40,84 @@ def _write_metrics_csv(path, rows: list[dict]) -> None:
         fh.write(buf.getvalue())
 
 
-def train_one_epoch(model, loader, loss_fn, optimizer, device, desc: str) -> tuple[float, float]:
-    """Mean training loss and images/s for one pass over ``loader``."""
+def read_metrics_csv(path: Path, up_to_epoch: int) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return [row for row in csv.DictReader(fh) if int(row["epoch"]) <= up_to_epoch]
+
+
+class NonFiniteLoss(TrashsegError):
+    pass
+
+
+def train_one_epoch(model, loader, loss_fn, optimizer, scaler, device, desc: str, amp: torch.dtype | None,
+                    channels_last: bool, ctx: distributed.Context, epoch: int) -> tuple[float, float]:
+    """Mean training loss and images/s (all ranks together) for one pass over ``loader``."""
     model.train()
     total, seen, start = 0.0, 0, time.perf_counter()
-    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True)
-    for batch in bar:
+    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not ctx.is_main)
+    for step, batch in enumerate(bar, start=1):
         images = batch["image"].to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         target = batch["mask"].to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(images), target)
-        loss.backward()
-        optimizer.step()
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            logits = model(images)
+        loss = loss_fn(logits.float(), target)  # the loss itself always in fp32
+        if distributed.any_rank(not torch.isfinite(loss).item(), ctx, device):
+            raise NonFiniteLoss(f"loss became {loss.item()} at epoch {epoch}, step {step}; run stopped, the last "
+                                "good checkpoint (last.pt / best.pt) is kept. Try a lower optimizer.lr, "
+                                "speed.amp=off, or check the data with `make check-data`.")
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         total += loss.item() * images.shape[0]
         seen += images.shape[0]
-        rate = seen / max(time.perf_counter() - start, 1e-9)
+        rate = seen * ctx.world / max(time.perf_counter() - start, 1e-9)
         bar.set_postfix(loss=f"{total / seen:.4f}", img_s=f"{rate:.2f}")
-    return total / max(seen, 1), seen / max(time.perf_counter() - start, 1e-9)
+    return total / max(seen, 1), seen * ctx.world / max(time.perf_counter() - start, 1e-9)
 
 
-def train(cfg: dict) -> dict:
-    """Train one model on one fold; returns the best validation result."""
-    gen = seed_everything(int(cfg["train"]["seed"]))
-    device = resolve_device(str(cfg["train"]["device"]))
+def train(cfg: dict) -> dict | None:
+    """Train one model on one fold; returns the best validation result (on rank 0)."""
+    ctx, device = distributed.init(str(cfg["train"]["device"]))
+    try:
+        return _train(cfg, ctx, device)
+    finally:
+        distributed.shutdown()
+
+
+def _train(cfg: dict, ctx: distributed.Context, device: torch.device) -> dict | None:
+    gen = seed_everything(int(cfg["train"]["seed"]) + ctx.rank)
+    configure_backends(cfg, device)
+    amp = amp_dtype(cfg, device)
+    channels_last = use_channels_last(cfg, device)
     out = run_dir(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_open(out / "config.yaml") as fh:
-        fh.write(config_mod.dump(cfg))
-
     score_size = int(cfg["eval"]["score_size"])
-    train_loader = make_loader(cfg, load_set(cfg, data_json(cfg, "train_json")), train_transform(cfg),
-                               with_masks=True, train=True, generator=gen)
-    valid_loader = make_loader(cfg, load_set(cfg, data_json(cfg, "valid_json")), eval_transform(cfg),
-                               with_masks=True, batch_size=int(cfg["eval"]["batch_size"]), mask_size=score_size)
-    if len(train_loader) == 0:
-        raise SystemExit(f"error: {len(train_loader.dataset)} training images is fewer than one batch "
-                         f"(train.batch_size={cfg['train']['batch_size']}); lower BATCH")
 
-    model = build_model(cfg).to(device)
+    train_set = load_set(cfg, data_json(cfg, "train_json"), quiet=not ctx.is_main)
+    valid_set = load_set(cfg, data_json(cfg, "valid_json"), quiet=not ctx.is_main)
+    if ctx.distributed and not ctx.is_main:
+        distributed.barrier(ctx)  # rank 0 builds the mask cache first
+    train_loader = make_loader(cfg, train_set, train_transform(cfg), with_masks=True, train=True,
+                               generator=gen, ctx=ctx, progress=ctx.is_main)
+    valid_loader = make_loader(cfg, valid_set, eval_transform(cfg), with_masks=True, ctx=ctx,
+                               batch_size=int(cfg["eval"]["batch_size"]), mask_size=score_size,
+                               progress=ctx.is_main)
+    if ctx.distributed and ctx.is_main:
+        distributed.barrier(ctx)
+    if len(train_loader) == 0:
+        raise TrashsegError(f"{len(train_set)} training images make no full batch of train.batch_size="
+                            f"{cfg['train']['batch_size']} per process; lower BATCH")
+
+    model = build_model(cfg)
+    if ctx.distributed and cfg["train"]["sync_bn"]:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     loss_fn = build_loss(cfg)
     opt_cfg, sch_cfg = cfg["optimizer"], cfg["scheduler"]
     optimizer = torch.optim.Adam(model.parameters(), lr=float(opt_cfg["lr"]),
@@ -79,32 +125,71 @@ def train(cfg: dict) -> dict:
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=float(sch_cfg["factor"]), patience=int(sch_cfg["patience"]),
         min_lr=float(sch_cfg["min_lr"]))
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+
+    start_epoch, best, rows = 1, None, []
+    if cfg["train"]["resume"]:
+        state = load_checkpoint(out / "last.pt")
+        if "training" not in state:
+            raise TrashsegError(f"{out / 'last.pt'}: holds no training state to resume from")
+        model.load_state_dict(state["model"])
+        t = state["training"]
+        optimizer.load_state_dict(t["optimizer"])
+        scheduler.load_state_dict(t["scheduler"])
+        scaler.load_state_dict(t["scaler"])
+        restore_rng_state(t["rng"][ctx.rank] if ctx.rank < len(t["rng"]) else t["rng"][0], gen)
+        best = t["best"]
+        start_epoch = state["epoch"] + 1
+        rows = t.get("rows") or read_metrics_csv(out / "metrics.csv", state["epoch"])
+        if ctx.is_main:
+            print(f"resuming {out} after epoch {state['epoch']} (best mIoU {best['miou']:.4f} at epoch {best['epoch']})")
+
+    train_model = model
+    if ctx.distributed:
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
 
     epochs = int(cfg["train"]["epochs"])
-    print(f"training {cfg['model']['arch']} ({cfg['model']['encoder']}, weights={cfg['model']['weights']}) "
-          f"fold {cfg['train']['fold']} on {device}: {len(train_loader.dataset)} train / "
-          f"{len(valid_loader.dataset)} valid images, {epochs} epochs -> {out}")
-    rows, best = [], None
-    for epoch in range(1, epochs + 1):
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_open(out / "config.yaml") as fh:
+            fh.write(config_mod.dump(cfg))
+        write_run_record(out, cfg, device, ctx.world, start_epoch - 1 if cfg["train"]["resume"] else None)
+        print(f"training {cfg['model']['arch']} ({cfg['model']['encoder']}, weights={cfg['model']['weights']}) "
+              f"fold {cfg['train']['fold']} on {device} x{ctx.world} (amp={amp}, channels_last={channels_last}): "
+              f"{len(train_set)} train / {len(valid_set)} valid images, epochs {start_epoch}..{epochs} -> {out}")
+
+    for epoch in range(start_epoch, epochs + 1):
         start = time.perf_counter()
+        if ctx.distributed:
+            train_loader.sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
-        train_loss, rate = train_one_epoch(model, train_loader, loss_fn, optimizer, device,
-                                           desc=f"epoch {epoch}/{epochs}")
-        val = evaluate(model, valid_loader, device, score_size, loss_fn=loss_fn)
+        train_loss, rate = train_one_epoch(train_model, train_loader, loss_fn, optimizer, scaler, device,
+                                           f"epoch {epoch}/{epochs}", amp, channels_last, ctx, epoch)
+        distributed.broadcast_buffers(model, ctx)
+        val = evaluate(model, valid_loader, device, score_size, loss_fn=loss_fn, ctx=ctx, amp_dtype=amp,
+                       channels_last=channels_last)
         scheduler.step(val["loss"])
-        row = {"epoch": epoch, "lr": lr, "train_loss": round(train_loss, 6), "val_loss": round(val["loss"], 6),
-               "val_miou": round(val["miou"], 6), "val_miou_per_image": round(val["miou_per_image"], 6),
-               "val_pixel_accuracy": round(val["pixel_accuracy"], 6), "images_per_s": round(rate, 3),
-               "seconds": round(time.perf_counter() - start, 1)}
-        rows.append(row)
-        _write_metrics_csv(out / "metrics.csv", rows)
         improved = best is None or val["miou"] > best["miou"]
         if improved:
             best = {**val, "epoch": epoch}
-            save_checkpoint(out / "best.pt", model, cfg, epoch, val)
-        save_checkpoint(out / "last.pt", model, cfg, epoch, val)
-        print(f"epoch {epoch}/{epochs} train_loss {train_loss:.4f} val_loss {val['loss']:.4f} "
-              f"mIoU {val['miou']:.4f} (per-image {val['miou_per_image']:.4f}) {rate:.2f} img/s"
-              f"{'  *best' if improved else ''}")
-    print(f"best epoch {best['epoch']}:\n{format_table(best)}")
+        rngs = distributed.gather_lists([rng_state(gen)], ctx)
+        if ctx.is_main:
+            rows.append({"epoch": epoch, "lr": lr, "train_loss": round(train_loss, 6),
+                         "val_loss": round(val["loss"], 6), "val_miou": round(val["miou"], 6),
+                         "val_miou_per_image": round(val["miou_per_image"], 6),
+                         "val_pixel_accuracy": round(val["pixel_accuracy"], 6), "images_per_s": round(rate, 3),
+                         "seconds": round(time.perf_counter() - start, 1)})
+            if improved:
+                save_checkpoint(out / "best.pt", model, cfg, epoch, val)
+            save_checkpoint(out / "last.pt", model, cfg, epoch, val, training_state={
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(), "best": best, "rng": rngs, "rows": rows})
+            write_metrics_csv(out / "metrics.csv", rows)  # after the checkpoint: never ahead of it
+            print(f"epoch {epoch}/{epochs} train_loss {train_loss:.4f} val_loss {val['loss']:.4f} "
+                  f"mIoU {val['miou']:.4f} (per-image {val['miou_per_image']:.4f}) {rate:.2f} img/s"
+                  f"{'  *best' if improved else ''}", flush=True)
+        distributed.barrier(ctx)
+    if ctx.is_main and best is not None:
+        print(f"best epoch {best['epoch']}:\n{format_table(best)}")
     return best

@@ -1,0 +1,50 @@
+"""What a run ran on: git commit (and whether the tree was dirty), pip freeze, torch / CUDA /
+cuDNN versions, device names, seed and command line, written into the run folder."""
+from __future__ import annotations
+
+import datetime
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from .atomic import atomic_open, write_json
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def write_run_record(out: Path, cfg: dict, device: torch.device, world: int, resumed_from: int | None) -> None:
+    devices = ([torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+               if device.type == "cuda" else [platform.processor() or platform.machine()])
+    status = _git("status", "--porcelain")
+    record = {
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": sys.argv,
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": None if status is None else bool(status),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "device": str(device),
+        "device_names": devices,
+        "world_size": world,
+        "seed": cfg["train"]["seed"],
+        "host": platform.node(),
+        "resumed_from_epoch": resumed_from,
+    }
+    write_json(out / "run_record.json", record)
+    freeze = subprocess.run([sys.executable, "-m", "pip", "freeze", "--disable-pip-version-check"],
+                            capture_output=True, text=True)
+    with atomic_open(out / "pip_freeze.txt") as fh:
+        fh.write(freeze.stdout)
