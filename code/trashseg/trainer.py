@@ -15,6 +15,7 @@ from . import config as config_mod
 from . import distributed
 from .atomic import atomic_open
 from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from .encoder_weights import apply_sidecar
 from .errors import TrashsegError
 from .evaluate import evaluate
 from .loaders import load_set, make_loader
@@ -90,6 +91,7 @@ def train(cfg: dict) -> dict | None:
 
 
 def _train(cfg: dict, ctx: distributed.Context, device: torch.device) -> dict | None:
+    cfg = apply_sidecar(cfg)
     gen = seed_everything(int(cfg["train"]["seed"]) + ctx.rank)
     configure_backends(cfg, device)
     amp = amp_dtype(cfg, device)

@@ -1,0 +1,114 @@
+"""bench-gpu: training and inference images/s at 512 px for FPN and DeepLabV3Plus with an
+EfficientNet-B3 encoder, plain fp32 against the kit's GPU defaults (bf16/fp16 autocast,
+channels_last, cuDNN autotuning, TF32) in the same run. Synthetic batches already on the GPU, so
+the figures are the model's step, not the data loader's."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "code"))
+
+from trashseg.config import load_config  # noqa: E402
+from trashseg.losses import build_loss  # noqa: E402
+from trashseg.models import build_model  # noqa: E402
+from trashseg.speed import amp_dtype, use_channels_last  # noqa: E402
+
+
+def setup(arch: str, encoder: str, fast: bool, device: torch.device):
+    overrides = [f"model.arch={arch}", f"model.encoder={encoder}", "model.weights=none"]
+    if not fast:
+        overrides += ["speed.amp=off", "speed.channels_last=false", "speed.cudnn_benchmark=false"]
+    cfg = load_config(None, overrides)
+    torch.backends.cudnn.benchmark = bool(cfg["speed"]["cudnn_benchmark"])
+    torch.backends.cuda.matmul.allow_tf32 = fast
+    torch.backends.cudnn.allow_tf32 = fast
+    model = build_model(cfg).to(device)
+    cl = use_channels_last(cfg, device)
+    if cl:
+        model = model.to(memory_format=torch.channels_last)
+    return cfg, model, amp_dtype(cfg, device), cl
+
+
+def timed(step, warmup: int, iters: int) -> float:
+    for _ in range(warmup):
+        step()
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(iters):
+        step()
+    torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def bench(arch, encoder, fast, args, device) -> tuple[float, float, float]:
+    cfg, model, amp, cl = setup(arch, encoder, fast, device)
+    loss_fn = build_loss(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
+    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    if cl:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 11, (args.batch, args.size, args.size), device=device)
+
+    def train_step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=amp or torch.float32, enabled=amp is not None):
+            logits = model(x)
+        loss = loss_fn(logits.float(), y)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    model.train()
+    torch.cuda.reset_peak_memory_stats()
+    train_s = timed(train_step, args.warmup, args.iters)
+    peak_gb = torch.cuda.max_memory_allocated() / 2 ** 30
+    model.eval()
+    xi = torch.randn(args.infer_batch, 3, args.size, args.size, device=device)
+    if cl:
+        xi = xi.contiguous(memory_format=torch.channels_last)
+
+    @torch.no_grad()
+    def infer_step():
+        with torch.autocast("cuda", dtype=amp or torch.float32, enabled=amp is not None):
+            model(xi).float().softmax(1)
+
+    infer_s = timed(infer_step, args.warmup, args.iters)
+    return args.batch * args.iters / train_s, args.infer_batch * args.iters / infer_s, peak_gb
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--infer-batch", type=int, default=32)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--encoder", default="tu-tf_efficientnet_b3")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("bench-gpu needs a CUDA GPU")
+    device = torch.device("cuda")
+    print(f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, {args.size} px, train batch {args.batch}, "
+          f"infer batch {args.infer_batch}, encoder {args.encoder}")
+    figures = {}
+    for arch, short in (("FPN", "fpn"), ("DeepLabV3Plus", "deeplab")):
+        for fast, label in ((False, "fp32"), (True, "defaults")):
+            train, infer, peak = bench(arch, args.encoder, fast, args, device)
+            figures[f"{short}_train_images_per_s_{label}"] = train
+            figures[f"{short}_infer_images_per_s_{label}"] = infer
+            figures[f"{short}_train_peak_gb_{label}"] = peak
+            print(f"{arch:<14} {label:<9} train {train:8.1f} img/s  infer {infer:8.1f} img/s  peak {peak:5.1f} GB")
+        figures[f"{short}_train_speedup"] = figures[f"{short}_train_images_per_s_defaults"] / figures[f"{short}_train_images_per_s_fp32"]
+        figures[f"{short}_infer_speedup"] = figures[f"{short}_infer_images_per_s_defaults"] / figures[f"{short}_infer_images_per_s_fp32"]
+    for key, value in figures.items():
+        print(f"{key}={value:.2f}")
+
+
+if __name__ == "__main__":
+    main()

