@@ -16,7 +16,7 @@ from .cli import friendly_errors
 from .coco import CocoSet, load_coco
 from .config import load_config
 from .errors import TrashsegError
-from .images import read_rgb
+from .images import read_rgb, size_mismatch
 from .masks import MaskCache, read_mask
 
 
@@ -30,8 +30,8 @@ def check_images(cs: CocoSet) -> list[str]:
             problems.append(f"{exc} (image id {image_id} in {cs.json_path.name})")
             continue
         if (h, w) != (info["height"], info["width"]):
-            problems.append(f"{cs.image_path(image_id)}: image is {w}x{h}, {cs.json_path.name} says "
-                            f"{info['width']}x{info['height']} (image id {image_id})")
+            problems.append(size_mismatch(cs.image_path(image_id), (h, w), (info["height"], info["width"]),
+                                          cs.json_path.name) + f" (image id {image_id})")
     return problems
 
 

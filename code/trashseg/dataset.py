@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from .coco import CocoSet
 from .errors import TrashsegError
-from .images import read_rgb
+from .images import read_rgb, size_mismatch
 from .masks import MaskCache, read_mask
 
 
@@ -47,9 +47,7 @@ class SegDataset(Dataset):
         item = self.items[index]
         image = read_rgb(item.image_path)
         if image.shape[:2] != item.size:
-            raise TrashsegError(
-                f"{item.image_path}: image is {image.shape[1]}x{image.shape[0]} but the JSON says "
-                f"{item.size[1]}x{item.size[0]}")
+            raise TrashsegError(size_mismatch(item.image_path, image.shape[:2], item.size, "the JSON"))
         if item.mask_path is None:
             out = self.transform(image=image)
             return {"image": out["image"], "index": index}

@@ -47,6 +47,18 @@ def validate_submission(csv_path: Path, expected_ids: list[str], size: int = SUB
         raise TrashsegError(f"{csv_path}: submission file not found")
     n_pixels = size * size
     csv.field_size_limit(max(csv.field_size_limit(), 8 * n_pixels))
+    try:
+        rows = _validate_rows(csv_path, expected_ids, n_pixels, size)
+    except UnicodeDecodeError as exc:
+        raise TrashsegError(f"{csv_path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except csv.Error as exc:
+        raise TrashsegError(f"{csv_path}: not a readable CSV ({exc})") from None
+    if rows != len(expected_ids):
+        raise TrashsegError(f"{csv_path}: {rows} rows, expected {len(expected_ids)} (one per test image)")
+    return rows
+
+
+def _validate_rows(csv_path: Path, expected_ids: list[str], n_pixels: int, size: int) -> int:
     rows = 0
     with open(csv_path, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
@@ -63,16 +75,16 @@ def validate_submission(csv_path: Path, expected_ids: list[str], size: int = SUB
                 raise TrashsegError(f"{csv_path}: line {line_no}: image_id {image_id!r}, expected "
                                     f"{expected_ids[rows]!r} (rows must follow test.json order)")
             try:
+                if not pred.isascii():
+                    raise ValueError(pred)
                 values = np.array(pred.split(), dtype=np.int64)
-            except ValueError:
+            except (ValueError, OverflowError):
                 raise TrashsegError(f"{csv_path}: line {line_no} ({image_id}): PredictionString holds a non-integer") from None
             if values.size != n_pixels:
                 raise TrashsegError(f"{csv_path}: line {line_no} ({image_id}): {values.size} values, expected {n_pixels} ({size}x{size})")
             if values.size and (values.min() < 0 or values.max() >= NUM_CLASSES):
                 raise TrashsegError(f"{csv_path}: line {line_no} ({image_id}): class id out of range 0..{NUM_CLASSES - 1}")
             rows += 1
-    if rows != len(expected_ids):
-        raise TrashsegError(f"{csv_path}: {rows} rows, expected {len(expected_ids)} (one per test image)")
     return rows
 
 

@@ -1,0 +1,53 @@
+"""Interrupted writes leave no partial artefact: `make ensemble` killed mid-write keeps the old CSV."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+
+from conftest import ROOT
+from trashseg.classes import CLASSES
+from trashseg.probs import ProbsWriter
+
+N = 150
+
+
+def test_killed_ensemble_leaves_no_partial_csv(tmp_path):
+    ids = [f"batch_01/{i:04d}.jpg" for i in range(N)]
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "test.json").write_text(json.dumps({"images": [{"id": i, "file_name": f, "width": 8, "height": 8}
+                                                           for i, f in enumerate(ids)]}))
+    probs = tmp_path / "runs" / "fpn" / "fold0" / "probs_test.npy"
+    writer = ProbsWriter(probs, N, len(CLASSES), 256, {"image_ids": ids, "resolution": 256, "classes": list(CLASSES)})
+    row = np.random.default_rng(0).random((len(CLASSES), 256, 256)).astype(np.float16)
+    for i in range(N):
+        writer.write(i, row)
+    writer.close()
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    old = subs / "e.csv"
+    old.write_text("previous submission\n")
+
+    proc = subprocess.Popen(["make", "--no-print-directory", "-C", str(ROOT), "ensemble", f"DATA_DIR={data}",
+                             f"RUNS={tmp_path / 'runs'}", f"SUBMISSIONS={subs}", "NAME=e"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        partial = [p for p in subs.glob(".e.csv.*.tmp") if p.stat().st_size > 0]
+        if partial:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "ensemble finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert old.read_text() == "previous submission\n"          # untouched, never half-written
+    assert [p.name for p in subs.iterdir() if not p.name.startswith(".")] == ["e.csv"]
+
+    # the next run completes and replaces it with a whole, valid file
+    out = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "ensemble", f"DATA_DIR={data}",
+                          f"RUNS={tmp_path / 'runs'}", f"SUBMISSIONS={subs}", "NAME=e"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert sum(1 for _ in open(old)) == N + 1
