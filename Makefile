@@ -25,6 +25,15 @@ NODE_RANK ?= 0
 MASTER_ADDR ?= 127.0.0.1
 MASTER_PORT ?= 29500
 RESUME   ?=
+TTA      ?=
+SPLITS   ?=
+PSEUDO   ?=
+MODEL    ?= fpn
+MODELS   ?=
+TRAIN_ALL ?=
+RUN      ?=
+IMAGES   ?=
+N        ?= 8
 ARGS     ?=
 NAME     ?= ensemble
 SUBMISSIONS ?= submissions
@@ -45,7 +54,13 @@ SETS    = $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) --set train.fold=$(F
           $(if $(IMG_SIZE),--set train.img_size=$(IMG_SIZE)) $(if $(ENCODER),--set model.encoder=$(ENCODER)) \
           $(if $(WEIGHTS),--set model.weights=$(WEIGHTS)) $(if $(DEVICE),--set train.device=$(DEVICE)) \
           $(if $(WORKERS),--set data.num_workers=$(WORKERS)) $(if $(filter 1 true yes,$(RESUME)),--set train.resume=true) \
+          $(if $(filter 1 true yes,$(TTA)),--set tta.enabled=true) \
+          $(if $(filter 1 true yes,$(PSEUDO)),--set data.train_json=train_data_pseudo{fold}.json) \
           $(ARGS)
+
+TTA_SUFFIX = $(if $(filter 1 true yes,$(TTA)),_tta)
+OOF_SETS = $(if $(filter 1 true yes,$(TTA)),--tta) $(if $(TRAIN_ALL),--train-all $(TRAIN_ALL)) \
+           $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) --set train.runs_dir=$(RUNS) $(ARGS)
 
 # GPUS>1 (or NNODES>1): torch's own launcher, one process per GPU, DDP. Several machines: run the
 # same command on each with NNODES, NODE_RANK (0..NNODES-1) and MASTER_ADDR/PORT of node 0.
@@ -62,7 +77,7 @@ PYPATH  := code$(if $(PYTHONPATH),:$(PYTHONPATH))
 RUN_ENV := $(if $(or $(filter cpu,$(DEVICE)),$(if $(HAS_GPU),,1)),$(CPU_MALLOC)) PYTHONPATH=$(PYPATH)
 
 .PHONY: help setup check-data folds train-fpn train-deeplab infer-fpn infer-deeplab eval-fpn \
-        eval-deeplab ensemble validate-submission weights weights-offline docker-build download submit demo test bench-data bench-ensemble bench-cpu bench-gpu cv clean
+        eval-deeplab ensemble pseudo oof fit-ensemble report predict validate-submission weights weights-offline docker-build download submit demo test bench-data bench-ensemble bench-cpu bench-gpu cv clean
 
 help: ## this list
 	@echo "trashseg: COCO trash photos -> FPN / DeepLabV3Plus -> probabilities -> ensemble -> CSV"
@@ -73,7 +88,7 @@ help: ## this list
 	@echo "  WEIGHTS(imagenet|none|file) DEVICE(auto|cpu|cuda) WORKERS RUNS ARGS='--set key=value'"
 	@echo "  GPUS NNODES NODE_RANK MASTER_ADDR MASTER_PORT RESUME=1"
 	@echo "  NAME SUBMISSIONS PROBS WEIGHTS_ENSEMBLE GROUP(regex) JSON OUT FILE COMPETITION MESSAGE"
-	@echo "  IMAGE DOCKER_WEIGHTS"
+	@echo "  IMAGE DOCKER_WEIGHTS TTA=1 SPLITS PSEUDO=1 MODEL MODELS TRAIN_ALL RUN IMAGES N"
 
 setup: $(STAMP) ## create .venv with the pinned stack (requirements.txt + constraints.txt)
 
@@ -96,10 +111,10 @@ train-deeplab: $(STAMP) ## train DeepLabV3Plus on FOLD -> RUNS/deeplab/fold<k>/
 	$(RUN_ENV) $(LAUNCH) code/DeepLabV3Plus/train.py $(SETS)
 
 infer-fpn: $(STAMP) ## FPN probabilities for test.json and FOLD's validation images (out-of-fold)
-	$(RUN_ENV) $(PY) code/FPN/infer.py $(SETS)
+	$(RUN_ENV) $(PY) code/FPN/infer.py $(SETS) $(if $(SPLITS),--splits $(SPLITS))
 
 infer-deeplab: $(STAMP) ## DeepLabV3Plus probabilities for test.json and out-of-fold images
-	$(RUN_ENV) $(PY) code/DeepLabV3Plus/infer.py $(SETS)
+	$(RUN_ENV) $(PY) code/DeepLabV3Plus/infer.py $(SETS) $(if $(SPLITS),--splits $(SPLITS))
 
 eval-fpn: $(STAMP) ## score FPN's best checkpoint on JSON=annotated.json (OUT=result.json)
 	$(RUN_ENV) $(PY) code/FPN/infer.py $(SETS) --eval $(JSON) $(if $(DATA_DIR),--image-root $(DATA_DIR)) $(if $(OUT),--out $(OUT))
@@ -107,10 +122,27 @@ eval-fpn: $(STAMP) ## score FPN's best checkpoint on JSON=annotated.json (OUT=re
 eval-deeplab: $(STAMP) ## score DeepLabV3Plus's best checkpoint on JSON=annotated.json
 	$(RUN_ENV) $(PY) code/DeepLabV3Plus/infer.py $(SETS) --eval $(JSON) $(if $(DATA_DIR),--image-root $(DATA_DIR)) $(if $(OUT),--out $(OUT))
 
-ensemble: $(STAMP) ## mean of PROBS (default RUNS/*/fold*/probs_test.npy) -> SUBMISSIONS/NAME.csv, validated
-	$(RUN_ENV) $(PY) code/ensemble.py $(or $(PROBS),$(RUNS)/*/fold*/probs_test.npy) \
+ensemble: $(STAMP) ## PROBS (default RUNS/*/fold*/probs_test.npy) weighted (fitted or equal) -> SUBMISSIONS/NAME.csv
+	$(RUN_ENV) $(PY) code/ensemble.py $(or $(PROBS),$(RUNS)/*/fold*/probs_test$(TTA_SUFFIX).npy) \
 	  --test-json $(DATA)/test.json --out $(SUBMISSIONS)/$(NAME).csv \
-	  $(if $(WEIGHTS_ENSEMBLE),--weights $(WEIGHTS_ENSEMBLE))
+	  $(if $(WEIGHTS_ENSEMBLE),--weights $(WEIGHTS_ENSEMBLE),$(if $(wildcard $(RUNS)/ensemble_weights.json),--weights-file $(RUNS)/ensemble_weights.json))
+
+pseudo: $(STAMP) ## ensemble test probabilities -> train_data_pseudo{k}.json (K folds; unsure pixels ignored)
+	$(RUN_ENV) $(PY) -m trashseg.pseudo $(or $(PROBS),$(RUNS)/*/fold*/probs_test$(TTA_SUFFIX).npy) --k $(K) \
+	  $(if $(wildcard $(RUNS)/ensemble_weights.json),--weights-file $(RUNS)/ensemble_weights.json) \
+	  $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) $(ARGS)
+
+report: $(STAMP) ## RUN=runs/fpn/fold0: per-class IoU table, confusion matrix, curves, N overlays -> RUN/report/
+	$(RUN_ENV) $(PY) -m trashseg.report --run $(RUN) --n $(N)
+
+predict: $(STAMP) ## RUN=.. IMAGES=dir: overlay PNGs + legend for any folder of photos (-> OUT or RUN/predict)
+	$(RUN_ENV) $(PY) -m trashseg.report --run $(RUN) --images $(IMAGES) $(if $(OUT),--out $(OUT))
+
+oof: $(STAMP) ## score MODEL's out-of-fold predictions (all folds) against train_all.json (TTA=1: the TTA files)
+	$(RUN_ENV) $(PY) -m trashseg.oof --model $(MODEL) $(OOF_SETS)
+
+fit-ensemble: $(STAMP) ## ensemble weights maximising OOF mIoU (simplex search) -> RUNS/ensemble_weights.json
+	$(RUN_ENV) $(PY) -m trashseg.fit_ensemble $(if $(MODELS),--models $(MODELS)) $(OOF_SETS)
 
 cv: $(STAMP) ## every fold (K) of both models, one fold per GPU in parallel when GPUS>1, then infer + ensemble
 	$(RUN_ENV) $(PY) -m trashseg.cv --k $(K) --gpus $(GPUS)

@@ -75,8 +75,8 @@ def test_ensemble_is_weighted_mean_then_argmax(tmp_path):
     a = rng.random((3, 11, S, S)).astype(np.float16)
     b = rng.random((3, 11, S, S)).astype(np.float16)
     pa, pb = write_probs(tmp_path / "a.npy", a), write_probs(tmp_path / "b.npy", b)
-    out = ensemble_to_csv([pa, pb], tmp_path / "e.csv", write_test_json(tmp_path / "test.json"),
-                          weights=[3, 1], progress=False)
+    out = tmp_path / "e.csv"
+    ensemble_to_csv([pa, pb], out, write_test_json(tmp_path / "test.json"), weights=[3, 1], progress=False)
     expected = (0.75 * a.astype(np.float32) + 0.25 * b.astype(np.float32)).argmax(1)
     lines = out.read_text().splitlines()[1:]
     for line, exp in zip(lines, expected):

@@ -39,7 +39,7 @@ def class_counts(cs: CocoSet, cache: MaskCache) -> tuple[np.ndarray, np.ndarray]
     instances = np.zeros(len(CLASSES), dtype=np.int64)
     for ann in cs.coco.dataset["annotations"]:
         cls = cs.cat_to_class[ann["category_id"]]
-        if cls is not None:
+        if cls is not None and cls < len(CLASSES):
             instances[cls] += 1
     pixels = np.zeros(len(CLASSES), dtype=np.int64)
     for path in cache.build(cs):

@@ -13,7 +13,8 @@ CLASSES: tuple[str, ...] = (
 )
 NUM_CLASSES = len(CLASSES)
 IGNORE_INDEX = 255
-IGNORE = "ignore"
+IGNORE = "ignore"               # class_map target: category not painted (stays background)
+IGNORE_CATEGORY = "__ignore__"  # category name painted as IGNORE_INDEX: pixels the loss and metric skip
 
 
 def normalise(name: str) -> str:
@@ -44,6 +45,9 @@ def resolve_category_ids(categories: list[dict], class_map: dict[str, str], sour
     for cat in categories:
         name = cat.get("name")
         key = normalise(name)
+        if key == normalise(IGNORE_CATEGORY):
+            resolved[cat["id"]] = IGNORE_INDEX
+            continue
         target = alias.get(key, name if key in _CLASS_INDEX else None)
         if target is None:
             unknown.append(f"id {cat.get('id')} {name!r}")

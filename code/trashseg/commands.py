@@ -54,9 +54,10 @@ def infer(cfg: dict, ckpt: Path, splits: list[str]) -> None:
     from .inference import write_probabilities
     from .loaders import load_set
     from .runs import data_json, run_dir
+    from .predict import probs_name
     for split in splits:
         cs = load_set(cfg, data_json(cfg, "test_json" if split == "test" else "valid_json"))
-        write_probabilities(cfg, cs, ckpt, run_dir(cfg) / f"probs_{split}.npy", split)
+        write_probabilities(cfg, cs, ckpt, run_dir(cfg) / probs_name(split, cfg), split)
 
 
 def evaluate_checkpoint(cfg: dict, ckpt: Path, json_path: Path, image_root: Path | None, out: Path | None) -> dict:

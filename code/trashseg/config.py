@@ -94,3 +94,13 @@ def load_config(model_config: str | Path | None = None, overrides: list[str] | N
 
 def dump(cfg: dict) -> str:
     return yaml.safe_dump(cfg, sort_keys=False)
+
+
+def upgrade(saved: dict) -> dict:
+    """A config saved by an older run, completed with today's defaults for keys it lacks."""
+    def fill(base: dict, over: dict) -> dict:
+        out = copy.deepcopy(base)
+        for key, value in over.items():
+            out[key] = fill(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
+        return out
+    return fill(_read_yaml(DEFAULTS_PATH), saved)

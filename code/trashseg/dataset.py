@@ -29,16 +29,48 @@ def make_items(cs: CocoSet, cache: MaskCache | None, progress: bool = True) -> l
             for i, m in zip(cs.image_ids, masks)]
 
 
+class CopyPaste:
+    """Pastes single objects (connected regions) of chosen classes from other training images, at
+    the same relative place, onto the image and its mask: more examples of rare classes (the
+    competition's Battery and Clothing). Training only."""
+
+    def __init__(self, items: list[Item], classes: list[int], p: float, max_objects: int):
+        self.items, self.p, self.max_objects = items, p, max_objects
+        wanted = set(classes)
+        self.donors = [(i, int(c)) for i, item in enumerate(items)
+                       for c in np.unique(read_mask(item.mask_path)) if int(c) in wanted]
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not self.donors or np.random.random() >= self.p:
+            return image, mask
+        image, mask = image.copy(), mask.copy()
+        h, w = mask.shape
+        for _ in range(np.random.randint(1, self.max_objects + 1)):
+            index, cls = self.donors[np.random.randint(len(self.donors))]
+            donor = self.items[index]
+            d_mask = cv2.resize(read_mask(donor.mask_path), (w, h), interpolation=cv2.INTER_NEAREST)
+            count, parts = cv2.connectedComponents((d_mask == cls).astype(np.uint8))
+            if count < 2:
+                continue
+            region = parts == np.random.randint(1, count)
+            d_image = cv2.resize(read_rgb(donor.image_path), (w, h), interpolation=cv2.INTER_LINEAR)
+            image[region] = d_image[region]
+            mask[region] = cls
+        return image, mask
+
+
 class SegDataset(Dataset):
     """Yields dicts with 'image' (3xHxW float), 'index' and, when masks exist, 'mask' (HxW int64)."""
 
-    def __init__(self, items: list[Item], transform, mask_size: int | None = None):
+    def __init__(self, items: list[Item], transform, mask_size: int | None = None,
+                 copy_paste: CopyPaste | None = None):
         """``mask_size``: give the truth nearest-resized from the original straight to this size
         (the scoring size) instead of through ``transform``, so scoring never sees a mask that was
         shrunk to a small training size and blown up again."""
         self.items = items
         self.transform = transform
         self.mask_size = mask_size
+        self.copy_paste = copy_paste
 
     def __len__(self) -> int:
         return len(self.items)
@@ -56,6 +88,8 @@ class SegDataset(Dataset):
             out = self.transform(image=image)
             mask = cv2.resize(mask, (self.mask_size, self.mask_size), interpolation=cv2.INTER_NEAREST)
         else:
+            if self.copy_paste is not None:
+                image, mask = self.copy_paste(image, mask)
             out = self.transform(image=image, mask=mask)
             mask = out["mask"]
         return {"image": out["image"], "mask": torch.as_tensor(np.asarray(mask), dtype=torch.long),

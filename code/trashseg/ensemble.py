@@ -40,14 +40,31 @@ def normalise_weights(weights: list[float] | None, n: int) -> np.ndarray:
     return w / w.sum()
 
 
+def weights_from_file(path: Path, readers: list[ProbsReader]) -> list[float]:
+    """Per-file weights from a fit-ensemble result: a model's weight shared equally by its folds."""
+    import json
+    try:
+        fitted = json.loads(Path(path).read_text(encoding="utf-8"))["fitted"]["weights"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise TrashsegError(f"{path}: not a fit-ensemble weights file ({exc})") from None
+    models = [r.manifest.get("model") for r in readers]
+    unknown = sorted({m for m in models if m not in fitted})
+    if unknown:
+        raise TrashsegError(f"{path}: no weight for model(s) {unknown}; run `make fit-ensemble` with them")
+    return [fitted[m] / models.count(m) for m in models]
+
+
 def ensemble_to_csv(prob_files: list[Path], out_csv: Path, test_json: Path | None,
-                    weights: list[float] | None = None, progress: bool = True) -> Path:
+                    weights: list[float] | None = None, progress: bool = True,
+                    weights_file: Path | None = None) -> list[float]:
     if not prob_files:
         raise TrashsegError("no probability files given (run `make infer-fpn` / `make infer-deeplab` first)")
     readers = [ProbsReader(p) for p in prob_files]
     try:
         expected = expected_ids_from_test_json(test_json) if test_json else None
         check_manifests(readers, expected)
+        if weights is None and weights_file is not None:
+            weights = weights_from_file(weights_file, readers)
         w = normalise_weights(weights, len(readers)).astype(np.float32)
         ids = readers[0].image_ids
         writer = SubmissionWriter(out_csv)
@@ -64,7 +81,7 @@ def ensemble_to_csv(prob_files: list[Path], out_csv: Path, test_json: Path | Non
     finally:
         for r in readers:
             r.close()
-    return out_csv
+    return [float(x) for x in w]
 
 
 def main(argv=None) -> None:
@@ -73,14 +90,15 @@ def main(argv=None) -> None:
     parser.add_argument("--weights", type=float, nargs="+", help="one weight per file (default: equal)")
     parser.add_argument("--test-json", type=Path, required=True, help="test.json: sets row order and count")
     parser.add_argument("--out", type=Path, default=Path("submissions/ensemble.csv"))
+    parser.add_argument("--weights-file", type=Path, help="fit-ensemble result (used when --weights is not given)")
     parser.add_argument("--no-validate", action="store_true")
     args = parser.parse_args(argv)
 
     @friendly_errors
     def run():
-        ensemble_to_csv(args.probs, args.out, args.test_json, args.weights)
-        w = normalise_weights(args.weights, len(args.probs))
-        print("merged " + ", ".join(f"{p} (w={x:.3f})" for p, x in zip(args.probs, w)))
+        w = ensemble_to_csv(args.probs, args.out, args.test_json, args.weights, weights_file=args.weights_file)
+        source = "given" if args.weights else (f"fitted, {args.weights_file}" if args.weights_file else "equal")
+        print(f"merged ({source} weights) " + ", ".join(f"{p} (w={x:.3f})" for p, x in zip(args.probs, w)))
         if not args.no_validate:
             n = validate_submission(args.out, expected_ids_from_test_json(args.test_json))
             print(f"{args.out}: valid submission, {n} rows")

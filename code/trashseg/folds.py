@@ -28,7 +28,7 @@ def presence_matrix(data: dict, class_map: dict, source: str) -> np.ndarray:
     y = np.zeros((len(data["images"]), len(CLASSES)), dtype=np.int64)
     for ann in data["annotations"]:
         cls = cat_to_class.get(ann["category_id"])
-        if cls is not None and ann["image_id"] in row:
+        if cls is not None and cls < len(CLASSES) and ann["image_id"] in row:
             y[row[ann["image_id"]], cls] = 1
     return y[:, 1:]
 

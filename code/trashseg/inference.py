@@ -10,9 +10,10 @@ from tqdm import tqdm
 from .checkpoint import load_checkpoint
 from .classes import CLASSES
 from .coco import CocoSet
+from .config import upgrade
 from .loaders import make_loader
 from .models import build_model, resolve_device
-from .predict import probabilities
+from .predict import probabilities, tta_views
 from .probs import ProbsWriter
 from .transforms import eval_transform
 
@@ -20,7 +21,7 @@ from .transforms import eval_transform
 def load_trained_model(ckpt_path: Path, device: torch.device) -> tuple[torch.nn.Module, dict, dict]:
     """Model rebuilt from the checkpoint's own config (no weight download), and that config."""
     state = load_checkpoint(ckpt_path)
-    cfg = state["config"]
+    cfg = upgrade(state["config"])
     model_cfg = {**cfg, "model": {**cfg["model"], "weights": "none"}}
     model = build_model(model_cfg)
     model.load_state_dict(state["model"])
@@ -48,12 +49,13 @@ def write_probabilities(cfg: dict, cs: CocoSet, ckpt_path: Path, out_path: Path,
         "checkpoint": str(ckpt_path),
         "checkpoint_epoch": state.get("epoch"),
         "resolution": size,
+        "tta": tta_views(cfg),
         "classes": list(CLASSES),
     }
     writer = ProbsWriter(out_path, len(cs), len(CLASSES), size, manifest)
     try:
         for batch in tqdm(loader, desc=f"infer {split}", leave=False):
-            probs = probabilities(model, batch["image"].to(device), size).cpu().numpy()
+            probs = probabilities(model, batch["image"].to(device), size, **tta_views(cfg)).cpu().numpy()
             for index, p in zip(batch["index"].tolist(), probs):
                 writer.write(index, p)
     except BaseException as exc:

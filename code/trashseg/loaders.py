@@ -7,7 +7,8 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from .coco import CocoSet, load_coco
-from .dataset import SegDataset, make_items
+from .classes import class_index
+from .dataset import CopyPaste, SegDataset, make_items
 from .distributed import Context
 from .masks import MaskCache
 from .seeding import seed_worker
@@ -30,7 +31,12 @@ def make_loader(cfg: dict, cs: CocoSet, transform, *, with_masks: bool, train: b
     no image is scored twice)."""
     ctx = ctx or Context()
     cache = MaskCache(cfg["data"]["cache_dir"]) if with_masks else None
-    dataset = SegDataset(make_items(cs, cache, progress=progress), transform, mask_size=mask_size)
+    items = make_items(cs, cache, progress=progress)
+    cp = cfg["augment"]["copy_paste"]
+    copy_paste = None
+    if train and float(cp["p"]) > 0:
+        copy_paste = CopyPaste(items, [class_index(c) for c in cp["classes"]], float(cp["p"]), int(cp["max_objects"]))
+    dataset = SegDataset(items, transform, mask_size=mask_size, copy_paste=copy_paste)
     sampler = None
     if ctx.distributed and train:
         sampler = DistributedSampler(dataset, num_replicas=ctx.world, rank=ctx.rank, shuffle=True,

@@ -59,6 +59,7 @@ class Scorer:
             "per_class_iou": {name: (None if np.isnan(v) else float(v))
                               for name, v in zip(CLASSES[: self.num_classes], ious)},
             "images": len(self.per_image),
+            "confusion_matrix": self.cm.tolist(),   # rows = truth, columns = prediction
         }
 
 

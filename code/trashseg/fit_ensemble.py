@@ -1,0 +1,97 @@
+"""`make fit-ensemble`: ensemble weights that maximise out-of-fold mIoU, searched on the simplex.
+
+One streaming pass over the OOF images scores every candidate weighting at once (one confusion
+matrix each), so the search never holds more than one image per model in memory. The test set is
+never looked at. The weights file is what `make ensemble` then uses.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .atomic import write_json
+from .classes import NUM_CLASSES
+from .cli import friendly_errors
+from .config import load_config
+from .errors import TrashsegError
+from .loaders import load_set
+from .metrics import confusion_matrix, iou_per_class, mean_iou
+from .oof import Truth, covered, index_rows, oof_readers
+
+
+def simplex_grid(n: int, step: float) -> list[tuple[float, ...]]:
+    """All weightings of n models in multiples of ``step`` summing to 1, plus the equal mean."""
+    k = int(round(1 / step))
+    grid = {tuple(c / k for c in combo) for combo in itertools.product(range(k + 1), repeat=n) if sum(combo) == k}
+    grid.add(tuple([1.0 / n] * n))
+    return sorted(grid, reverse=True)
+
+
+def fit(cfg: dict, models: list[str], suffix: str, step: float, train_all: str) -> dict:
+    data_dir = Path(cfg["data"]["data_dir"])
+    truth = Truth(cfg, load_set(cfg, data_dir / train_all, quiet=True), int(cfg["eval"]["score_size"]))
+    per_model = {m: index_rows(oof_readers(Path(cfg["train"]["runs_dir"]), m, suffix)) for m in models}
+    names = covered(truth, {n: 1 for n in set.intersection(*(set(r) for r in per_model.values()))}, "fit-ensemble")
+    candidates = simplex_grid(len(models), step)
+    weights = torch.tensor(candidates, dtype=torch.float32)                    # K x M
+    cms = np.zeros((len(candidates), NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    per_image = np.zeros(len(candidates))
+    for name in tqdm(names, desc="fit-ensemble", leave=False):
+        stack = torch.stack([torch.from_numpy(per_model[m][name][0].row(per_model[m][name][1]).astype(np.float32))
+                             for m in models])                                  # M x C x H x W
+        preds = torch.einsum("km,mchw->kchw", weights, stack).argmax(1)         # K x H x W
+        target = torch.from_numpy(truth(name))
+        for k in range(len(candidates)):
+            cm = confusion_matrix(target, preds[k])
+            cms[k] += cm
+            per_image[k] += mean_iou(cm)
+    mious = np.array([mean_iou(cm) for cm in cms])
+    best = int(np.nanargmax(mious))
+
+    def summary(k: int) -> dict:
+        return {"weights": dict(zip(models, candidates[k])), "oof_miou": float(mious[k]),
+                "oof_miou_per_image": float(per_image[k] / len(names))}
+
+    one_hot = {m: summary(candidates.index(tuple(1.0 if j == i else 0.0 for j in range(len(models)))))
+               for i, m in enumerate(models)}
+    equal = summary(candidates.index(tuple([1.0 / len(models)] * len(models))))
+    return {"models": models, "tta": bool(suffix), "images": len(names), "step": step,
+            "per_model": one_hot, "equal_mean": equal, "fitted": summary(best),
+            "fitted_per_class_iou": [None if np.isnan(v) else float(v) for v in iou_per_class(cms[best])]}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["fpn", "deeplab"])
+    parser.add_argument("--tta", action="store_true")
+    parser.add_argument("--step", type=float, default=0.05)
+    parser.add_argument("--train-all", default="train_all.json")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args(argv)
+
+    @friendly_errors
+    def run():
+        cfg = load_config(None, args.overrides)
+        if len(args.models) < 2:
+            raise TrashsegError("fit-ensemble needs at least two models")
+        result = fit(cfg, args.models, "_tta" if args.tta else "", args.step, args.train_all)
+        out = Path(cfg["train"]["runs_dir"]) / "ensemble_weights.json"
+        write_json(out, result)
+        for m, r in result["per_model"].items():
+            print(f"OOF mIoU {m:<22} {r['oof_miou']:.4f} (per image {r['oof_miou_per_image']:.4f})")
+        e, f = result["equal_mean"], result["fitted"]
+        print(f"OOF mIoU {'equal mean':<22} {e['oof_miou']:.4f} (per image {e['oof_miou_per_image']:.4f})")
+        w = ", ".join(f"{m}={v:.2f}" for m, v in f["weights"].items())
+        print(f"OOF mIoU {'fitted (' + w + ')':<22} {f['oof_miou']:.4f} (per image {f['oof_miou_per_image']:.4f})")
+        print(f"wrote {out} ({result['images']} out-of-fold images; make ensemble now uses these weights)")
+
+    run()
+
+
+if __name__ == "__main__":
+    main()

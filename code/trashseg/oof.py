@@ -1,0 +1,110 @@
+"""Out-of-fold scoring: every fold's validation probabilities, gathered, against train_all.json.
+
+Each training image was predicted by the one model that never saw it, so this is the honest score
+of a recipe, and the only one the kit fits or compares ensembles and tricks on (never the test set).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from .atomic import write_json
+from .cli import friendly_errors
+from .coco import CocoSet
+from .config import load_config
+from .errors import TrashsegError
+from .loaders import load_set
+from .masks import MaskCache, read_mask
+from .metrics import Scorer, format_table
+from .probs import ProbsReader
+
+
+def oof_readers(runs_dir: Path, model: str, suffix: str = "") -> list[ProbsReader]:
+    files = sorted((Path(runs_dir) / model).glob(f"fold*/probs_valid{suffix}.npy"))
+    if not files:
+        raise TrashsegError(f"no {runs_dir}/{model}/fold*/probs_valid{suffix}.npy: run `make infer-{model} FOLD=k"
+                            f"{' TTA=1' if suffix else ''}` for every fold first")
+    return [ProbsReader(f) for f in files]
+
+
+def index_rows(readers: list[ProbsReader]) -> dict[str, tuple[ProbsReader, int]]:
+    """file_name -> (reader, row); an image predicted by two folds is an error (leaky folds)."""
+    rows: dict[str, tuple[ProbsReader, int]] = {}
+    for r in readers:
+        for i, name in enumerate(r.image_ids):
+            if name in rows:
+                raise TrashsegError(f"{name} is in the validation split of both {rows[name][0].path} and {r.path}")
+            rows[name] = (r, i)
+    return rows
+
+
+class Truth:
+    """Ground-truth masks of train_all.json at the scoring size, by file_name."""
+
+    def __init__(self, cfg: dict, train_all: CocoSet, size: int):
+        self.size = size
+        cache = MaskCache(cfg["data"]["cache_dir"])
+        self.paths = dict(zip((train_all.file_name(i) for i in train_all.image_ids), cache.build(train_all)))
+
+    def names(self) -> list[str]:
+        return list(self.paths)
+
+    def __call__(self, name: str) -> np.ndarray:
+        return cv2.resize(read_mask(self.paths[name]), (self.size, self.size), interpolation=cv2.INTER_NEAREST)
+
+
+def covered(truth: Truth, rows: dict, what: str) -> list[str]:
+    names = [n for n in truth.names() if n in rows]
+    missing = len(truth.names()) - len(names)
+    if not names:
+        raise TrashsegError(f"{what}: none of the train_all.json images has an out-of-fold prediction")
+    if missing:
+        print(f"warning: {what}: {missing} of {len(truth.names())} train_all.json images have no out-of-fold "
+              "prediction (folds not all inferred?); scoring the rest")
+    return names
+
+
+def score_model(cfg: dict, truth: Truth, model: str, suffix: str) -> dict:
+    readers = oof_readers(Path(cfg["train"]["runs_dir"]), model, suffix)
+    rows = index_rows(readers)
+    scorer = Scorer()
+    for name in tqdm(covered(truth, rows, model), desc=f"oof {model}", leave=False):
+        reader, i = rows[name]
+        scorer.update(truth(name), reader.row(i).argmax(0))
+    for r in readers:
+        r.close()
+    result = scorer.result()
+    result.update({"model": model, "folds": [str(r.path) for r in readers], "tta": bool(suffix)})
+    return result
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Score out-of-fold predictions of all folds")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--tta", action="store_true", help="score the TTA files (probs_valid_tta.npy)")
+    parser.add_argument("--train-all", default="train_all.json")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args(argv)
+
+    @friendly_errors
+    def run():
+        cfg = load_config(None, args.overrides)
+        data_dir = Path(cfg["data"]["data_dir"])
+        truth = Truth(cfg, load_set(cfg, data_dir / args.train_all), int(cfg["eval"]["score_size"]))
+        suffix = "_tta" if args.tta else ""
+        result = score_model(cfg, truth, args.model, suffix)
+        out = Path(cfg["train"]["runs_dir"]) / args.model / f"oof{suffix}.json"
+        write_json(out, result)
+        print(f"out-of-fold, {args.model}{' + TTA' if suffix else ''}, {result['images']} images:")
+        print(format_table(result))
+        print(f"wrote {out}")
+
+    run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""`make pseudo`: the ensemble's test probabilities as COCO pseudo-labels (RLE), one file per fold.
+
+Pixels whose ensemble confidence is below ``pseudo.threshold`` are labelled with the category
+``__ignore__`` (painted 255, skipped by the loss and the metric), so only confident pixels teach.
+Writes train_data_pseudo{k}.json = fold k's training images + the pseudo-labelled test images;
+train on it with `make train-fpn FOLD=k PSEUDO=1` (the original's "pesudo" spelling is read too).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+from tqdm import tqdm
+
+from .atomic import write_json
+from .classes import CLASSES, IGNORE_CATEGORY, resolve_category_ids
+from .cli import friendly_errors
+from .coco import read_json
+from .config import load_config
+from .ensemble import check_manifests, normalise_weights, weights_from_file
+from .errors import TrashsegError
+from .probs import ProbsReader
+from .submission import expected_ids_from_test_json
+
+
+def _rle(binary: np.ndarray) -> dict:
+    rle = mask_utils.encode(np.asfortranarray(binary.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def pseudo_annotations(probs: np.ndarray, height: int, width: int, threshold: float) -> list[tuple[int, dict, float]]:
+    """(class index or 255, RLE, area) for each class with confident pixels and for the unsure ones."""
+    full = np.stack([cv2.resize(p, (width, height), interpolation=cv2.INTER_LINEAR) for p in probs])
+    label, confidence = full.argmax(0), full.max(0)
+    out = []
+    for cls in range(1, len(CLASSES)):
+        region = (label == cls) & (confidence >= threshold)
+        if region.any():
+            out.append((cls, _rle(region), float(region.sum())))
+    unsure = confidence < threshold
+    if unsure.any():
+        out.append((255, _rle(unsure), float(unsure.sum())))
+    return out
+
+
+def category_ids(train: dict, class_map: dict, source: str) -> tuple[list[dict], dict[int, int]]:
+    """Categories extended with any missing kit class and __ignore__; class index -> category id."""
+    categories = [dict(c) for c in train["categories"]]
+    resolved = resolve_category_ids(categories, class_map, source)
+    by_class = {}
+    for cat_id, cls in resolved.items():
+        if cls is not None:
+            by_class.setdefault(cls, cat_id)
+    next_id = max([c["id"] for c in categories] + [0]) + 1
+    for cls, name in [(c, CLASSES[c]) for c in range(1, len(CLASSES))] + [(255, IGNORE_CATEGORY)]:
+        if cls not in by_class:
+            categories.append({"id": next_id, "name": name})
+            by_class[cls] = next_id
+            next_id += 1
+    return categories, by_class
+
+
+def make_pseudo(cfg: dict, prob_files: list[Path], weights_file: Path | None, threshold: float, k: int) -> list[Path]:
+    data_dir = Path(cfg["data"]["data_dir"])
+    test = read_json(data_dir / cfg["data"]["test_json"])
+    readers = [ProbsReader(p) for p in prob_files]
+    check_manifests(readers, expected_ids_from_test_json(data_dir / cfg["data"]["test_json"]))
+    w = normalise_weights(weights_from_file(weights_file, readers) if weights_file else None, len(readers))
+    labels = []
+    for i, img in enumerate(tqdm(test["images"], desc="pseudo-labels", leave=False)):
+        probs = sum(r.row(i).astype(np.float32) * wk for r, wk in zip(readers, w))
+        labels.append(pseudo_annotations(probs, img["height"], img["width"], threshold))
+    written = []
+    for fold in range(k):
+        src = data_dir / str(cfg["data"]["train_json"]).format(fold=fold)
+        train = read_json(src)
+        categories, cat_of = category_ids(train, cfg["data"]["class_map"], str(src))
+        image_offset = max([im["id"] for im in train["images"]] + [-1]) + 1
+        ann_id = max([a.get("id", 0) for a in train["annotations"]] + [0]) + 1
+        images, anns = list(train["images"]), list(train["annotations"])
+        for i, (img, found) in enumerate(zip(test["images"], labels)):
+            new_id = image_offset + i
+            images.append({**img, "id": new_id, "pseudo": True})
+            for cls, rle, area in found:
+                anns.append({"id": ann_id, "image_id": new_id, "category_id": cat_of[cls], "segmentation": rle,
+                             "area": area, "iscrowd": 0, "pseudo": True})
+                ann_id += 1
+        out = data_dir / f"train_data_pseudo{fold}.json"
+        write_json(out, {**train, "images": images, "annotations": anns, "categories": categories})
+        written.append(out)
+    for r in readers:
+        r.close()
+    return written
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("probs", nargs="+", type=Path)
+    parser.add_argument("--k", type=int, required=True, help="number of folds (train_data{k}.json files)")
+    parser.add_argument("--weights-file", type=Path)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args(argv)
+
+    @friendly_errors
+    def run():
+        cfg = load_config(None, args.overrides)
+        threshold = float(cfg["pseudo"]["threshold"])
+        if not 0 <= threshold <= 1:
+            raise TrashsegError(f"pseudo.threshold {threshold}: must be within 0..1")
+        for out in make_pseudo(cfg, args.probs, args.weights_file, threshold, args.k):
+            print(f"wrote {out}")
+
+    run()
+
+
+if __name__ == "__main__":
+    main()
