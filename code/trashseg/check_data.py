@@ -5,14 +5,13 @@ image is missing, unreadable or of another size than its JSON entry, 2 when a JS
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from .classes import CLASSES
-from .cli import friendly_errors
+from .cli import base_parser, friendly_errors
 from .coco import CocoSet, load_coco
 from .config import load_config
 from .errors import TrashsegError
@@ -48,10 +47,9 @@ def class_counts(cs: CocoSet, cache: MaskCache) -> tuple[np.ndarray, np.ndarray]
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--json", nargs="+", default=["train_all.json", "test.json"])
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args(argv)
 
     @friendly_errors

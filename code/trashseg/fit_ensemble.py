@@ -6,7 +6,6 @@ never looked at. The weights file is what `make ensemble` then uses.
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from tqdm import tqdm
 
 from .atomic import write_json
 from .classes import NUM_CLASSES
-from .cli import friendly_errors
+from .cli import base_parser, friendly_errors
 from .config import load_config
 from .errors import TrashsegError
 from .loaders import load_set
@@ -66,12 +65,11 @@ def fit(cfg: dict, models: list[str], suffix: str, step: float, train_all: str) 
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["fpn", "deeplab"])
     parser.add_argument("--tta", action="store_true")
     parser.add_argument("--step", type=float, default=0.05)
     parser.add_argument("--train-all", default="train_all.json")
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args(argv)
 
     @friendly_errors

@@ -6,7 +6,6 @@ look-alike neighbouring frames cannot leak between training and validation.
 """
 from __future__ import annotations
 
-import argparse
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -15,7 +14,7 @@ import numpy as np
 
 from .atomic import write_json
 from .classes import CLASSES, resolve_category_ids
-from .cli import friendly_errors
+from .cli import base_parser, friendly_errors
 from .coco import read_json, subset
 from .config import load_config
 from .errors import TrashsegError
@@ -94,14 +93,13 @@ def make_folds(train_all: Path, out_dir: Path, k: int, seed: int, class_map: dic
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Write K train/valid fold files from train_all.json")
+    parser = base_parser("Write K train/valid fold files from train_all.json")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--train-all", default="train_all.json", help="file name inside the data folder")
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--seed", type=int, default=21)
     parser.add_argument("--group-pattern", help="regex on file_name; images with the same match share a fold")
     parser.add_argument("--out-dir", type=Path, help="default: the data folder")
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args(argv)
 
     @friendly_errors

@@ -5,7 +5,6 @@ of a recipe, and the only one the kit fits or compares ensembles and tricks on (
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import cv2
@@ -13,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .atomic import write_json
-from .cli import friendly_errors
+from .cli import base_parser, friendly_errors
 from .coco import CocoSet
 from .config import load_config
 from .errors import TrashsegError
@@ -83,11 +82,10 @@ def score_model(cfg: dict, truth: Truth, model: str, suffix: str) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Score out-of-fold predictions of all folds")
+    parser = base_parser("Score out-of-fold predictions of all folds")
     parser.add_argument("--model", required=True)
     parser.add_argument("--tta", action="store_true", help="score the TTA files (probs_valid_tta.npy)")
     parser.add_argument("--train-all", default="train_all.json")
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args(argv)
 
     @friendly_errors

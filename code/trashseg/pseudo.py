@@ -7,7 +7,6 @@ train on it with `make train-fpn FOLD=k PSEUDO=1` (the original's "pesudo" spell
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import cv2
@@ -17,7 +16,7 @@ from tqdm import tqdm
 
 from .atomic import write_json
 from .classes import CLASSES, IGNORE_CATEGORY, resolve_category_ids
-from .cli import friendly_errors
+from .cli import base_parser, friendly_errors
 from .coco import read_json
 from .config import load_config
 from .ensemble import check_manifests, normalise_weights, weights_from_file
@@ -97,11 +96,10 @@ def make_pseudo(cfg: dict, prob_files: list[Path], weights_file: Path | None, th
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("probs", nargs="+", type=Path)
     parser.add_argument("--k", type=int, required=True, help="number of folds (train_data{k}.json files)")
     parser.add_argument("--weights-file", type=Path)
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args(argv)
 
     @friendly_errors
