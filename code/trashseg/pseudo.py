@@ -62,8 +62,10 @@ def category_ids(train: dict, class_map: dict, source: str) -> tuple[list[dict],
     return categories, by_class
 
 
-def make_pseudo(cfg: dict, prob_files: list[Path], weights_file: Path | None, threshold: float, k: int) -> list[Path]:
+def make_pseudo(cfg: dict, prob_files: list[Path], weights_file: Path | None, threshold: float, k: int,
+                out_dir: Path | None = None) -> list[Path]:
     data_dir = Path(cfg["data"]["data_dir"])
+    out_dir = out_dir or data_dir
     test = read_json(data_dir / cfg["data"]["test_json"])
     readers = [ProbsReader(p) for p in prob_files]
     check_manifests(readers, expected_ids_from_test_json(data_dir / cfg["data"]["test_json"]))
@@ -87,7 +89,7 @@ def make_pseudo(cfg: dict, prob_files: list[Path], weights_file: Path | None, th
                 anns.append({"id": ann_id, "image_id": new_id, "category_id": cat_of[cls], "segmentation": rle,
                              "area": area, "iscrowd": 0, "pseudo": True})
                 ann_id += 1
-        out = data_dir / f"train_data_pseudo{fold}.json"
+        out = out_dir / f"train_data_pseudo{fold}.json"
         write_json(out, {**train, "images": images, "annotations": anns, "categories": categories})
         written.append(out)
     for r in readers:
@@ -100,6 +102,7 @@ def main(argv=None) -> None:
     parser.add_argument("probs", nargs="+", type=Path)
     parser.add_argument("--k", type=int, required=True, help="number of folds (train_data{k}.json files)")
     parser.add_argument("--weights-file", type=Path)
+    parser.add_argument("--out-dir", type=Path, help="default: the data folder")
     args = parser.parse_args(argv)
 
     @friendly_errors
@@ -108,7 +111,7 @@ def main(argv=None) -> None:
         threshold = float(cfg["pseudo"]["threshold"])
         if not 0 <= threshold <= 1:
             raise TrashsegError(f"pseudo.threshold {threshold}: must be within 0..1")
-        for out in make_pseudo(cfg, args.probs, args.weights_file, threshold, args.k):
+        for out in make_pseudo(cfg, args.probs, args.weights_file, threshold, args.k, args.out_dir):
             print(f"wrote {out}")
 
     run()
