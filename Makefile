@@ -26,6 +26,7 @@ MASTER_ADDR ?= 127.0.0.1
 MASTER_PORT ?= 29500
 RESUME   ?=
 TTA      ?=
+CRF      ?=
 SPLITS   ?=
 PSEUDO   ?=
 MODEL    ?= fpn
@@ -54,12 +55,13 @@ SETS    = $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) --set train.fold=$(F
           $(if $(IMG_SIZE),--set train.img_size=$(IMG_SIZE)) $(if $(ENCODER),--set model.encoder=$(ENCODER)) \
           $(if $(WEIGHTS),--set model.weights=$(WEIGHTS)) $(if $(DEVICE),--set train.device=$(DEVICE)) \
           $(if $(WORKERS),--set data.num_workers=$(WORKERS)) $(if $(filter 1 true yes,$(RESUME)),--set train.resume=true) \
-          $(if $(filter 1 true yes,$(TTA)),--set tta.enabled=true) \
+          $(POST_SETS) \
           $(if $(filter 1 true yes,$(PSEUDO)),--set data.train_json=train_data_pseudo{fold}.json) \
           $(ARGS)
 
-TTA_SUFFIX = $(if $(filter 1 true yes,$(TTA)),_tta)
-OOF_SETS = $(if $(filter 1 true yes,$(TTA)),--tta) $(if $(TRAIN_ALL),--train-all $(TRAIN_ALL)) \
+POST_SETS = $(if $(filter 1 true yes,$(TTA)),--set tta.enabled=true) $(if $(filter 1 true yes,$(CRF)),--set crf.enabled=true)
+POST_SUFFIX = $(if $(filter 1 true yes,$(TTA)),_tta)$(if $(filter 1 true yes,$(CRF)),_crf)
+OOF_SETS = $(POST_SETS) $(if $(TRAIN_ALL),--train-all $(TRAIN_ALL)) \
            $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) --set train.runs_dir=$(RUNS) $(ARGS)
 
 # GPUS>1 (or NNODES>1): torch's own launcher, one process per GPU, DDP. Several machines: run the
@@ -77,7 +79,7 @@ PYPATH  := code$(if $(PYTHONPATH),:$(PYTHONPATH))
 RUN_ENV := $(if $(or $(filter cpu,$(DEVICE)),$(if $(HAS_GPU),,1)),$(CPU_MALLOC)) PYTHONPATH=$(PYPATH)
 
 .PHONY: help setup check-data folds train-fpn train-deeplab infer-fpn infer-deeplab eval-fpn \
-        eval-deeplab ensemble pseudo oof fit-ensemble report predict validate-submission weights weights-offline docker-build download submit demo test bench-data bench-ensemble bench-cpu bench-gpu cv clean
+        eval-deeplab ensemble pseudo oof fit-ensemble report predict setup-crf validate-submission weights weights-offline docker-build download submit demo test bench-data bench-ensemble bench-cpu bench-gpu cv clean
 
 help: ## this list
 	@echo "trashseg: COCO trash photos -> FPN / DeepLabV3Plus -> probabilities -> ensemble -> CSV"
@@ -88,7 +90,7 @@ help: ## this list
 	@echo "  WEIGHTS(imagenet|none|file) DEVICE(auto|cpu|cuda) WORKERS RUNS ARGS='--set key=value'"
 	@echo "  GPUS NNODES NODE_RANK MASTER_ADDR MASTER_PORT RESUME=1"
 	@echo "  NAME SUBMISSIONS PROBS WEIGHTS_ENSEMBLE GROUP(regex) JSON OUT FILE COMPETITION MESSAGE"
-	@echo "  IMAGE DOCKER_WEIGHTS TTA=1 SPLITS PSEUDO=1 MODEL MODELS TRAIN_ALL RUN IMAGES N"
+	@echo "  IMAGE DOCKER_WEIGHTS TTA=1 CRF=1 SPLITS PSEUDO=1 MODEL MODELS TRAIN_ALL RUN IMAGES N"
 
 setup: $(STAMP) ## create .venv with the pinned stack (requirements.txt + constraints.txt)
 
@@ -123,12 +125,12 @@ eval-deeplab: $(STAMP) ## score DeepLabV3Plus's best checkpoint on JSON=annotate
 	$(RUN_ENV) $(PY) code/DeepLabV3Plus/infer.py $(SETS) --eval $(JSON) $(if $(DATA_DIR),--image-root $(DATA_DIR)) $(if $(OUT),--out $(OUT))
 
 ensemble: $(STAMP) ## PROBS (default RUNS/*/fold*/probs_test.npy) weighted (fitted or equal) -> SUBMISSIONS/NAME.csv
-	$(RUN_ENV) $(PY) code/ensemble.py $(or $(PROBS),$(RUNS)/*/fold*/probs_test$(TTA_SUFFIX).npy) \
+	$(RUN_ENV) $(PY) code/ensemble.py $(or $(PROBS),$(RUNS)/*/fold*/probs_test$(POST_SUFFIX).npy) \
 	  --test-json $(DATA)/test.json --out $(SUBMISSIONS)/$(NAME).csv \
 	  $(if $(WEIGHTS_ENSEMBLE),--weights $(WEIGHTS_ENSEMBLE),$(if $(wildcard $(RUNS)/ensemble_weights.json),--weights-file $(RUNS)/ensemble_weights.json))
 
 pseudo: $(STAMP) ## ensemble test probabilities -> train_data_pseudo{k}.json (K folds; unsure pixels ignored)
-	$(RUN_ENV) $(PY) -m trashseg.pseudo $(or $(PROBS),$(RUNS)/*/fold*/probs_test$(TTA_SUFFIX).npy) --k $(K) \
+	$(RUN_ENV) $(PY) -m trashseg.pseudo $(or $(PROBS),$(RUNS)/*/fold*/probs_test$(POST_SUFFIX).npy) --k $(K) \
 	  $(if $(wildcard $(RUNS)/ensemble_weights.json),--weights-file $(RUNS)/ensemble_weights.json) \
 	  $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) $(ARGS)
 
@@ -138,7 +140,10 @@ report: $(STAMP) ## RUN=runs/fpn/fold0: per-class IoU table, confusion matrix, c
 predict: $(STAMP) ## RUN=.. IMAGES=dir: overlay PNGs + legend for any folder of photos (-> OUT or RUN/predict)
 	$(RUN_ENV) $(PY) -m trashseg.report --run $(RUN) --images $(IMAGES) $(if $(OUT),--out $(OUT))
 
-oof: $(STAMP) ## score MODEL's out-of-fold predictions (all folds) against train_all.json (TTA=1: the TTA files)
+setup-crf: $(STAMP) ## optional: compile and install pydensecrf2 (DenseCRF; CRF=1 on infer/oof/ensemble)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-crf.txt -c constraints.txt
+
+oof: $(STAMP) ## score MODEL's out-of-fold predictions (all folds) against train_all.json (TTA=1, CRF=1 variants)
 	$(RUN_ENV) $(PY) -m trashseg.oof --model $(MODEL) $(OOF_SETS)
 
 fit-ensemble: $(STAMP) ## ensemble weights maximising OOF mIoU (simplex search) -> RUNS/ensemble_weights.json
@@ -191,7 +196,7 @@ demo: $(STAMP) ## the whole path on data/sample, CPU, tiny budget -> submissions
 	$(MAKE) --no-print-directory infer-deeplab $(DEMO)
 	$(MAKE) --no-print-directory ensemble DATA_DIR=data/sample RUNS=runs/demo NAME=demo
 
-test: $(STAMP) ## the test suite (unit + end-to-end through these make targets)
+test: $(STAMP) setup-crf ## the test suite (unit + end-to-end through these make targets)
 	$(PY) -m pytest -q tests
 
 bench-data: $(STAMP) ## mask stage and whole-item loader speed vs the original-style loader

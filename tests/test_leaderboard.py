@@ -31,6 +31,7 @@ def trained(tmp_path_factory):
             make(f"infer-{model}", **train, FOLD=fold)
             if model == "fpn":
                 make(f"infer-{model}", **train, FOLD=fold, TTA=1, SPLITS="valid")
+                make(f"infer-{model}", **train, FOLD=fold, CRF=1, SPLITS="valid")
     return base, train, coco_dir, tmp_path
 
 
@@ -41,7 +42,12 @@ def test_oof_fit_tta_ensemble_pseudo(trained):
     oof = json.loads((runs / "fpn" / "oof.json").read_text())
     assert oof["images"] == 12 and len(oof["folds"]) == 2 and "mIoU (dataset)" in out
     make("oof", **base, MODEL="fpn", TTA=1)
-    assert json.loads((runs / "fpn" / "oof_tta.json").read_text())["tta"] is True
+    assert json.loads((runs / "fpn" / "oof_tta.json").read_text())["post"] == "tta"
+    make("oof", **base, MODEL="fpn", CRF=1)
+    assert json.loads((runs / "fpn" / "oof_crf.json").read_text())["post"] == "crf"
+    plain = np.load(runs / "fpn" / "fold0" / "probs_valid.npy").astype(np.float32)
+    crf = np.load(runs / "fpn" / "fold0" / "probs_valid_crf.npy").astype(np.float32)
+    assert np.allclose(crf.sum(1), 1.0, atol=1e-2) and not np.allclose(crf, plain, atol=1e-3)
     manifest = json.loads((runs / "fpn" / "fold0" / "probs_valid_tta.json").read_text())
     assert manifest["tta"] == {"hflip": True, "scales": [0.75, 1.0, 1.25]}
 
@@ -107,3 +113,20 @@ def test_copy_paste_adds_rare_class_pixels(coco_dir, base_cfg):
     after = sum(int((pasted[i]["mask"] == battery).sum()) for i in range(len(items)))
     assert after > before
     assert pasted.copy_paste.donors and all(c == battery for _, c in pasted.copy_paste.donors)
+
+
+def test_crf_pulls_labels_onto_colour_edges():
+    from trashseg.config import load_config
+    from trashseg.crf import refine
+    rgb = np.zeros((64, 64, 3), dtype=np.uint8)
+    rgb[:, 32:] = 255                                  # two flat halves
+    truth = np.zeros((64, 64), dtype=np.int64)
+    truth[:, 32:] = 1
+    rng = np.random.default_rng(0)
+    probs = np.full((2, 64, 64), 0.3, dtype=np.float32)
+    probs[truth, np.arange(64)[:, None], np.arange(64)[None, :]] = 0.7
+    flip = rng.random((64, 64)) < 0.2                    # 20% of pixels made wrong but unsure
+    probs[:, flip] = probs[::-1][:, flip] * 0.9 + 0.05
+    before = (probs.argmax(0) == truth).mean()
+    after = (refine(probs, rgb, load_config())[:2].argmax(0) == truth).mean()
+    assert before < 0.85 and after > 0.98

@@ -18,6 +18,7 @@ from .classes import NUM_CLASSES
 from .cli import base_parser, friendly_errors
 from .config import load_config
 from .errors import TrashsegError
+from .predict import probs_suffix
 from .loaders import load_set
 from .metrics import confusion_matrix, iou_per_class, mean_iou
 from .oof import Truth, covered, index_rows, oof_readers
@@ -59,7 +60,7 @@ def fit(cfg: dict, models: list[str], suffix: str, step: float, train_all: str) 
     one_hot = {m: summary(candidates.index(tuple(1.0 if j == i else 0.0 for j in range(len(models)))))
                for i, m in enumerate(models)}
     equal = summary(candidates.index(tuple([1.0 / len(models)] * len(models))))
-    return {"models": models, "tta": bool(suffix), "images": len(names), "step": step,
+    return {"models": models, "post": suffix.strip("_") or "none", "images": len(names), "step": step,
             "per_model": one_hot, "equal_mean": equal, "fitted": summary(best),
             "fitted_per_class_iou": [None if np.isnan(v) else float(v) for v in iou_per_class(cms[best])]}
 
@@ -67,7 +68,6 @@ def fit(cfg: dict, models: list[str], suffix: str, step: float, train_all: str) 
 def main(argv=None) -> None:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["fpn", "deeplab"])
-    parser.add_argument("--tta", action="store_true")
     parser.add_argument("--step", type=float, default=0.05)
     parser.add_argument("--train-all", default="train_all.json")
     args = parser.parse_args(argv)
@@ -77,7 +77,7 @@ def main(argv=None) -> None:
         cfg = load_config(None, args.overrides)
         if len(args.models) < 2:
             raise TrashsegError("fit-ensemble needs at least two models")
-        result = fit(cfg, args.models, "_tta" if args.tta else "", args.step, args.train_all)
+        result = fit(cfg, args.models, probs_suffix(cfg), args.step, args.train_all)
         out = Path(cfg["train"]["runs_dir"]) / "ensemble_weights.json"
         write_json(out, result)
         for m, r in result["per_model"].items():

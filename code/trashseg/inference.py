@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -11,6 +12,8 @@ from .checkpoint import load_checkpoint
 from .classes import CLASSES
 from .coco import CocoSet
 from .config import upgrade
+from .crf import refine
+from .images import read_rgb
 from .loaders import make_loader
 from .models import build_model, resolve_device
 from .predict import probabilities, tta_views
@@ -50,6 +53,7 @@ def write_probabilities(cfg: dict, cs: CocoSet, ckpt_path: Path, out_path: Path,
         "checkpoint_epoch": state.get("epoch"),
         "resolution": size,
         "tta": tta_views(cfg),
+        "crf": cfg["crf"] if cfg["crf"]["enabled"] else None,
         "classes": list(CLASSES),
     }
     writer = ProbsWriter(out_path, len(cs), len(CLASSES), size, manifest)
@@ -57,6 +61,10 @@ def write_probabilities(cfg: dict, cs: CocoSet, ckpt_path: Path, out_path: Path,
         for batch in tqdm(loader, desc=f"infer {split}", leave=False):
             probs = probabilities(model, batch["image"].to(device), size, **tta_views(cfg)).cpu().numpy()
             for index, p in zip(batch["index"].tolist(), probs):
+                if cfg["crf"]["enabled"]:
+                    rgb = cv2.resize(read_rgb(loader.dataset.items[index].image_path), (size, size),
+                                     interpolation=cv2.INTER_AREA)
+                    p = refine(p, rgb, cfg)
                 writer.write(index, p)
     except BaseException as exc:
         writer.abort(exc)

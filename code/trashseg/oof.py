@@ -16,6 +16,7 @@ from .cli import base_parser, friendly_errors
 from .coco import CocoSet
 from .config import load_config
 from .errors import TrashsegError
+from .predict import probs_suffix
 from .loaders import load_set
 from .masks import MaskCache, read_mask
 from .metrics import Scorer, format_table
@@ -25,8 +26,9 @@ from .probs import ProbsReader
 def oof_readers(runs_dir: Path, model: str, suffix: str = "") -> list[ProbsReader]:
     files = sorted((Path(runs_dir) / model).glob(f"fold*/probs_valid{suffix}.npy"))
     if not files:
+        flags = (" TTA=1" if "_tta" in suffix else "") + (" CRF=1" if "_crf" in suffix else "")
         raise TrashsegError(f"no {runs_dir}/{model}/fold*/probs_valid{suffix}.npy: run `make infer-{model} FOLD=k"
-                            f"{' TTA=1' if suffix else ''}` for every fold first")
+                            f"{flags}` for every fold first")
     return [ProbsReader(f) for f in files]
 
 
@@ -77,14 +79,13 @@ def score_model(cfg: dict, truth: Truth, model: str, suffix: str) -> dict:
     for r in readers:
         r.close()
     result = scorer.result()
-    result.update({"model": model, "folds": [str(r.path) for r in readers], "tta": bool(suffix)})
+    result.update({"model": model, "folds": [str(r.path) for r in readers], "post": suffix.strip("_") or "none"})
     return result
 
 
 def main(argv=None) -> None:
     parser = base_parser("Score out-of-fold predictions of all folds")
     parser.add_argument("--model", required=True)
-    parser.add_argument("--tta", action="store_true", help="score the TTA files (probs_valid_tta.npy)")
     parser.add_argument("--train-all", default="train_all.json")
     args = parser.parse_args(argv)
 
@@ -93,11 +94,11 @@ def main(argv=None) -> None:
         cfg = load_config(None, args.overrides)
         data_dir = Path(cfg["data"]["data_dir"])
         truth = Truth(cfg, load_set(cfg, data_dir / args.train_all), int(cfg["eval"]["score_size"]))
-        suffix = "_tta" if args.tta else ""
+        suffix = probs_suffix(cfg)
         result = score_model(cfg, truth, args.model, suffix)
         out = Path(cfg["train"]["runs_dir"]) / args.model / f"oof{suffix}.json"
         write_json(out, result)
-        print(f"out-of-fold, {args.model}{' + TTA' if suffix else ''}, {result['images']} images:")
+        print(f"out-of-fold, {args.model}{' (' + suffix.strip('_') + ')' if suffix else ''}, {result['images']} images:")
         print(format_table(result))
         print(f"wrote {out}")
 

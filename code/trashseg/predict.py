@@ -41,8 +41,13 @@ def tta_views(cfg: dict) -> dict:
     return {"hflip": bool(tta["hflip"]), "scales": tuple(float(s) for s in tta["scales"])}
 
 
+def probs_suffix(cfg: dict) -> str:
+    """'', '_tta', '_crf' or '_tta_crf': which post-processing a probability file holds."""
+    return ("_tta" if cfg["tta"]["enabled"] else "") + ("_crf" if cfg["crf"]["enabled"] else "")
+
+
 def probs_name(split: str, cfg: dict) -> str:
-    return f"probs_{split}{'_tta' if cfg['tta']['enabled'] else ''}.npy"
+    return f"probs_{split}{probs_suffix(cfg)}.npy"
 
 
 def logits_at(logits: torch.Tensor, size: int) -> torch.Tensor:
