@@ -10,11 +10,6 @@ from .cli import base_parser, friendly_errors
 from .config import load_config
 
 
-def _config(config_path: Path, args) -> dict:
-    cfg = load_config(config_path, args.overrides)
-    return cfg
-
-
 def train_main(config_path: Path, argv=None) -> None:
     parser = base_parser(f"Train {Path(config_path).parent.name} on one fold")
     args = parser.parse_args(argv)
@@ -22,7 +17,7 @@ def train_main(config_path: Path, argv=None) -> None:
     @friendly_errors
     def run():
         from .trainer import train
-        train(_config(config_path, args))
+        train(load_config(config_path, args.overrides))
 
     run()
 
@@ -40,7 +35,7 @@ def infer_main(config_path: Path, argv=None) -> None:
     @friendly_errors
     def run():
         from .runs import run_dir
-        cfg = _config(config_path, args)
+        cfg = load_config(config_path, args.overrides)
         ckpt = args.checkpoint or run_dir(cfg) / "best.pt"
         if args.eval_json:
             evaluate_checkpoint(cfg, ckpt, args.eval_json, args.image_root, args.out)
@@ -62,7 +57,7 @@ def infer(cfg: dict, ckpt: Path, splits: list[str]) -> None:
 
 def evaluate_checkpoint(cfg: dict, ckpt: Path, json_path: Path, image_root: Path | None, out: Path | None) -> dict:
     from .evaluate import evaluate
-    from .inference import load_trained_model
+    from .inference import load_trained_model, with_checkpoint_inputs
     from .loaders import load_set, make_loader
     from .metrics import format_table
     from .models import resolve_device
@@ -71,8 +66,7 @@ def evaluate_checkpoint(cfg: dict, ckpt: Path, json_path: Path, image_root: Path
 
     device = resolve_device(str(cfg["train"]["device"]))
     model, ckpt_cfg, _ = load_trained_model(ckpt, device)
-    run_cfg = {**cfg, "train": {**cfg["train"], "img_size": ckpt_cfg["train"]["img_size"]},
-               "augment": ckpt_cfg["augment"]}
+    run_cfg = with_checkpoint_inputs(cfg, ckpt_cfg)
     size = int(cfg["eval"]["score_size"])
     cs = load_set(cfg, json_path, image_root if image_root is not None else json_path.parent)
     loader = make_loader(run_cfg, cs, eval_transform(run_cfg), with_masks=True,

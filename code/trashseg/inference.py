@@ -31,13 +31,19 @@ def load_trained_model(ckpt_path: Path, device: torch.device) -> tuple[torch.nn.
     return model.to(device).eval(), cfg, state
 
 
+def with_checkpoint_inputs(cfg: dict, ckpt_cfg: dict) -> dict:
+    """Today's config (data, eval, TTA) fed the way the checkpoint was trained: its input size and
+    its normalisation, so a model is never scored on inputs it did not see in training."""
+    return {**cfg, "train": {**cfg["train"], "img_size": ckpt_cfg["train"]["img_size"]},
+            "augment": ckpt_cfg["augment"]}
+
+
 @torch.no_grad()
 def write_probabilities(cfg: dict, cs: CocoSet, ckpt_path: Path, out_path: Path, split: str) -> Path:
     device = resolve_device(str(cfg["train"]["device"]))
     model, ckpt_cfg, state = load_trained_model(ckpt_path, device)
     size = int(cfg["eval"]["score_size"])
-    run_cfg = {**cfg, "train": {**cfg["train"], "img_size": ckpt_cfg["train"]["img_size"]},
-               "augment": ckpt_cfg["augment"]}
+    run_cfg = with_checkpoint_inputs(cfg, ckpt_cfg)
     loader = make_loader(run_cfg, cs, eval_transform(run_cfg), with_masks=False,
                          batch_size=int(cfg["eval"]["batch_size"]))
     manifest = {
