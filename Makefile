@@ -189,7 +189,7 @@ DEMO := DATA_DIR=data/sample RUNS=runs/demo WEIGHTS=none ENCODER=tu-efficientnet
         EPOCHS=4 BATCH=8 FOLD=0 ARGS="--set optimizer.lr=1e-3"
 demo: $(STAMP) ## the whole path on data/sample, CPU, tiny budget -> submissions/demo.csv
 	$(MAKE) --no-print-directory check-data DATA_DIR=data/sample
-	$(MAKE) --no-print-directory folds DATA_DIR=data/sample K=3
+	$(MAKE) --no-print-directory folds DATA_DIR=data/sample K=3 GROUP='^(batch_[^/]+)/'
 	$(MAKE) --no-print-directory train-fpn $(DEMO)
 	$(MAKE) --no-print-directory infer-fpn $(DEMO)
 	$(MAKE) --no-print-directory train-deeplab $(DEMO)

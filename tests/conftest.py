@@ -1,8 +1,13 @@
-"""Shared fixtures: a small generated COCO set (64-128 px) holding all 11 classes."""
+"""Shared fixtures: a small generated COCO set (64-128 px) holding all 11 classes, and the bundled
+sample of real photos (data/sample) run once through folds -> train -> infer at a tiny budget."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -15,6 +20,17 @@ sys.path.insert(0, str(ROOT / "code"))
 from trashseg.classes import CLASSES  # noqa: E402
 
 TINY_ENCODER = "tu-mobilenetv3_small_050"
+SAMPLE = ROOT / "data" / "sample"
+SAMPLE_DATES = r"^(batch_[^/]+)/"      # the sample keeps one recording date per batch folder
+TINY_BUDGET = dict(EPOCHS=1, BATCH=4, IMG_SIZE=64, ENCODER=TINY_ENCODER, WEIGHTS="none", WORKERS=0, DEVICE="cpu")
+
+
+def run_make(target: str, **variables) -> str:
+    """Run a real make target on CPU; fail the test with its output when it fails."""
+    cmd = ["make", "--no-print-directory", "-C", str(ROOT), target] + [f"{k}={v}" for k, v in variables.items()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout + proc.stderr
 
 
 def make_coco(root: Path, n_train: int = 12, n_test: int = 4, seed: int = 0) -> Path:
@@ -61,3 +77,36 @@ def coco_dir(tmp_path: Path) -> Path:
 def base_cfg(tmp_path: Path):
     from trashseg.config import load_config
     return load_config(None, [f"data.cache_dir={tmp_path / 'cache'}"])
+
+
+@dataclass
+class SampleRuns:
+    """The bundled sample (copied out of the repo) after the shared make steps, and what each printed."""
+    data: Path
+    runs: Path
+    tmp: Path
+    base: dict
+    train: dict
+    printed: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="session")
+def sample_runs(tmp_path_factory) -> SampleRuns:
+    """Real photos through the real targets, once per session: 3 folds split by recording date,
+    FPN and DeepLabV3Plus trained on every fold (tiny encoder, 64 px, 1 epoch) with valid + test
+    probabilities, and FPN's valid probabilities again with TTA and with CRF."""
+    tmp = tmp_path_factory.mktemp("sample")
+    data = tmp / "data"
+    shutil.copytree(SAMPLE, data, ignore=shutil.ignore_patterns("train_data*", "valid_data*"))
+    base = dict(DATA_DIR=data, RUNS=tmp / "runs", ARGS=f"--set data.cache_dir={tmp / 'cache'}")
+    s = SampleRuns(data, tmp / "runs", tmp, base, dict(base, **TINY_BUDGET))
+    s.printed["folds"] = run_make("folds", DATA_DIR=data, K=3, GROUP=SAMPLE_DATES)
+    s.printed["check-data"] = run_make("check-data", **base)
+    for model in ("fpn", "deeplab"):
+        for fold in range(3):
+            s.printed[f"train-{model}{fold}"] = run_make(f"train-{model}", **s.train, FOLD=fold)
+            run_make(f"infer-{model}", **s.train, FOLD=fold)
+            if model == "fpn":
+                run_make("infer-fpn", **s.train, FOLD=fold, TTA=1, SPLITS="valid")
+                run_make("infer-fpn", **s.train, FOLD=fold, CRF=1, SPLITS="valid")
+    return s

@@ -1,49 +1,28 @@
-"""The leaderboard moves through the real make targets on a generated set: out-of-fold scoring,
-fitted ensemble weights, TTA, pseudo-labels (and training on them), copy-paste, reports."""
+"""The leaderboard moves through the real make targets on the bundled sample of real photos
+(3 folds split by recording date, both models, tiny budget): out-of-fold scoring, fitted ensemble
+weights, TTA, CRF, pseudo-labels (and training on them with copy-paste on), reports, predict."""
 import json
-import subprocess
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, TINY_ENCODER, make_coco
+from conftest import run_make
 
 
-def make(target, **variables):
-    cmd = ["make", "--no-print-directory", "-C", str(ROOT), target] + [f"{k}={v}" for k, v in variables.items()]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout + proc.stderr
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """Both models on both folds of a 2-fold split (trained once for the module's tests)."""
-    tmp_path = tmp_path_factory.mktemp("lb")
-    coco_dir = make_coco(tmp_path / "data")
-    base = dict(DATA_DIR=coco_dir, RUNS=tmp_path / "runs", ARGS=f"--set data.cache_dir={tmp_path / 'cache'}")
-    train = dict(base, EPOCHS=1, BATCH=4, IMG_SIZE=64, ENCODER=TINY_ENCODER, WEIGHTS="none", WORKERS=0, DEVICE="cpu")
-    make("folds", DATA_DIR=coco_dir, K=2)
-    for model in ("fpn", "deeplab"):
-        for fold in (0, 1):
-            make(f"train-{model}", **train, FOLD=fold)
-            make(f"infer-{model}", **train, FOLD=fold)
-            if model == "fpn":
-                make(f"infer-{model}", **train, FOLD=fold, TTA=1, SPLITS="valid")
-                make(f"infer-{model}", **train, FOLD=fold, CRF=1, SPLITS="valid")
-    return base, train, coco_dir, tmp_path
-
-
-def test_oof_fit_tta_ensemble_pseudo(trained):
-    base, train, coco_dir, tmp_path = trained
-    runs = tmp_path / "runs"
-    out = make("oof", **base, MODEL="fpn")
+def test_oof_fit_tta_ensemble_pseudo(sample_runs):
+    s = sample_runs
+    runs, base = s.runs, s.base
+    out = run_make("oof", **base, MODEL="fpn")
     oof = json.loads((runs / "fpn" / "oof.json").read_text())
-    assert oof["images"] == 12 and len(oof["folds"]) == 2 and "mIoU (dataset)" in out
-    make("oof", **base, MODEL="fpn", TTA=1)
-    assert json.loads((runs / "fpn" / "oof_tta.json").read_text())["post"] == "tta"
-    make("oof", **base, MODEL="fpn", CRF=1)
+    assert oof["images"] == 45 and len(oof["folds"]) == 3 and "mIoU (dataset)" in out
+    assert sorted(oof["folds"]) == [str(runs / "fpn" / f"fold{k}" / "probs_valid.npy") for k in range(3)]
+    assert "warning" not in out    # every train_all.json image has exactly one out-of-fold prediction
+    out_tta = run_make("oof", **base, MODEL="fpn", TTA=1)
+    tta = json.loads((runs / "fpn" / "oof_tta.json").read_text())
+    assert tta["post"] == "tta" and tta["images"] == 45 and tta["miou"] != oof["miou"]
+    assert "mIoU (dataset)" in out_tta
+    run_make("oof", **base, MODEL="fpn", CRF=1)
     assert json.loads((runs / "fpn" / "oof_crf.json").read_text())["post"] == "crf"
     plain = np.load(runs / "fpn" / "fold0" / "probs_valid.npy").astype(np.float32)
     crf = np.load(runs / "fpn" / "fold0" / "probs_valid_crf.npy").astype(np.float32)
@@ -51,38 +30,42 @@ def test_oof_fit_tta_ensemble_pseudo(trained):
     manifest = json.loads((runs / "fpn" / "fold0" / "probs_valid_tta.json").read_text())
     assert manifest["tta"] == {"hflip": True, "scales": [0.75, 1.0, 1.25]}
 
-    out = make("fit-ensemble", **base)
+    out = run_make("fit-ensemble", **base)
     fitted = json.loads((runs / "ensemble_weights.json").read_text())
-    assert fitted["images"] == 12 and abs(sum(fitted["fitted"]["weights"].values()) - 1) < 1e-9
+    assert fitted["images"] == 45 and abs(sum(fitted["fitted"]["weights"].values()) - 1) < 1e-9
     best = fitted["fitted"]["oof_miou"]
     assert best >= fitted["equal_mean"]["oof_miou"] and best >= max(r["oof_miou"] for r in fitted["per_model"].values())
     assert fitted["per_model"]["fpn"]["oof_miou"] == pytest.approx(oof["miou"], abs=1e-9)
     assert "OOF mIoU equal mean" in out
 
-    out = make("ensemble", **base, SUBMISSIONS=tmp_path / "subs", NAME="fit")
-    assert "fitted" in out and "valid submission, 4 rows" in out
+    out = run_make("ensemble", **base, SUBMISSIONS=s.tmp / "subs", NAME="fit")
+    assert "fitted" in out and "valid submission, 15 rows" in out
 
-    make("pseudo", **base, K=2)
-    pseudo = json.loads((coco_dir / "train_data_pseudo0.json").read_text())
-    fold_train = json.loads((coco_dir / "train_data0.json").read_text())
-    assert len(pseudo["images"]) == len(fold_train["images"]) + 4
+    run_make("pseudo", **base, K=3)
+    pseudo = json.loads((s.data / "train_data_pseudo0.json").read_text())
+    fold_train = json.loads((s.data / "train_data0.json").read_text())
+    assert len(pseudo["images"]) == len(fold_train["images"]) + 15
     names = {c["id"]: c["name"] for c in pseudo["categories"]}
     pseudo_anns = [a for a in pseudo["annotations"] if a.get("pseudo")]
     assert pseudo_anns and all(isinstance(a["segmentation"]["counts"], str) for a in pseudo_anns)
-    out = make("train-fpn", **{**train, "RUNS": tmp_path / "pseudo_runs"}, FOLD=0, PSEUDO=1)
-    assert "best epoch 1" in out
     # a one-epoch tiny model is unsure almost everywhere, so the ignore label must appear and paint 255
     assert any(names[a["category_id"]] == "__ignore__" for a in pseudo_anns)
     from trashseg.coco import load_coco
     from trashseg.masks import paint_mask
-    cs = load_coco(coco_dir / "train_data_pseudo0.json", coco_dir, {})
-    assert any((paint_mask(cs, i) == 255).any() for i in cs.image_ids[-4:])
+    cs = load_coco(s.data / "train_data_pseudo0.json", s.data, {})
+    assert any((paint_mask(cs, i) == 255).any() for i in cs.image_ids[-15:])
+
+    copy_paste = "--set augment.copy_paste.p=1.0 --set 'augment.copy_paste.classes=[Plastic bag]'"
+    out = run_make("train-fpn", **{**s.train, "RUNS": s.tmp / "pseudo_runs", "ARGS": f"{base['ARGS']} {copy_paste}"},
+                   FOLD=0, PSEUDO=1)
+    assert "best epoch 1" in out and "copy-paste: Plastic bag from" in out
+    used = torch.load(s.tmp / "pseudo_runs" / "fpn" / "fold0" / "best.pt", weights_only=True)["config"]
+    assert used["data"]["train_json"] == "train_data_pseudo{fold}.json"
 
 
-def test_report_and_predict(trained, tmp_path):
-    _, _, coco_dir, lb = trained
-    run = lb / "runs" / "fpn" / "fold0"
-    out = make("report", RUN=run, N=3)
+def test_report_and_predict(sample_runs, tmp_path):
+    run = sample_runs.runs / "fpn" / "fold0"
+    out = run_make("report", RUN=run, N=3)
     report = run / "report"
     for name in ("per_class_iou.md", "confusion_matrix.png", "curves.png", "legend.png"):
         assert (report / name).stat().st_size > 0
@@ -90,10 +73,19 @@ def test_report_and_predict(trained, tmp_path):
     table = (report / "per_class_iou.md").read_text()
     metrics = torch.load(run / "best.pt", weights_only=True)["metrics"]
     assert f"**{metrics['miou']:.4f}**" in table      # report re-scores to the trainer's own figure
-    assert "| Clothing |" in out
-    make("predict", RUN=run, IMAGES=coco_dir / "batch_01", OUT=tmp_path / "pred")
+    assert "| Plastic bag |" in out and "| General trash |" in out
+    test_images = sample_runs.data / "batch_04"
+    run_make("predict", RUN=run, IMAGES=test_images, OUT=tmp_path / "pred")
     overlays = list((tmp_path / "pred").glob("*_overlay.png"))
-    assert len(overlays) == len(list((coco_dir / "batch_01").glob("*.jpg"))) and (tmp_path / "pred" / "legend.png").is_file()
+    assert len(overlays) == len(list(test_images.glob("*.jpg"))) == 15
+    assert (tmp_path / "pred" / "legend.png").is_file()
+
+
+def test_copy_paste_without_donors_says_so(sample_runs):
+    """The defaults (Battery, Clothing) have no objects in the sample: the log says nothing is pasted."""
+    out = run_make("train-fpn", **{**sample_runs.train, "RUNS": sample_runs.tmp / "cp_runs",
+                                   "ARGS": f"{sample_runs.base['ARGS']} --set augment.copy_paste.p=0.5"}, FOLD=1)
+    assert "copy-paste: no Battery, Clothing in the training masks" in out
 
 
 def test_copy_paste_adds_rare_class_pixels(coco_dir, base_cfg):
