@@ -93,8 +93,8 @@ class SampleRuns:
 @pytest.fixture(scope="session")
 def sample_runs(tmp_path_factory) -> SampleRuns:
     """Real photos through the real targets, once per session: 3 folds split by recording date,
-    FPN and DeepLabV3Plus trained on every fold (tiny encoder, 64 px, 1 epoch) with valid + test
-    probabilities, and FPN's valid probabilities again with TTA and with CRF."""
+    `make cv` (FPN and DeepLabV3Plus trained on every fold, tiny encoder, 64 px, 1 epoch, valid +
+    test probabilities, equal-weight ensemble), and FPN's valid probabilities again with TTA and CRF."""
     tmp = tmp_path_factory.mktemp("sample")
     data = tmp / "data"
     shutil.copytree(SAMPLE, data, ignore=shutil.ignore_patterns("train_data*", "valid_data*"))
@@ -102,11 +102,9 @@ def sample_runs(tmp_path_factory) -> SampleRuns:
     s = SampleRuns(data, tmp / "runs", tmp, base, dict(base, **TINY_BUDGET))
     s.printed["folds"] = run_make("folds", DATA_DIR=data, K=3, GROUP=SAMPLE_DATES)
     s.printed["check-data"] = run_make("check-data", **base)
-    for model in ("fpn", "deeplab"):
-        for fold in range(3):
-            s.printed[f"train-{model}{fold}"] = run_make(f"train-{model}", **s.train, FOLD=fold)
-            run_make(f"infer-{model}", **s.train, FOLD=fold)
-            if model == "fpn":
-                run_make("infer-fpn", **s.train, FOLD=fold, TTA=1, SPLITS="valid")
-                run_make("infer-fpn", **s.train, FOLD=fold, CRF=1, SPLITS="valid")
+    # make cv = make train-{fpn,deeplab} FOLD=k for every fold, then infer-* for each, then ensemble
+    s.printed["cv"] = run_make("cv", **s.train, K=3, SUBMISSIONS=tmp / "subs")
+    for fold in range(3):
+        run_make("infer-fpn", **s.train, FOLD=fold, TTA=1, SPLITS="valid")
+        run_make("infer-fpn", **s.train, FOLD=fold, CRF=1, SPLITS="valid")
     return s

@@ -1,5 +1,6 @@
 """The real make targets, in order, on the bundled sample of real photos: folds split by date ->
-check-data -> train -> infer -> ensemble -> validated CSV, plus eval. A second, shorter pass runs a
+check-data -> cv (train + infer of both models on every fold, ensemble) -> ensemble -> validated
+CSV, plus eval. A second, shorter pass runs a
 generated set with all 11 classes and odd image sizes. Tiny encoder, 64 px, one epoch: plumbing."""
 import csv
 import json
@@ -26,8 +27,13 @@ def test_make_targets_on_bundled_sample_to_valid_csv(sample_runs, tmp_path):
         assert len(valid_dates) == 1 and not valid_dates & train_dates
     assert "General trash" in s.printed["check-data"] and "0 problem(s)" in s.printed["check-data"]
 
+    cv = s.printed["cv"]
     for model in ("fpn", "deeplab"):
-        assert "best epoch 1" in s.printed[f"train-{model}0"]
+        for fold in range(3):
+            assert f"[cv] make --no-print-directory train-{model} FOLD={fold}" in cv
+            assert f"[cv] make --no-print-directory infer-{model} FOLD={fold}" in cv
+    assert cv.count("best epoch 1") == 6 and "ensemble.csv: valid submission, 15 rows" in cv
+    for model in ("fpn", "deeplab"):
         run = s.runs / model / "fold0"
         rows = list(csv.DictReader(open(run / "metrics.csv")))
         assert len(rows) == 1 and 0.0 <= float(rows[0]["val_miou"]) <= 1.0
