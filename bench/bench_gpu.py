@@ -1,7 +1,8 @@
 """bench-gpu: training and inference images/s at 512 px for FPN and DeepLabV3Plus with an
 EfficientNet-B3 encoder, plain fp32 against the kit's GPU defaults (bf16/fp16 autocast,
 channels_last, cuDNN autotuning, TF32) in the same run. Synthetic batches already on the GPU, so
-the figures are the model's step, not the data loader's."""
+the figures are the model's step, not the data loader's. `--device cpu` with a tiny encoder is the
+test suite's smoke run of this very script (on CPU the kit's defaults are plain fp32)."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "code"))
 from trashseg.config import load_config  # noqa: E402
 from trashseg.losses import build_loss  # noqa: E402
 from trashseg.models import build_model  # noqa: E402
-from trashseg.speed import amp_dtype, use_channels_last  # noqa: E402
+from trashseg.speed import amp_dtype, configure_backends, use_channels_last  # noqa: E402
 
 
 def setup(arch: str, encoder: str, fast: bool, device: torch.device):
@@ -24,9 +25,10 @@ def setup(arch: str, encoder: str, fast: bool, device: torch.device):
     if not fast:
         overrides += ["speed.amp=off", "speed.channels_last=false", "speed.cudnn_benchmark=false"]
     cfg = load_config(None, overrides)
-    torch.backends.cudnn.benchmark = bool(cfg["speed"]["cudnn_benchmark"])
-    torch.backends.cuda.matmul.allow_tf32 = fast
-    torch.backends.cudnn.allow_tf32 = fast
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    if fast:
+        configure_backends(cfg, device)   # what the trainer turns on
     model = build_model(cfg).to(device)
     cl = use_channels_last(cfg, device)
     if cl:
@@ -34,14 +36,19 @@ def setup(arch: str, encoder: str, fast: bool, device: torch.device):
     return cfg, model, amp_dtype(cfg, device), cl
 
 
-def timed(step, warmup: int, iters: int) -> float:
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(step, warmup: int, iters: int, device: torch.device) -> float:
     for _ in range(warmup):
         step()
-    torch.cuda.synchronize()
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(iters):
         step()
-    torch.cuda.synchronize()
+    synchronize(device)
     return time.perf_counter() - start
 
 
@@ -49,7 +56,7 @@ def bench(arch, encoder, fast, args, device) -> tuple[float, float, float]:
     cfg, model, amp, cl = setup(arch, encoder, fast, device)
     loss_fn = build_loss(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
     x = torch.randn(args.batch, 3, args.size, args.size, device=device)
     if cl:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -57,7 +64,7 @@ def bench(arch, encoder, fast, args, device) -> tuple[float, float, float]:
 
     def train_step():
         opt.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=amp or torch.float32, enabled=amp is not None):
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             logits = model(x)
         loss = loss_fn(logits.float(), y)
         scaler.scale(loss).backward()
@@ -65,9 +72,11 @@ def bench(arch, encoder, fast, args, device) -> tuple[float, float, float]:
         scaler.update()
 
     model.train()
-    torch.cuda.reset_peak_memory_stats()
-    train_s = timed(train_step, args.warmup, args.iters)
-    peak_gb = torch.cuda.max_memory_allocated() / 2 ** 30
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    train_s = timed(train_step, args.warmup, args.iters, device)
+    peak_gb = torch.cuda.max_memory_allocated(device) / 2 ** 30 if cuda else float("nan")
     model.eval()
     xi = torch.randn(args.infer_batch, 3, args.size, args.size, device=device)
     if cl:
@@ -75,10 +84,10 @@ def bench(arch, encoder, fast, args, device) -> tuple[float, float, float]:
 
     @torch.no_grad()
     def infer_step():
-        with torch.autocast("cuda", dtype=amp or torch.float32, enabled=amp is not None):
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             model(xi).float().softmax(1)
 
-    infer_s = timed(infer_step, args.warmup, args.iters)
+    infer_s = timed(infer_step, args.warmup, args.iters, device)
     return args.batch * args.iters / train_s, args.infer_batch * args.iters / infer_s, peak_gb
 
 
@@ -90,12 +99,16 @@ def main():
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--encoder", default="tu-tf_efficientnet_b3")
+    parser.add_argument("--device", default="cuda", help="cuda (the benchmark) or cpu (a smoke run)")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
-        raise SystemExit("bench-gpu needs a CUDA GPU")
-    device = torch.device("cuda")
-    print(f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, {args.size} px, train batch {args.batch}, "
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("bench-gpu needs a CUDA GPU (torch.cuda.is_available() is False)")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"{name}, torch {torch.__version__}, {args.size} px, train batch {args.batch}, "
           f"infer batch {args.infer_batch}, encoder {args.encoder}")
+    if device.type != "cuda":
+        print("smoke run: on CPU the defaults are fp32 too, so these figures are not a benchmark")
     figures = {}
     for arch, short in (("FPN", "fpn"), ("DeepLabV3Plus", "deeplab")):
         for fast, label in ((False, "fp32"), (True, "defaults")):
