@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from trashseg.config import load_config
 from trashseg.losses import build_loss
-from trashseg.metrics import Scorer, confusion_matrix, iou_per_class, mean_iou
+from trashseg.metrics import Scorer, confusion_matrix, format_table, iou_per_class, mean_iou
 
 
 def test_confusion_matrix_rows_truth_cols_prediction_skip_ignore():
@@ -35,6 +35,19 @@ def test_classes_absent_from_truth_and_prediction_are_skipped():
     assert ious[0] == 1.0 and np.isnan(ious[1:]).all()
     assert mean_iou(cm) == 1.0
     assert Scorer().result()["per_class_iou"]["Battery"] is None
+
+
+def test_class_predicted_but_not_in_truth_is_named_in_the_table():
+    # truth: background + General trash; a stray Battery pixel scores IoU 0 and costs a whole class
+    scorer = Scorer()
+    scorer.update(np.array([[0, 0], [1, 1]]), np.array([[0, 9], [1, 1]]))
+    r = scorer.result()
+    assert r["predicted_not_in_truth"] == ["Battery"] and r["per_class_iou"]["Battery"] == 0.0
+    assert r["miou"] == pytest.approx((1 / 2 + 1 + 0) / 3)
+    table = format_table(r)
+    battery = next(line for line in table.splitlines() if line.startswith("Battery"))
+    assert battery.split()[1] == "0.0000" and battery.endswith("(not in truth; predicted pixels only)")
+    assert "General trash" in table and table.count("not in truth") == 1
 
 
 def test_ce_dice_is_weighted_sum_of_label_smoothed_ce_and_dice():

@@ -23,7 +23,7 @@ from .errors import TrashsegError
 from .images import read_rgb
 from .inference import load_trained_model
 from .loaders import load_set, make_loader
-from .metrics import Scorer
+from .metrics import Scorer, class_note
 from .models import resolve_device
 from .predict import probabilities, tta_views
 from .runs import data_json
@@ -121,7 +121,8 @@ def curves_png(metrics_csv: Path, path: Path) -> None:
 
 def iou_table(result: dict) -> str:
     lines = ["| class | IoU |", "|---|---|"]
-    lines += [f"| {n} | {'n/a' if v is None else f'{v:.4f}'} |" for n, v in result["per_class_iou"].items()]
+    lines += [f"| {n} | {'n/a' if v is None else f'{v:.4f}'}{class_note(n, result)} |"
+              for n, v in result["per_class_iou"].items()]
     lines += [f"| **mIoU (dataset)** | **{result['miou']:.4f}** |",
               f"| mIoU (per image) | {result['miou_per_image']:.4f} |",
               f"| pixel accuracy | {result['pixel_accuracy']:.4f} |"]
