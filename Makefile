@@ -5,6 +5,7 @@ SHELL := /bin/bash
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+CRF_STAMP := $(VENV)/.installed-crf
 
 # --- user-facing variables (empty = the YAML config's value) --------------------------------
 DATA_DIR ?=
@@ -140,8 +141,11 @@ report: $(STAMP) ## RUN=runs/fpn/fold0: per-class IoU table, confusion matrix, c
 predict: $(STAMP) ## RUN=.. IMAGES=dir: overlay PNGs + legend for any folder of photos (-> OUT or RUN/predict)
 	$(RUN_ENV) $(PY) -m trashseg.report --run $(RUN) --images $(IMAGES) $(if $(OUT),--out $(OUT))
 
-setup-crf: $(STAMP) ## optional: compile and install pydensecrf2 (DenseCRF; CRF=1 on infer/oof/ensemble)
+setup-crf: $(CRF_STAMP) ## optional: compile and install pydensecrf2 (DenseCRF; CRF=1 on infer/oof/ensemble)
+
+$(CRF_STAMP): $(STAMP) requirements-crf.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-crf.txt -c constraints.txt
+	touch $@
 
 oof: $(STAMP) ## score MODEL's out-of-fold predictions (all folds) against train_all.json (TTA=1, CRF=1 variants)
 	$(RUN_ENV) $(PY) -m trashseg.oof --model $(MODEL) $(OOF_SETS)
@@ -196,7 +200,7 @@ demo: $(STAMP) ## the whole path on data/sample, CPU, tiny budget -> submissions
 	$(MAKE) --no-print-directory infer-deeplab $(DEMO)
 	$(MAKE) --no-print-directory ensemble DATA_DIR=data/sample RUNS=runs/demo NAME=demo
 
-test: $(STAMP) setup-crf ## the test suite (unit + end-to-end through these make targets)
+test: $(STAMP) $(CRF_STAMP) ## the test suite (unit + end-to-end through these make targets)
 	$(PY) -m pytest -q tests
 
 bench-data: $(STAMP) ## mask stage and whole-item loader speed vs the original-style loader
