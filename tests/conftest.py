@@ -25,11 +25,17 @@ SAMPLE_DATES = r"^(batch_[^/]+)/"      # the sample keeps one recording date per
 TINY_BUDGET = dict(EPOCHS=1, BATCH=4, IMG_SIZE=64, ENCODER=TINY_ENCODER, WEIGHTS="none", WORKERS=0, DEVICE="cpu")
 
 
-def run_make(target: str, **variables) -> str:
-    """Run a real make target on CPU; fail the test with its output when it fails."""
+def make_process(target: str, env: dict | None = None, **variables) -> subprocess.CompletedProcess:
+    """Run a real make target on CPU (extra environment variables in ``env``)."""
     cmd = ["make", "--no-print-directory", "-C", str(ROOT), target] + [f"{k}={v}" for k, v in variables.items()]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
-    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return subprocess.run(cmd, capture_output=True, text=True,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": "", **(env or {})})
+
+
+def run_make(target: str, env: dict | None = None, **variables) -> str:
+    """Run a real make target on CPU; fail the test with its output when it fails."""
+    proc = make_process(target, env, **variables)
+    assert proc.returncode == 0, f"make {target} {variables}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout + proc.stderr
 
 

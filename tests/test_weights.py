@@ -36,3 +36,45 @@ def test_weights_for_another_encoder_name_the_mismatch(lite0_file):
     cfg = load_config(None, ["model.encoder=tu-mobilenetv3_small_050", f"model.weights={lite0_file}"])
     with pytest.raises(TrashsegError, match="does not fit the encoder"):
         build_model(cfg)
+
+
+def fake_hub_cache(home, model_name: str) -> dict:
+    """A Hugging Face cache holding timm's weights for ``model_name`` (random tensors), as a first
+    online `make weights` would leave it; with HF_HUB_OFFLINE=1 timm's normal route reads it."""
+    import timm
+    from safetensors.torch import save_file
+    model = timm.create_model(model_name, pretrained=False)
+    repo = home / "hub" / f"models--{model.pretrained_cfg['hf_hub_id'].replace('/', '--')}"
+    commit = "0" * 40
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    torch.manual_seed(7)
+    state = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    save_file(state, str(repo / "snapshots" / commit / "model.safetensors"))
+    return state
+
+
+def test_make_weights_hub_route_stores_state_dict_with_sha256(tmp_path):
+    import hashlib
+    import json
+    from conftest import TINY_ENCODER, run_make
+    hub_state = fake_hub_cache(tmp_path / "hf", TINY_ENCODER[3:])
+    out_file = tmp_path / "w" / "tiny.imagenet.pth"
+    out = run_make("weights", env={"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"},
+                   ENCODER=TINY_ENCODER, OUT=out_file)
+    digest = hashlib.sha256(out_file.read_bytes()).hexdigest()
+    assert f"sha256={digest}" in out and "UserWarning" not in out
+    meta = json.loads(out_file.with_suffix(".json").read_text())
+    assert meta["encoder"] == TINY_ENCODER and meta["sha256"] == digest
+    assert meta["normalize"] == {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    model = build_model(load_config(None, [f"model.encoder={TINY_ENCODER}", f"model.weights={out_file}"]))
+    assert torch.equal(model.encoder.model.conv_stem.weight, hub_state["conv_stem.weight"])
+
+
+def test_make_weights_without_network_points_to_offline_route(tmp_path):
+    from conftest import TINY_ENCODER, make_process
+    proc = make_process("weights", env={"HF_HOME": str(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"},
+                        ENCODER=TINY_ENCODER, OUT=tmp_path / "w.pth")
+    assert proc.returncode != 0 and "use `make weights-offline`" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "w.pth").exists()

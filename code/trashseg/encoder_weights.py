@@ -67,8 +67,9 @@ def sidecar_path(weights: Path) -> Path:
 def fetch_hub_weights(encoder: str) -> tuple[dict, dict]:
     """The encoder's pretrained state dict through SMP/timm's own download, and its normalisation."""
     import segmentation_models_pytorch as smp
+    from .models import smp_encoder_weights
     try:
-        model = smp.FPN(encoder_name=encoder, encoder_weights="imagenet", classes=1)
+        model = smp.FPN(encoder_name=encoder, encoder_weights=smp_encoder_weights(encoder, "imagenet"), classes=1)
     except Exception as exc:
         raise TrashsegError(f"could not fetch ImageNet weights for {encoder!r} ({type(exc).__name__}: {exc}); "
                             "without a network use `make weights-offline`") from None

@@ -24,6 +24,14 @@ def weights_route(weights) -> tuple[str | None, Path | None]:
     return None, path
 
 
+def smp_encoder_weights(encoder: str, hub: str | None):
+    """SMP's own spelling of "pretrained": timm-universal (``tu-``) encoders take True and pick the
+    variant from the name (``tu-model.tag``); SMP's native encoders take the weights' name."""
+    if hub is None:
+        return None
+    return True if encoder.startswith("tu-") else hub
+
+
 def build_model(cfg: dict) -> torch.nn.Module:
     mc = cfg["model"]
     arch = ARCHS.get(mc["arch"])
@@ -31,7 +39,8 @@ def build_model(cfg: dict) -> torch.nn.Module:
         raise TrashsegError(f"model.arch {mc['arch']!r}: choose one of {', '.join(ARCHS)}")
     hub, local = weights_route(mc["weights"])
     try:
-        model = arch(encoder_name=mc["encoder"], encoder_weights=hub, classes=NUM_CLASSES)
+        model = arch(encoder_name=mc["encoder"], encoder_weights=smp_encoder_weights(mc["encoder"], hub),
+                     classes=NUM_CLASSES)
     except (KeyError, ValueError, RuntimeError) as exc:
         raise TrashsegError(f"model.encoder {mc['encoder']!r} with weights {mc['weights']!r}: {exc}") from None
     if local is not None:
