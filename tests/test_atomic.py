@@ -51,3 +51,19 @@ def test_killed_ensemble_leaves_no_partial_csv(tmp_path):
                           f"RUNS={tmp_path / 'runs'}", f"SUBMISSIONS={subs}", "NAME=e"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert sum(1 for _ in open(old)) == N + 1
+    assert list(subs.iterdir()) == [old]      # the killed writer's temp file was swept by the next write
+
+
+def test_stale_temp_of_a_dead_writer_is_swept_but_a_live_ones_is_kept(tmp_path):
+    from trashseg.atomic import HOST, write_json
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    target = tmp_path / "x.json"
+    stale = tmp_path / f".x.json.{HOST}-{dead.pid}.abc.tmp"
+    live = tmp_path / f".x.json.{HOST}-{os.getppid()}.def.tmp"       # our parent is running
+    other = tmp_path / f".y.json.{HOST}-{dead.pid}.abc.tmp"          # another target: not ours to touch
+    for p in (stale, live, other):
+        p.write_text("partial")
+    write_json(target, {"a": 1})
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert not stale.exists() and live.exists() and other.exists()

@@ -1,14 +1,48 @@
 """Atomic file writes: write to a temp file in the same folder, then rename over the target.
 
-An interrupted run therefore leaves either the old file or the new one, never half of one.
+An interrupted run therefore leaves either the old file or the new one, never half of one. A run
+killed outright (SIGKILL, power loss) leaves its hidden temp file behind; the next write of the same
+target removes those whose writer, on this host, is gone.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
+
+HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+
+
+def _writer_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs; a killed one not yet reaped (zombie) counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Delete temp files of ``path`` left by writers of this host that no longer run."""
+    removed = []
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.{re.escape(HOST)}-(\d+)\..*\.tmp$")
+    for candidate in path.parent.glob(f".{path.name}.{HOST}-*.tmp"):
+        match = pattern.match(candidate.name)
+        if match and int(match.group(1)) != os.getpid() and not _writer_alive(int(match.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                candidate.unlink()
+                removed.append(candidate)
+    return removed
 
 
 @contextlib.contextmanager
@@ -16,7 +50,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = ""):
     """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{HOST}-{os.getpid()}.", suffix=suffix + ".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
