@@ -21,7 +21,8 @@ def test_oof_fit_tta_ensemble_pseudo(sample_runs):
     out_tta = run_make("oof", **base, MODEL="fpn", TTA=1)
     tta = json.loads((runs / "fpn" / "oof_tta.json").read_text())
     assert tta["post"] == "tta" and tta["images"] == 45 and tta["miou"] != oof["miou"]
-    assert "mIoU (dataset)" in out_tta
+    assert tta["vs_plain"]["miou"] == pytest.approx(tta["miou"] - oof["miou"])
+    assert f"tta vs plain OOF: {'gain' if tta['miou'] > oof['miou'] else 'loss'} {tta['vs_plain']['miou']:+.4f}" in out_tta
     run_make("oof", **base, MODEL="fpn", CRF=1)
     assert json.loads((runs / "fpn" / "oof_crf.json").read_text())["post"] == "crf"
     plain = np.load(runs / "fpn" / "fold0" / "probs_valid.npy").astype(np.float32)

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from .atomic import write_json
 from .cli import base_parser, friendly_errors
-from .coco import CocoSet
+from .coco import CocoSet, read_json
 from .config import load_config
 from .errors import TrashsegError
 from .predict import probs_suffix
@@ -83,6 +83,26 @@ def score_model(cfg: dict, truth: Truth, model: str, suffix: str) -> dict:
     return result
 
 
+def compare_with_plain(result: dict, plain_path: Path) -> dict | None:
+    """Gain (negative: loss) of a post-processed OOF score over the plain one on the same images."""
+    if not plain_path.is_file():
+        return None
+    plain = read_json(plain_path)
+    if plain.get("images") != result["images"]:
+        return None
+    return {"miou": result["miou"] - plain["miou"],
+            "miou_per_image": result["miou_per_image"] - plain["miou_per_image"]}
+
+
+def describe_comparison(post: str, comparison: dict | None, model: str) -> str:
+    if comparison is None:
+        return (f"no plain OOF score on the same images to compare with: run `make oof MODEL={model}` "
+                "(without TTA/CRF) first")
+    word = "gain" if comparison["miou"] >= 0 else "loss"
+    return (f"{post} vs plain OOF: {word} {comparison['miou']:+.4f} dataset mIoU, "
+            f"{comparison['miou_per_image']:+.4f} per-image mIoU")
+
+
 def main(argv=None) -> None:
     parser = base_parser("Score out-of-fold predictions of all folds")
     parser.add_argument("--model", required=True)
@@ -96,10 +116,16 @@ def main(argv=None) -> None:
         truth = Truth(cfg, load_set(cfg, data_dir / args.train_all), int(cfg["eval"]["score_size"]))
         suffix = probs_suffix(cfg)
         result = score_model(cfg, truth, args.model, suffix)
-        out = Path(cfg["train"]["runs_dir"]) / args.model / f"oof{suffix}.json"
+        model_dir = Path(cfg["train"]["runs_dir"]) / args.model
+        comparison = compare_with_plain(result, model_dir / "oof.json") if suffix else None
+        if comparison:
+            result["vs_plain"] = comparison
+        out = model_dir / f"oof{suffix}.json"
         write_json(out, result)
         print(f"out-of-fold, {args.model}{' (' + suffix.strip('_') + ')' if suffix else ''}, {result['images']} images:")
         print(format_table(result))
+        if suffix:
+            print(describe_comparison(result["post"], comparison, args.model))
         print(f"wrote {out}")
 
     run()
