@@ -92,6 +92,7 @@ help: ## this list
 	@echo "  GPUS NNODES NODE_RANK MASTER_ADDR MASTER_PORT RESUME=1"
 	@echo "  NAME SUBMISSIONS PROBS WEIGHTS_ENSEMBLE GROUP(regex) JSON OUT FILE COMPETITION MESSAGE"
 	@echo "  IMAGE DOCKER_WEIGHTS TTA=1 CRF=1 SPLITS PSEUDO=1 MODEL MODELS TRAIN_ALL RUN IMAGES N"
+	@echo "  VENV (the virtual environment every target uses; default .venv)"
 
 setup: $(STAMP) ## create .venv with the pinned stack (requirements.txt + constraints.txt)
 

@@ -1,0 +1,49 @@
+"""README, `make help` and the Makefile agree: every target and variable the README tells a user to
+type exists, and every documented target is listed by `make help`."""
+import re
+import subprocess
+
+from conftest import ROOT
+
+MAKEFILE = (ROOT / "Makefile").read_text()
+README = (ROOT / "README.md").read_text()
+ENVIRONMENT = {"HF_HUB_OFFLINE", "MALLOC_MMAP_MAX_", "MALLOC_TOP_PAD_", "MALLOC_TRIM_THRESHOLD_", "CI"}
+
+
+def readme_code() -> str:
+    """The README's fenced blocks (comments dropped) and inline code spans: what a user copies."""
+    fenced = [re.sub(r"#.*", "", block) for block in re.findall(r"```[a-z]*\n(.*?)```", README, flags=re.S)]
+    inline = re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", README, flags=re.S))
+    return "\n".join(fenced + inline)
+
+
+def targets() -> set[str]:
+    return set(re.findall(r"^([a-z][a-z0-9-]*%?):(?!=)", MAKEFILE, flags=re.M))
+
+
+def documented_targets() -> set[str]:
+    return set(re.findall(r"^([a-z][a-z0-9-]*%?):[^\n]*##", MAKEFILE, flags=re.M))
+
+
+def test_every_make_target_in_the_readme_exists():
+    known = targets()
+    used = set(re.findall(r"\bmake ([a-z][a-z0-9-]*)", readme_code()))
+    unknown = {t for t in used if t not in known and not (t.startswith("docker-") and "docker-%" in known)}
+    assert used and not unknown, f"README names make targets the Makefile lacks: {sorted(unknown)}"
+
+
+def test_every_variable_in_the_readme_is_a_make_variable_or_documented_environment():
+    declared = set(re.findall(r"^([A-Z_]+)\s*\?=", MAKEFILE, flags=re.M))
+    used = set(re.findall(r"\b([A-Z][A-Z0-9_]+)=", readme_code()))
+    unknown = used - declared - ENVIRONMENT
+    assert used and not unknown, f"README uses variables the Makefile does not declare: {sorted(unknown)}"
+
+
+def test_make_help_lists_every_documented_target_and_variable():
+    out = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "help"], capture_output=True,
+                         text=True, check=True).stdout
+    listed = set(re.findall(r"^  make (\S+)", out, flags=re.M))
+    assert documented_targets() and documented_targets() <= listed
+    declared = set(re.findall(r"^([A-Z_]+)\s*\?=", MAKEFILE, flags=re.M))
+    missing = {v for v in declared if not re.search(rf"\b{v}\b", out)}
+    assert not missing, f"make help does not mention: {sorted(missing)}"
