@@ -30,10 +30,14 @@ SAMPLE_DATES = r"^(batch_[^/]+)/"      # the sample keeps one recording date per
 TINY_BUDGET = dict(EPOCHS=1, BATCH=4, IMG_SIZE=64, ENCODER=TINY_ENCODER, WEIGHTS="none", WORKERS=0, DEVICE="cpu")
 
 
+def make_cmd(target: str, **variables) -> list[str]:
+    """The command line of a real make target in this repository, with make variables."""
+    return ["make", "--no-print-directory", "-C", str(ROOT), target] + [f"{k}={v}" for k, v in variables.items()]
+
+
 def make_process(target: str, env: dict | None = None, **variables) -> subprocess.CompletedProcess:
     """Run a real make target on CPU (extra environment variables in ``env``)."""
-    cmd = ["make", "--no-print-directory", "-C", str(ROOT), target] + [f"{k}={v}" for k, v in variables.items()]
-    return subprocess.run(cmd, capture_output=True, text=True,
+    return subprocess.run(make_cmd(target, **variables), capture_output=True, text=True,
                           env={**os.environ, "CUDA_VISIBLE_DEVICES": "", **(env or {})})
 
 

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from conftest import ROOT
+from conftest import make_cmd, run_make
 from trashseg.classes import CLASSES
 from trashseg.probs import ProbsWriter
 
@@ -31,8 +31,8 @@ def test_killed_ensemble_leaves_no_partial_csv(tmp_path):
     old = subs / "e.csv"
     old.write_text("previous submission\n")
 
-    proc = subprocess.Popen(["make", "--no-print-directory", "-C", str(ROOT), "ensemble", f"DATA_DIR={data}",
-                             f"RUNS={tmp_path / 'runs'}", f"SUBMISSIONS={subs}", "NAME=e"],
+    ensemble = dict(DATA_DIR=data, RUNS=tmp_path / "runs", SUBMISSIONS=subs, NAME="e")
+    proc = subprocess.Popen(make_cmd("ensemble", **ensemble),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
@@ -47,9 +47,7 @@ def test_killed_ensemble_leaves_no_partial_csv(tmp_path):
     assert [p.name for p in subs.iterdir() if not p.name.startswith(".")] == ["e.csv"]
 
     # the next run completes and replaces it with a whole, valid file
-    out = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "ensemble", f"DATA_DIR={data}",
-                          f"RUNS={tmp_path / 'runs'}", f"SUBMISSIONS={subs}", "NAME=e"], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-2000:]
+    run_make("ensemble", **ensemble)
     assert sum(1 for _ in open(old)) == N + 1
     assert list(subs.iterdir()) == [old]      # the killed writer's temp file was swept by the next write
 

@@ -1,9 +1,8 @@
 """README, `make help` and the Makefile agree: every target and variable the README tells a user to
 type exists, and every documented target is listed by `make help`."""
 import re
-import subprocess
 
-from conftest import ROOT
+from conftest import ROOT, run_make
 
 MAKEFILE = (ROOT / "Makefile").read_text()
 README = (ROOT / "README.md").read_text()
@@ -40,8 +39,7 @@ def test_every_variable_in_the_readme_is_a_make_variable_or_documented_environme
 
 
 def test_make_help_lists_every_documented_target_and_variable():
-    out = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "help"], capture_output=True,
-                         text=True, check=True).stdout
+    out = run_make("help")
     listed = set(re.findall(r"^  make (\S+)", out, flags=re.M))
     assert documented_targets() and documented_targets() <= listed
     declared = set(re.findall(r"^([A-Z_]+)\s*\?=", MAKEFILE, flags=re.M))

@@ -4,12 +4,11 @@ CSV, plus eval. A second, shorter pass runs a
 generated set with all 11 classes and odd image sizes. Tiny encoder, 64 px, one epoch: plumbing."""
 import csv
 import json
-import subprocess
 
 import numpy as np
 import torch
 
-from conftest import ROOT, TINY_BUDGET, TINY_ENCODER, run_make
+from conftest import TINY_BUDGET, TINY_ENCODER, make_process, run_make
 from trashseg.classes import CLASSES
 from trashseg.submission import validate_submission
 
@@ -83,8 +82,7 @@ def test_generated_11_class_set_with_odd_sizes(coco_dir, tmp_path):
 
 
 def test_missing_data_dir_says_where_data_goes(tmp_path):
-    proc = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "train-fpn", f"DATA_DIR={tmp_path}",
-                           f"RUNS={tmp_path}/runs"], capture_output=True, text=True)
+    proc = make_process("train-fpn", DATA_DIR=tmp_path, RUNS=tmp_path / "runs")
     assert proc.returncode != 0
     assert "has no train_all.json" in proc.stderr and "DATA_DIR=data/sample" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -4,7 +4,7 @@ import os
 import subprocess
 import zipfile
 
-from conftest import ROOT
+from conftest import make_cmd
 
 SECRET = "0123456789abcdef-secret"
 
@@ -28,8 +28,7 @@ if sys.argv[2] == 'download':
 def make(target, tmp_path, env_extra, **variables):
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE")}
     env.update(HOME=str(tmp_path / "home"), TRASHSEG_KAGGLE_BIN=str(fake_kaggle(tmp_path)), **env_extra)
-    cmd = ["make", "--no-print-directory", "-C", str(ROOT), target] + [f"{k}={v}" for k, v in variables.items()]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env)
+    return subprocess.run(make_cmd(target, **variables), capture_output=True, text=True, env=env)
 
 
 def test_missing_credentials_is_a_clear_message(tmp_path):

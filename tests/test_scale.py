@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from conftest import ROOT, TINY_ENCODER
+from conftest import TINY_ENCODER, make_cmd, run_make
 from trashseg.folds import make_folds
 
 
@@ -18,16 +18,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def make_cmd(target, **variables):
-    return ["make", "--no-print-directory", "-C", str(ROOT), target] + [f"{k}={v}" for k, v in variables.items()]
-
-
-def run_make(target, **variables):
-    proc = subprocess.run(make_cmd(target, **variables), capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
 
 
 @pytest.fixture
