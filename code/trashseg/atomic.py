@@ -32,17 +32,14 @@ def _writer_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def remove_stale_temps(path: Path) -> list[Path]:
+def remove_stale_temps(path: Path) -> None:
     """Delete temp files of ``path`` left by writers of this host that no longer run."""
-    removed = []
     pattern = re.compile(rf"^\.{re.escape(path.name)}\.{re.escape(HOST)}-(\d+)\..*\.tmp$")
     for candidate in path.parent.glob(f".{path.name}.{HOST}-*.tmp"):
         match = pattern.match(candidate.name)
         if match and int(match.group(1)) != os.getpid() and not _writer_alive(int(match.group(1))):
             with contextlib.suppress(FileNotFoundError):
                 candidate.unlink()
-                removed.append(candidate)
-    return removed
 
 
 @contextlib.contextmanager

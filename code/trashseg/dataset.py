@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .classes import CLASSES
 from .coco import CocoSet
 from .errors import TrashsegError
 from .images import read_rgb, size_mismatch
@@ -35,10 +36,18 @@ class CopyPaste:
     competition's Battery and Clothing). Training only."""
 
     def __init__(self, items: list[Item], classes: list[int], p: float, max_objects: int):
-        self.items, self.p, self.max_objects = items, p, max_objects
+        self.items, self.classes, self.p, self.max_objects = items, list(classes), p, max_objects
         wanted = set(classes)
         self.donors = [(i, int(c)) for i, item in enumerate(items)
                        for c in np.unique(read_mask(item.mask_path)) if int(c) in wanted]
+
+    def describe(self) -> str:
+        """One line for the log: how many images can donate objects, or why nothing is pasted."""
+        names = ", ".join(CLASSES[c] for c in self.classes)
+        if not self.donors:
+            return f"copy-paste: no {names} in the training masks; nothing will be pasted"
+        images = len({index for index, _ in self.donors})
+        return f"copy-paste: {names} from {images} donor image(s), p={self.p}, up to {self.max_objects} object(s) per image"
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not self.donors or np.random.random() >= self.p:

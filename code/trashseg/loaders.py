@@ -23,16 +23,6 @@ def load_set(cfg: dict, json_path: Path, image_root: Path | None = None, quiet: 
     return cs
 
 
-def describe_copy_paste(copy_paste: CopyPaste, class_names: list[str]) -> str:
-    """One line for the log: how many donor objects each chosen class has, or why nothing is pasted."""
-    names = ", ".join(class_names)
-    if not copy_paste.donors:
-        return f"copy-paste: no {names} in the training masks; nothing will be pasted"
-    images = len({index for index, _ in copy_paste.donors})
-    return (f"copy-paste: {names} from {images} donor image(s), p={copy_paste.p}, "
-            f"up to {copy_paste.max_objects} object(s) per image")
-
-
 def make_loader(cfg: dict, cs: CocoSet, transform, *, with_masks: bool, train: bool = False,
                 batch_size: int | None = None, generator: torch.Generator | None = None,
                 mask_size: int | None = None, ctx: Context | None = None, progress: bool = True) -> DataLoader:
@@ -47,7 +37,7 @@ def make_loader(cfg: dict, cs: CocoSet, transform, *, with_masks: bool, train: b
     if train and float(cp["p"]) > 0:
         copy_paste = CopyPaste(items, [class_index(c) for c in cp["classes"]], float(cp["p"]), int(cp["max_objects"]))
         if ctx.is_main and progress:
-            print(describe_copy_paste(copy_paste, cp["classes"]))
+            print(copy_paste.describe())
     dataset = SegDataset(items, transform, mask_size=mask_size, copy_paste=copy_paste)
     sampler = None
     if ctx.distributed and train:

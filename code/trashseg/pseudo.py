@@ -22,7 +22,6 @@ from .config import load_config
 from .ensemble import check_manifests, normalise_weights, weights_from_file
 from .errors import TrashsegError
 from .probs import ProbsReader
-from .submission import expected_ids_from_test_json
 
 
 def _rle(binary: np.ndarray) -> dict:
@@ -68,7 +67,7 @@ def make_pseudo(cfg: dict, prob_files: list[Path], weights_file: Path | None, th
     out_dir = out_dir or data_dir
     test = read_json(data_dir / cfg["data"]["test_json"])
     readers = [ProbsReader(p) for p in prob_files]
-    check_manifests(readers, expected_ids_from_test_json(data_dir / cfg["data"]["test_json"]))
+    check_manifests(readers, [str(img["file_name"]) for img in test["images"]])
     w = normalise_weights(weights_from_file(weights_file, readers) if weights_file else None, len(readers))
     labels = []
     for i, img in enumerate(tqdm(test["images"], desc="pseudo-labels", leave=False)):

@@ -41,13 +41,6 @@ def write_metrics_csv(path: Path, rows: list[dict]) -> None:
         fh.write(buf.getvalue())
 
 
-def read_metrics_csv(path: Path, up_to_epoch: int) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as fh:
-        return [row for row in csv.DictReader(fh) if int(row["epoch"]) <= up_to_epoch]
-
-
 class NonFiniteLoss(TrashsegError):
     pass
 
@@ -142,7 +135,7 @@ def _train(cfg: dict, ctx: distributed.Context, device: torch.device) -> dict | 
         restore_rng_state(t["rng"][ctx.rank] if ctx.rank < len(t["rng"]) else t["rng"][0], gen)
         best = t["best"]
         start_epoch = state["epoch"] + 1
-        rows = t.get("rows") or read_metrics_csv(out / "metrics.csv", state["epoch"])
+        rows = t["rows"]
         if ctx.is_main:
             print(f"resuming {out} after epoch {state['epoch']} (best mIoU {best['miou']:.4f} at epoch {best['epoch']})")
 
