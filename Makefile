@@ -62,6 +62,10 @@ SETS    = $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) --set train.fold=$(F
 
 POST_SETS = $(if $(filter 1 true yes,$(TTA)),--set tta.enabled=true) $(if $(filter 1 true yes,$(CRF)),--set crf.enabled=true)
 POST_SUFFIX = $(if $(filter 1 true yes,$(TTA)),_tta)$(if $(filter 1 true yes,$(CRF)),_crf)
+# what `ensemble` and `pseudo` merge: PROBS, or every fold's test probabilities (TTA/CRF variant),
+# weighted by RUNS/ensemble_weights.json when `make fit-ensemble` has written it
+TEST_PROBS = $(or $(PROBS),$(RUNS)/*/fold*/probs_test$(POST_SUFFIX).npy)
+FITTED_WEIGHTS = $(if $(wildcard $(RUNS)/ensemble_weights.json),--weights-file $(RUNS)/ensemble_weights.json)
 OOF_SETS = $(POST_SETS) $(if $(TRAIN_ALL),--train-all $(TRAIN_ALL)) \
            $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) --set train.runs_dir=$(RUNS) $(ARGS)
 
@@ -127,13 +131,12 @@ eval-deeplab: $(STAMP) ## score DeepLabV3Plus's best checkpoint on JSON=annotate
 	$(RUN_ENV) $(PY) code/DeepLabV3Plus/infer.py $(SETS) --eval $(JSON) $(if $(DATA_DIR),--image-root $(DATA_DIR)) $(if $(OUT),--out $(OUT))
 
 ensemble: $(STAMP) ## PROBS (default RUNS/*/fold*/probs_test.npy) weighted (fitted or equal) -> SUBMISSIONS/NAME.csv
-	$(RUN_ENV) $(PY) code/ensemble.py $(or $(PROBS),$(RUNS)/*/fold*/probs_test$(POST_SUFFIX).npy) \
+	$(RUN_ENV) $(PY) code/ensemble.py $(TEST_PROBS) \
 	  --test-json $(DATA)/test.json --out $(SUBMISSIONS)/$(NAME).csv \
-	  $(if $(WEIGHTS_ENSEMBLE),--weights $(WEIGHTS_ENSEMBLE),$(if $(wildcard $(RUNS)/ensemble_weights.json),--weights-file $(RUNS)/ensemble_weights.json))
+	  $(if $(WEIGHTS_ENSEMBLE),--weights $(WEIGHTS_ENSEMBLE),$(FITTED_WEIGHTS))
 
 pseudo: $(STAMP) ## ensemble test probabilities -> train_data_pseudo{k}.json (K folds; unsure pixels ignored)
-	$(RUN_ENV) $(PY) -m trashseg.pseudo $(or $(PROBS),$(RUNS)/*/fold*/probs_test$(POST_SUFFIX).npy) --k $(K) \
-	  $(if $(wildcard $(RUNS)/ensemble_weights.json),--weights-file $(RUNS)/ensemble_weights.json) \
+	$(RUN_ENV) $(PY) -m trashseg.pseudo $(TEST_PROBS) --k $(K) $(FITTED_WEIGHTS) \
 	  $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) $(ARGS)
 
 report: $(STAMP) ## RUN=runs/fpn/fold0: per-class IoU table, confusion matrix, curves, N overlays -> RUN/report/

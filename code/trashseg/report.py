@@ -52,27 +52,32 @@ def save_png(path: Path, rgb: np.ndarray) -> None:
         fh.write(png.tobytes())
 
 
-def save_figure(fig, path: Path) -> None:
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-
-
-def legend_png(path: Path) -> None:
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig, path: Path) -> None:
+    """Write the figure atomically, then free it."""
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    pyplot().close(fig)
+
+
+def legend_png(path: Path) -> None:
+    plt = pyplot()
     from matplotlib.patches import Patch
     fig = plt.figure(figsize=(3.2, 3.4))
     fig.legend(handles=[Patch(color=PALETTE[i] / 255, label=f"{i} {n}") for i, n in enumerate(CLASSES)],
                loc="center", frameon=False)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def confusion_png(cm: np.ndarray, path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     rows = cm.sum(1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
     fig, ax = plt.subplots(figsize=(7, 6))
@@ -89,13 +94,10 @@ def confusion_png(cm: np.ndarray, path: Path, title: str) -> None:
     ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def curves_png(metrics_csv: Path, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     with open(metrics_csv, newline="") as fh:
         rows = list(csv.DictReader(fh))
     if not rows:
@@ -116,7 +118,6 @@ def curves_png(metrics_csv: Path, path: Path) -> None:
     for ax in axes:
         ax.set_xlabel("epoch")
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def iou_table(result: dict) -> str:
