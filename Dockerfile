@@ -32,9 +32,9 @@ COPY --chown=trashseg:trashseg . .
 # Bake the encoder weights into the image, then keep every model hub closed at run time.
 RUN mkdir -p /opt/weights \
     && if [ "$DOCKER_WEIGHTS" = "offline-lite0" ]; then \
-         PYTHONPATH=code /opt/venv/bin/python -m trashseg.encoder_weights offline-lite0 --out /opt/weights/encoder.pth; \
+         PYTHONPATH=code /opt/venv/bin/python -m trashseg.modeling.encoder_weights offline-lite0 --out /opt/weights/encoder.pth; \
        elif [ "$DOCKER_WEIGHTS" = "hub" ]; then \
-         PYTHONPATH=code /opt/venv/bin/python -m trashseg.encoder_weights hub --encoder "$ENCODER" --out /opt/weights/encoder.pth; \
+         PYTHONPATH=code /opt/venv/bin/python -m trashseg.modeling.encoder_weights hub --encoder "$ENCODER" --out /opt/weights/encoder.pth; \
        fi \
     && touch /opt/venv/.installed \
     && chown -R trashseg:trashseg /opt/weights /app

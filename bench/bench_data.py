@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 from common import require_woosong
 
-from trashseg.classes import CLASSES
-from trashseg.coco import load_coco
+from trashseg.data.classes import CLASSES
+from trashseg.data.coco import load_coco
 from trashseg.config import load_config
-from trashseg.dataset import SegDataset, make_items
-from trashseg.images import read_rgb
-from trashseg.masks import MaskCache, read_mask
-from trashseg.transforms import train_transform
+from trashseg.data.dataset import SegDataset, make_items
+from trashseg.data.images import read_rgb
+from trashseg.data.masks import MaskCache, read_mask
+from trashseg.data.transforms import train_transform
 
 
 class OriginalStyleMasks:

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from common import ROOT, run_measured
 
-from trashseg.classes import CLASSES
-from trashseg.probs import ProbsWriter
+from trashseg.data.classes import CLASSES
+from trashseg.inference.probs import ProbsWriter
 
 
 def make_files(tmp: Path, n: int, models: int = 2) -> tuple[list[Path], Path]:

@@ -15,9 +15,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "code"))
 
 from trashseg.config import load_config  # noqa: E402
-from trashseg.losses import build_loss  # noqa: E402
-from trashseg.models import build_model  # noqa: E402
-from trashseg.speed import amp_dtype, configure_backends, use_channels_last  # noqa: E402
+from trashseg.training.losses import build_loss  # noqa: E402
+from trashseg.modeling.architectures import build_model  # noqa: E402
+from trashseg.training.speed import amp_dtype, configure_backends, use_channels_last  # noqa: E402
 
 
 def setup(arch: str, encoder: str, fast: bool, device: torch.device):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from trashseg.ensemble import main  # noqa: E402
+from trashseg.ensembling.ensemble import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -22,7 +22,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "code"))
 
-from trashseg.classes import CLASSES  # noqa: E402
+from trashseg.data.classes import CLASSES  # noqa: E402
 
 TINY_ENCODER = "tu-mobilenetv3_small_050"
 SAMPLE = ROOT / "data" / "sample"

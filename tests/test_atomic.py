@@ -8,8 +8,8 @@ import time
 import numpy as np
 
 from conftest import make_cmd, run_make
-from trashseg.classes import CLASSES
-from trashseg.probs import ProbsWriter
+from trashseg.data.classes import CLASSES
+from trashseg.inference.probs import ProbsWriter
 
 N = 150
 

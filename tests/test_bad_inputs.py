@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from trashseg.checkpoint import load_checkpoint
-from trashseg.coco import load_coco
+from trashseg.modeling.checkpoint import load_checkpoint
+from trashseg.data.coco import load_coco
 from trashseg.errors import TrashsegError
-from trashseg.images import read_rgb
-from trashseg.masks import paint_mask
+from trashseg.data.images import read_rgb
+from trashseg.data.masks import paint_mask
 
 CATS = [{"id": 1, "name": "Paper"}]
 IMG = {"id": 1, "file_name": "a.jpg", "width": 20, "height": 10}
@@ -115,9 +115,9 @@ def test_truncated_and_non_images_are_named(tmp_path):
 
 
 def test_size_differing_from_json_is_named(coco_dir, base_cfg):
-    from trashseg.dataset import SegDataset, make_items
-    from trashseg.masks import MaskCache
-    from trashseg.transforms import eval_transform
+    from trashseg.data.dataset import SegDataset, make_items
+    from trashseg.data.masks import MaskCache
+    from trashseg.data.transforms import eval_transform
     data = json.loads((coco_dir / "train_all.json").read_text())
     data["images"][0]["width"] += 3
     (coco_dir / "edited.json").write_text(json.dumps(data))

@@ -1,6 +1,6 @@
 import pytest
 
-from trashseg.classes import CLASSES, resolve_category_ids
+from trashseg.data.classes import CLASSES, resolve_category_ids
 from trashseg.config import load_config
 from trashseg.errors import TrashsegError
 

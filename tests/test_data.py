@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from trashseg.coco import load_coco
-from trashseg.dataset import SegDataset, make_items
+from trashseg.data.coco import load_coco
+from trashseg.data.dataset import SegDataset, make_items
 from trashseg.errors import TrashsegError
-from trashseg.folds import make_folds
-from trashseg.masks import MaskCache, paint_mask
-from trashseg.transforms import eval_transform, train_transform
+from trashseg.data.folds import make_folds
+from trashseg.data.masks import MaskCache, paint_mask
+from trashseg.data.transforms import eval_transform, train_transform
 
 CATS = [{"id": 1, "name": "Paper"}, {"id": 2, "name": "Battery"}]
 

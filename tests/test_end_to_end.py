@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from conftest import TINY_BUDGET, TINY_ENCODER, make_process, run_make
-from trashseg.classes import CLASSES
-from trashseg.submission import validate_submission
+from trashseg.data.classes import CLASSES
+from trashseg.ensembling.submission import validate_submission
 
 
 def image_names(json_path):

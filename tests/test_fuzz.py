@@ -6,10 +6,10 @@ import numpy as np
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from trashseg.coco import load_coco
+from trashseg.data.coco import load_coco
 from trashseg.errors import TrashsegError
-from trashseg.masks import paint_mask
-from trashseg.submission import validate_submission
+from trashseg.data.masks import paint_mask
+from trashseg.ensembling.submission import validate_submission
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                         HealthCheck.too_slow])

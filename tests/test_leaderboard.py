@@ -51,8 +51,8 @@ def test_oof_fit_tta_ensemble_pseudo(sample_runs):
     assert pseudo_anns and all(isinstance(a["segmentation"]["counts"], str) for a in pseudo_anns)
     # a one-epoch tiny model is unsure almost everywhere, so the ignore label must appear and paint 255
     assert any(names[a["category_id"]] == "__ignore__" for a in pseudo_anns)
-    from trashseg.coco import load_coco
-    from trashseg.masks import paint_mask
+    from trashseg.data.coco import load_coco
+    from trashseg.data.masks import paint_mask
     cs = load_coco(s.data / "train_data_pseudo0.json", s.data, {})
     assert any((paint_mask(cs, i) == 255).any() for i in cs.image_ids[-15:])
 
@@ -90,11 +90,11 @@ def test_copy_paste_without_donors_says_so(sample_runs):
 
 
 def test_copy_paste_adds_rare_class_pixels(coco_dir, base_cfg):
-    from trashseg.classes import class_index
-    from trashseg.coco import load_coco
-    from trashseg.dataset import CopyPaste, SegDataset, make_items
-    from trashseg.masks import MaskCache
-    from trashseg.transforms import eval_transform
+    from trashseg.data.classes import class_index
+    from trashseg.data.coco import load_coco
+    from trashseg.data.dataset import CopyPaste, SegDataset, make_items
+    from trashseg.data.masks import MaskCache
+    from trashseg.data.transforms import eval_transform
     cfg = {**base_cfg, "train": {**base_cfg["train"], "img_size": 64}}
     cs = load_coco(coco_dir / "train_all.json", coco_dir, {})
     items = make_items(cs, MaskCache(cfg["data"]["cache_dir"]), progress=False)
@@ -110,7 +110,7 @@ def test_copy_paste_adds_rare_class_pixels(coco_dir, base_cfg):
 
 def test_crf_pulls_labels_onto_colour_edges():
     from trashseg.config import load_config
-    from trashseg.crf import refine
+    from trashseg.inference.crf import refine
     rgb = np.zeros((64, 64, 3), dtype=np.uint8)
     rgb[:, 32:] = 255                                  # two flat halves
     truth = np.zeros((64, 64), dtype=np.int64)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import TINY_ENCODER, make_cmd, run_make
-from trashseg.folds import make_folds
+from trashseg.data.folds import make_folds
 
 
 def free_port() -> int:

@@ -3,11 +3,11 @@ import json
 import numpy as np
 import pytest
 
-from trashseg.classes import CLASSES
-from trashseg.ensemble import ensemble_to_csv
+from trashseg.data.classes import CLASSES
+from trashseg.ensembling.ensemble import ensemble_to_csv
 from trashseg.errors import TrashsegError
-from trashseg.probs import ProbsReader, ProbsWriter
-from trashseg.submission import HEADER, SubmissionWriter, validate_submission
+from trashseg.inference.probs import ProbsReader, ProbsWriter
+from trashseg.ensembling.submission import HEADER, SubmissionWriter, validate_submission
 
 IDS = ["batch_01/0001.jpg", "batch_02/0002.jpg", "batch_03/0003.jpg"]
 S = 16  # small submission size for fast tests

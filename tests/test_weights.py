@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from trashseg.config import load_config
-from trashseg.encoder_weights import (ENCODER, NORMALIZE, apply_sidecar, convert_lite0, package_weights_path,
+from trashseg.modeling.encoder_weights import (ENCODER, NORMALIZE, apply_sidecar, convert_lite0, package_weights_path,
                                       write_encoder_weights)
 from trashseg.errors import TrashsegError
-from trashseg.models import build_model
+from trashseg.modeling.architectures import build_model
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import argparse
 import functools
 import sys
 
-from .errors import TrashsegError
+from trashseg.errors import TrashsegError
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .atomic import write_json
-from .cli import base_parser, friendly_errors
-from .config import load_config
+from trashseg.atomic import write_json
+from trashseg.cli import base_parser, friendly_errors
+from trashseg.config import load_config
 
 
 def train_main(config_path: Path, argv=None) -> None:
@@ -16,7 +16,7 @@ def train_main(config_path: Path, argv=None) -> None:
 
     @friendly_errors
     def run():
-        from .trainer import train
+        from trashseg.training.trainer import train
         train(load_config(config_path, args.overrides))
 
     run()
@@ -34,7 +34,7 @@ def infer_main(config_path: Path, argv=None) -> None:
 
     @friendly_errors
     def run():
-        from .runs import run_dir
+        from trashseg.runs import run_dir
         cfg = load_config(config_path, args.overrides)
         ckpt = args.checkpoint or run_dir(cfg) / "best.pt"
         if args.eval_json:
@@ -46,23 +46,23 @@ def infer_main(config_path: Path, argv=None) -> None:
 
 
 def infer(cfg: dict, ckpt: Path, splits: list[str]) -> None:
-    from .inference import write_probabilities
-    from .loaders import load_set
-    from .runs import data_json, run_dir
-    from .predict import probs_name
+    from trashseg.inference.predictor import write_probabilities
+    from trashseg.data.loaders import load_set
+    from trashseg.runs import data_json, run_dir
+    from trashseg.inference.tta import probs_name
     for split in splits:
         cs = load_set(cfg, data_json(cfg, "test_json" if split == "test" else "valid_json"))
         write_probabilities(cfg, cs, ckpt, run_dir(cfg) / probs_name(split, cfg), split)
 
 
 def evaluate_checkpoint(cfg: dict, ckpt: Path, json_path: Path, image_root: Path | None, out: Path | None) -> dict:
-    from .evaluate import evaluate
-    from .inference import load_trained_model, with_checkpoint_inputs
-    from .loaders import load_set, make_loader
-    from .metrics import format_table
-    from .models import resolve_device
-    from .runs import run_dir
-    from .transforms import eval_transform
+    from trashseg.evaluation.evaluate import evaluate
+    from trashseg.inference.predictor import load_trained_model, with_checkpoint_inputs
+    from trashseg.data.loaders import load_set, make_loader
+    from trashseg.evaluation.metrics import format_table
+    from trashseg.modeling.architectures import resolve_device
+    from trashseg.runs import run_dir
+    from trashseg.data.transforms import eval_transform
 
     device = resolve_device(str(cfg["train"]["device"]))
     model, ckpt_cfg, _ = load_trained_model(ckpt, device)

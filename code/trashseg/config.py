@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import TrashsegError
+from trashseg.errors import TrashsegError
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 # Sections whose keys are free-form (user data, not settings).

@@ -16,9 +16,9 @@ import sys
 import zipfile
 from pathlib import Path
 
-from .cli import friendly_errors
-from .errors import TrashsegError
-from .submission import expected_ids_from_test_json, validate_submission
+from trashseg.cli import friendly_errors
+from trashseg.errors import TrashsegError
+from trashseg.ensembling.submission import expected_ids_from_test_json, validate_submission
 
 
 def credential_files() -> list[Path]:

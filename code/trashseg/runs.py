@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import TrashsegError
+from trashseg.errors import TrashsegError
 
 
 def data_dir(cfg: dict) -> Path:

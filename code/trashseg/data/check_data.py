@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .classes import CLASSES
-from .cli import base_parser, friendly_errors
-from .coco import CocoSet, load_coco
-from .config import load_config
-from .errors import TrashsegError
-from .images import read_rgb, size_mismatch
-from .masks import MaskCache, read_mask
+from trashseg.data.classes import CLASSES
+from trashseg.cli import base_parser, friendly_errors
+from trashseg.data.coco import CocoSet, load_coco
+from trashseg.config import load_config
+from trashseg.errors import TrashsegError
+from trashseg.data.images import read_rgb, size_mismatch
+from trashseg.data.masks import MaskCache, read_mask
 
 
 def check_images(cs: CocoSet) -> list[str]:

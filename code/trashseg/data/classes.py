@@ -5,7 +5,7 @@ Categories are always matched by name, never by COCO id or position, so the 12-c
 """
 from __future__ import annotations
 
-from .errors import TrashsegError
+from trashseg.errors import TrashsegError
 
 CLASSES: tuple[str, ...] = (
     "Background", "General trash", "Paper", "Paper pack", "Metal", "Glass",

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from pycocotools.coco import COCO
 
-from .classes import resolve_category_ids
-from .errors import TrashsegError
+from trashseg.data.classes import resolve_category_ids
+from trashseg.errors import TrashsegError
 
 REQUIRED_KEYS = ("images",)
 

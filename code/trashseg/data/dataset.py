@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .classes import CLASSES
-from .coco import CocoSet
-from .errors import TrashsegError
-from .images import read_rgb, size_mismatch
-from .masks import MaskCache, read_mask
+from trashseg.data.classes import CLASSES
+from trashseg.data.coco import CocoSet
+from trashseg.errors import TrashsegError
+from trashseg.data.images import read_rgb, size_mismatch
+from trashseg.data.masks import MaskCache, read_mask
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_json
-from .classes import CLASSES, resolve_category_ids
-from .cli import base_parser, friendly_errors
-from .coco import read_json, subset
-from .config import load_config
-from .errors import TrashsegError
+from trashseg.atomic import write_json
+from trashseg.data.classes import CLASSES, resolve_category_ids
+from trashseg.cli import base_parser, friendly_errors
+from trashseg.data.coco import read_json, subset
+from trashseg.config import load_config
+from trashseg.errors import TrashsegError
 
 
 def presence_matrix(data: dict, class_map: dict, source: str) -> np.ndarray:

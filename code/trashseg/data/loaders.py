@@ -6,12 +6,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from .coco import CocoSet, load_coco
-from .classes import class_index
-from .dataset import CopyPaste, SegDataset, make_items
-from .distributed import Context
-from .masks import MaskCache
-from .seeding import seed_worker
+from trashseg.data.coco import CocoSet, load_coco
+from trashseg.data.classes import class_index
+from trashseg.data.dataset import CopyPaste, SegDataset, make_items
+from trashseg.training.distributed import Context
+from trashseg.data.masks import MaskCache
+from trashseg.training.seeding import seed_worker
 
 
 def load_set(cfg: dict, json_path: Path, image_root: Path | None = None, quiet: bool = False) -> CocoSet:

@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .atomic import atomic_open
-from .coco import CocoSet
-from .errors import TrashsegError
+from trashseg.atomic import atomic_open
+from trashseg.data.coco import CocoSet
+from trashseg.errors import TrashsegError
 
 PAINTER_VERSION = 1
 # Unfiltered, lightly compressed PNG: a 512x512 mask is a few KB and decodes ~3x faster than

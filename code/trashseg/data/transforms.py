@@ -4,7 +4,7 @@ from __future__ import annotations
 import albumentations as A
 from albumentations.pytorch import ToTensorV2
 
-from .errors import TrashsegError
+from trashseg.errors import TrashsegError
 
 
 def _build_one(spec, img_size: int):

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .cli import friendly_errors
-from .errors import TrashsegError
-from .probs import ProbsReader
-from .submission import SubmissionWriter, expected_ids_from_test_json, validate_submission
+from trashseg.cli import friendly_errors
+from trashseg.errors import TrashsegError
+from trashseg.inference.probs import ProbsReader
+from trashseg.ensembling.submission import SubmissionWriter, expected_ids_from_test_json, validate_submission
 
 
 def check_manifests(readers: list[ProbsReader], expected_ids: list[str] | None) -> None:

@@ -13,15 +13,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .atomic import write_json
-from .classes import NUM_CLASSES
-from .cli import base_parser, friendly_errors
-from .config import load_config
-from .errors import TrashsegError
-from .predict import probs_suffix
-from .loaders import load_set
-from .metrics import confusion_matrix, iou_per_class, mean_iou
-from .oof import Truth, covered, index_rows, oof_readers
+from trashseg.atomic import write_json
+from trashseg.data.classes import NUM_CLASSES
+from trashseg.cli import base_parser, friendly_errors
+from trashseg.config import load_config
+from trashseg.errors import TrashsegError
+from trashseg.inference.tta import probs_suffix
+from trashseg.data.loaders import load_set
+from trashseg.evaluation.metrics import confusion_matrix, iou_per_class, mean_iou
+from trashseg.evaluation.oof import Truth, covered, index_rows, oof_readers
 
 
 def simplex_grid(n: int, step: float) -> list[tuple[float, ...]]:

@@ -14,14 +14,14 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
-from .atomic import write_json
-from .classes import CLASSES, IGNORE_CATEGORY, resolve_category_ids
-from .cli import base_parser, friendly_errors
-from .coco import read_json
-from .config import load_config
-from .ensemble import check_manifests, normalise_weights, weights_from_file
-from .errors import TrashsegError
-from .probs import ProbsReader
+from trashseg.atomic import write_json
+from trashseg.data.classes import CLASSES, IGNORE_CATEGORY, resolve_category_ids
+from trashseg.cli import base_parser, friendly_errors
+from trashseg.data.coco import read_json
+from trashseg.config import load_config
+from trashseg.ensembling.ensemble import check_manifests, normalise_weights, weights_from_file
+from trashseg.errors import TrashsegError
+from trashseg.inference.probs import ProbsReader
 
 
 def _rle(binary: np.ndarray) -> dict:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_open
-from .classes import NUM_CLASSES
-from .errors import TrashsegError
+from trashseg.atomic import atomic_open
+from trashseg.data.classes import NUM_CLASSES
+from trashseg.errors import TrashsegError
 
 HEADER = ["image_id", "PredictionString"]
 SUBMISSION_SIZE = 256
@@ -89,14 +89,14 @@ def _validate_rows(csv_path: Path, expected_ids: list[str], n_pixels: int, size:
 
 
 def expected_ids_from_test_json(test_json: Path) -> list[str]:
-    from .coco import read_json
+    from trashseg.data.coco import read_json
     return [str(img["file_name"]) for img in read_json(Path(test_json))["images"]]
 
 
 def main(argv=None) -> None:
     import argparse
 
-    from .cli import friendly_errors
+    from trashseg.cli import friendly_errors
 
     parser = argparse.ArgumentParser(description="Check a submission CSV against test.json")
     parser.add_argument("csv", type=Path)

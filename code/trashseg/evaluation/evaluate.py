@@ -9,9 +9,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import distributed
-from .metrics import Scorer
-from .predict import logits_at
+from trashseg.training import distributed
+from trashseg.evaluation.metrics import Scorer
+from trashseg.inference.tta import logits_at
 
 
 @torch.no_grad()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .classes import CLASSES, IGNORE_INDEX, NUM_CLASSES
+from trashseg.data.classes import CLASSES, IGNORE_INDEX, NUM_CLASSES
 
 
 def confusion_matrix(target, pred, num_classes: int = NUM_CLASSES) -> np.ndarray:

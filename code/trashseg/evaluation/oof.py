@@ -11,16 +11,16 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .atomic import write_json
-from .cli import base_parser, friendly_errors
-from .coco import CocoSet, read_json
-from .config import load_config
-from .errors import TrashsegError
-from .predict import probs_suffix
-from .loaders import load_set
-from .masks import MaskCache, read_mask
-from .metrics import Scorer, format_table
-from .probs import ProbsReader
+from trashseg.atomic import write_json
+from trashseg.cli import base_parser, friendly_errors
+from trashseg.data.coco import CocoSet, read_json
+from trashseg.config import load_config
+from trashseg.errors import TrashsegError
+from trashseg.inference.tta import probs_suffix
+from trashseg.data.loaders import load_set
+from trashseg.data.masks import MaskCache, read_mask
+from trashseg.evaluation.metrics import Scorer, format_table
+from trashseg.inference.probs import ProbsReader
 
 
 def oof_readers(runs_dir: Path, model: str, suffix: str = "") -> list[ProbsReader]:

@@ -15,19 +15,19 @@ import numpy as np
 import torch
 import yaml
 
-from .atomic import atomic_open, atomic_path
-from .classes import CLASSES
-from .cli import friendly_errors
-from .config import upgrade
-from .errors import TrashsegError
-from .images import read_rgb
-from .inference import load_trained_model
-from .loaders import load_set, make_loader
-from .metrics import Scorer, class_note
-from .models import resolve_device
-from .predict import probabilities, tta_views
-from .runs import data_json
-from .transforms import eval_transform
+from trashseg.atomic import atomic_open, atomic_path
+from trashseg.data.classes import CLASSES
+from trashseg.cli import friendly_errors
+from trashseg.config import upgrade
+from trashseg.errors import TrashsegError
+from trashseg.data.images import read_rgb
+from trashseg.inference.predictor import load_trained_model
+from trashseg.data.loaders import load_set, make_loader
+from trashseg.evaluation.metrics import Scorer, class_note
+from trashseg.modeling.architectures import resolve_device
+from trashseg.inference.tta import probabilities, tta_views
+from trashseg.runs import data_json
+from trashseg.data.transforms import eval_transform
 
 PALETTE = np.array([[0, 0, 0], [192, 0, 128], [0, 128, 192], [0, 128, 64], [128, 0, 0], [64, 0, 128],
                     [64, 0, 192], [192, 128, 64], [192, 192, 128], [64, 64, 128], [128, 0, 192]], dtype=np.uint8)

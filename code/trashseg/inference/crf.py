@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import TrashsegError
+from trashseg.errors import TrashsegError
 
 
 def refine(probs: np.ndarray, rgb: np.ndarray, cfg: dict) -> np.ndarray:

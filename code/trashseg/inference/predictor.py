@@ -8,17 +8,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .checkpoint import load_checkpoint
-from .classes import CLASSES
-from .coco import CocoSet
-from .config import upgrade
-from .crf import refine
-from .images import read_rgb
-from .loaders import make_loader
-from .models import build_model, resolve_device
-from .predict import probabilities, tta_views
-from .probs import ProbsWriter
-from .transforms import eval_transform
+from trashseg.modeling.checkpoint import load_checkpoint
+from trashseg.data.classes import CLASSES
+from trashseg.data.coco import CocoSet
+from trashseg.config import upgrade
+from trashseg.inference.crf import refine
+from trashseg.data.images import read_rgb
+from trashseg.data.loaders import make_loader
+from trashseg.modeling.architectures import build_model, resolve_device
+from trashseg.inference.tta import probabilities, tta_views
+from trashseg.inference.probs import ProbsWriter
+from trashseg.data.transforms import eval_transform
 
 
 def load_trained_model(ckpt_path: Path, device: torch.device) -> tuple[torch.nn.Module, dict, dict]:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path, write_json
-from .errors import TrashsegError
+from trashseg.atomic import atomic_path, write_json
+from trashseg.errors import TrashsegError
 
 DTYPE = np.float16
 

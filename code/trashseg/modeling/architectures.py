@@ -6,8 +6,8 @@ from pathlib import Path
 import segmentation_models_pytorch as smp
 import torch
 
-from .classes import NUM_CLASSES
-from .errors import TrashsegError
+from trashseg.data.classes import NUM_CLASSES
+from trashseg.errors import TrashsegError
 
 ARCHS = {"FPN": smp.FPN, "DeepLabV3Plus": smp.DeepLabV3Plus}
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_path
-from .errors import TrashsegError
+from trashseg.atomic import atomic_path
+from trashseg.errors import TrashsegError
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

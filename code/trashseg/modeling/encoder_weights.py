@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_path, write_json
-from .cli import friendly_errors
-from .errors import TrashsegError
+from trashseg.atomic import atomic_path, write_json
+from trashseg.cli import friendly_errors
+from trashseg.errors import TrashsegError
 
 ENCODER = "tu-tf_efficientnet_lite0"
 NORMALIZE = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
@@ -67,7 +67,7 @@ def sidecar_path(weights: Path) -> Path:
 def fetch_hub_weights(encoder: str) -> tuple[dict, dict]:
     """The encoder's pretrained state dict through SMP/timm's own download, and its normalisation."""
     import segmentation_models_pytorch as smp
-    from .models import smp_encoder_weights
+    from trashseg.modeling.architectures import smp_encoder_weights
     try:
         model = smp.FPN(encoder_name=encoder, encoder_weights=smp_encoder_weights(encoder, "imagenet"), classes=1)
     except Exception as exc:
@@ -80,7 +80,7 @@ def fetch_hub_weights(encoder: str) -> tuple[dict, dict]:
 
 def apply_sidecar(cfg: dict) -> dict:
     """When model.weights is a file with a sidecar, check the encoder and use its normalisation."""
-    from .models import weights_route
+    from trashseg.modeling.architectures import weights_route
     _, local = weights_route(cfg["model"]["weights"])
     if local is None or not sidecar_path(local).is_file():
         return cfg

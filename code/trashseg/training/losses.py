@@ -6,8 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .classes import IGNORE_INDEX
-from .errors import TrashsegError
+from trashseg.data.classes import IGNORE_INDEX
+from trashseg.errors import TrashsegError
 
 
 class WeightedSum(nn.Module):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_open, write_json
+from trashseg.atomic import atomic_open, write_json
 
 REPO = Path(__file__).resolve().parents[2]
 

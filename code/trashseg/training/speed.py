@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import TrashsegError
+from trashseg.errors import TrashsegError
 
 
 def amp_dtype(cfg: dict, device: torch.device) -> torch.dtype | None:

@@ -11,22 +11,22 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import config as config_mod
-from . import distributed
-from .atomic import atomic_open
-from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
-from .encoder_weights import apply_sidecar
-from .errors import TrashsegError
-from .evaluate import evaluate
-from .loaders import load_set, make_loader
-from .losses import build_loss
-from .metrics import format_table
-from .models import build_model
-from .run_record import write_run_record
-from .runs import data_json, run_dir
-from .seeding import seed_everything
-from .speed import amp_dtype, configure_backends, use_channels_last
-from .transforms import eval_transform, train_transform
+from trashseg import config as config_mod
+from trashseg.training import distributed
+from trashseg.atomic import atomic_open
+from trashseg.modeling.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from trashseg.modeling.encoder_weights import apply_sidecar
+from trashseg.errors import TrashsegError
+from trashseg.evaluation.evaluate import evaluate
+from trashseg.data.loaders import load_set, make_loader
+from trashseg.training.losses import build_loss
+from trashseg.evaluation.metrics import format_table
+from trashseg.modeling.architectures import build_model
+from trashseg.training.run_record import write_run_record
+from trashseg.runs import data_json, run_dir
+from trashseg.training.seeding import seed_everything
+from trashseg.training.speed import amp_dtype, configure_backends, use_channels_last
+from trashseg.data.transforms import eval_transform, train_transform
 
 CSV_FIELDS = ["epoch", "lr", "train_loss", "val_loss", "val_miou", "val_miou_per_image",
               "val_pixel_accuracy", "images_per_s", "seconds"]

@@ -1,0 +1,1 @@
+"""Evaluation stage: the competition scorer, validation, out-of-fold scoring and run reports."""

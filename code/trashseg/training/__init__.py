@@ -1,0 +1,1 @@
+"""Training stage: one trainer (losses, speed switches, DDP, seeding, run records) for every model."""
