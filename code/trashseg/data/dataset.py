@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -14,6 +15,9 @@ from trashseg.data.coco import CocoSet
 from trashseg.errors import TrashsegError
 from trashseg.data.images import read_rgb, size_mismatch
 from trashseg.data.masks import MaskCache, read_mask
+
+if TYPE_CHECKING:
+    from trashseg.data.copy_paste import CopyPaste
 
 
 @dataclass(frozen=True)
@@ -30,49 +34,11 @@ def make_items(cs: CocoSet, cache: MaskCache | None, progress: bool = True) -> l
             for i, m in zip(cs.image_ids, masks)]
 
 
-class CopyPaste:
-    """Pastes single objects (connected regions) of chosen classes from other training images, at
-    the same relative place, onto the image and its mask: more examples of rare classes (the
-    competition's Battery and Clothing). Training only."""
-
-    def __init__(self, items: list[Item], classes: list[int], p: float, max_objects: int):
-        self.items, self.classes, self.p, self.max_objects = items, list(classes), p, max_objects
-        wanted = set(classes)
-        self.donors = [(i, int(c)) for i, item in enumerate(items)
-                       for c in np.unique(read_mask(item.mask_path)) if int(c) in wanted]
-
-    def describe(self) -> str:
-        """One line for the log: how many images can donate objects, or why nothing is pasted."""
-        names = ", ".join(CLASSES[c] for c in self.classes)
-        if not self.donors:
-            return f"copy-paste: no {names} in the training masks; nothing will be pasted"
-        images = len({index for index, _ in self.donors})
-        return f"copy-paste: {names} from {images} donor image(s), p={self.p}, up to {self.max_objects} object(s) per image"
-
-    def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if not self.donors or np.random.random() >= self.p:
-            return image, mask
-        image, mask = image.copy(), mask.copy()
-        h, w = mask.shape
-        for _ in range(np.random.randint(1, self.max_objects + 1)):
-            index, cls = self.donors[np.random.randint(len(self.donors))]
-            donor = self.items[index]
-            d_mask = cv2.resize(read_mask(donor.mask_path), (w, h), interpolation=cv2.INTER_NEAREST)
-            count, parts = cv2.connectedComponents((d_mask == cls).astype(np.uint8))
-            if count < 2:
-                continue
-            region = parts == np.random.randint(1, count)
-            d_image = cv2.resize(read_rgb(donor.image_path), (w, h), interpolation=cv2.INTER_LINEAR)
-            image[region] = d_image[region]
-            mask[region] = cls
-        return image, mask
-
-
 class SegDataset(Dataset):
     """Yields dicts with 'image' (3xHxW float), 'index' and, when masks exist, 'mask' (HxW int64)."""
 
     def __init__(self, items: list[Item], transform, mask_size: int | None = None,
-                 copy_paste: CopyPaste | None = None):
+                 copy_paste: "CopyPaste | None" = None):
         """``mask_size``: give the truth nearest-resized from the original straight to this size
         (the scoring size) instead of through ``transform``, so scoring never sees a mask that was
         shrunk to a small training size and blown up again."""

@@ -8,7 +8,8 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from trashseg.data.coco import CocoSet, load_coco
 from trashseg.data.classes import class_index
-from trashseg.data.dataset import CopyPaste, SegDataset, make_items
+from trashseg.data.copy_paste import CopyPaste
+from trashseg.data.dataset import SegDataset, make_items
 from trashseg.training.distributed import Context
 from trashseg.data.masks import MaskCache
 from trashseg.training.seeding import seed_worker
