@@ -1,7 +1,9 @@
-"""Layered YAML configuration: package defaults < model config.yaml < command-line ``--set``.
+"""Layered YAML configuration: package defaults < model config.yaml < command-line ``--set`` (which
+is what Make variables become).
 
-Keys are validated against the defaults, so a typo is an error that suggests the close match
-instead of a setting that silently does nothing.
+Keys are checked against the defaults while merging, so a typo is an error that suggests the close
+match instead of a setting that silently does nothing; the merged result is then type-checked as a
+whole (trashseg.settings) before anything runs.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from trashseg.errors import TrashsegError
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 # Sections whose keys are free-form (user data, not settings).
-FREE_FORM = {("data", "class_map"), ("augment", "train")}
+FREE_FORM = {("data", "class_map"), ("augment", "train"), ("model", "params")}
 
 
 def _read_yaml(path: Path) -> dict:
@@ -82,14 +84,21 @@ def parse_set(item: str) -> dict:
     return tree
 
 
-def load_config(model_config: str | Path | None = None, overrides: list[str] | None = None) -> dict:
-    """Resolve the full config for one run."""
+def load_config(model_config: str | Path | None = None, overrides: list[str] | None = None,
+                models: bool = True) -> dict:
+    """Resolve and validate the full config for one run (``models=False``: a command that builds
+    no model, whose check then skips the architecture/encoder names and imports no SMP)."""
+    from trashseg.settings import validate
     cfg = _read_yaml(DEFAULTS_PATH)
+    sources = ["defaults"]
     if model_config is not None:
         cfg = merge(cfg, _read_yaml(Path(model_config)), str(model_config))
+        sources.append(str(model_config))
     for item in overrides or []:
         cfg = merge(cfg, parse_set(item), f"--set {item}")
-    return cfg
+    if overrides:
+        sources.append("--set / Make variables")
+    return validate(cfg, " < ".join(sources), models)
 
 
 def dump(cfg: dict) -> str:

@@ -1,6 +1,14 @@
-"""SMP model construction with three encoder-weight routes: hub (imagenet), none, or a local file."""
+"""Any architecture the pinned SMP offers, built through its generic constructor from the config's
+``model`` section: ``arch`` (Unet, UnetPlusPlus, MAnet, Linknet, FPN, PSPNet, DeepLabV3,
+DeepLabV3Plus, PAN, UPerNet, Segformer, DPT), ``encoder`` (SMP's own or any timm model as
+``tu-<name>``), ``weights`` and free-form constructor keywords in ``params`` (decoder channels,
+encoder depth, ...). Names are checked here, before anything is built, with the closest names
+suggested; encoder weights come from the hub, a local file, or nowhere (random init)."""
 from __future__ import annotations
 
+import difflib
+import inspect
+from functools import lru_cache
 from pathlib import Path
 
 import segmentation_models_pytorch as smp
@@ -8,19 +16,83 @@ import torch
 
 from trashseg.data.classes import NUM_CLASSES
 from trashseg.errors import TrashsegError
+from trashseg.modeling.hub import hub_failure, prepare_hub
 
-ARCHS = {"FPN": smp.FPN, "DeepLabV3Plus": smp.DeepLabV3Plus}
+# what the kit sets itself; a config's model.params may not set these
+RESERVED_PARAMS = {"encoder_name", "encoder_weights", "in_channels", "classes", "kwargs", "self"}
 
 
-def weights_route(weights) -> tuple[str | None, Path | None]:
-    """('imagenet' | None, local path | None) from the config's model.weights value."""
+def architectures() -> dict[str, type]:
+    """SMP's architecture classes by their class name (FPN, DeepLabV3Plus, UPerNet, ...)."""
+    return {cls.__name__: cls for cls in smp.MODEL_ARCHITECTURES_MAPPING.values()}
+
+
+def closest(name: str, names, n: int = 3) -> str:
+    close = difflib.get_close_matches(name, list(names), n=n, cutoff=0.5)
+    return f"; closest: {', '.join(close)}" if close else ""
+
+
+def architecture(name: str) -> type:
+    archs = architectures()
+    by_lower = {k.lower(): v for k, v in archs.items()}
+    cls = by_lower.get(str(name).lower())
+    if cls is None:
+        raise TrashsegError(f"model.arch={name!r}: not an SMP architecture{closest(name, archs)} "
+                            f"(all: {', '.join(archs)})")
+    return cls
+
+
+def constructor_params(cls: type) -> list[str]:
+    return [p for p in inspect.signature(cls.__init__).parameters if p not in RESERVED_PARAMS]
+
+
+def check_params(arch: str, params: dict) -> None:
+    cls = architecture(arch)
+    known = constructor_params(cls)
+    for key in params:
+        if key not in known:
+            raise TrashsegError(f"model.params.{key}: {cls.__name__} takes no such parameter{closest(key, known)} "
+                                f"(it takes {', '.join(known)})")
+
+
+@lru_cache(maxsize=1)
+def encoder_names() -> tuple[str, ...]:
+    import timm
+    return tuple(smp.encoders.get_encoder_names()) + tuple(f"tu-{m}" for m in timm.list_models())
+
+
+def check_encoder(name: str) -> None:
+    """SMP's own encoders, or ``tu-<timm model>[.<pretrained tag>]``."""
+    import timm
+    if str(name).startswith("tu-"):
+        if timm.is_model(name[3:]):
+            return
+    elif name in smp.encoders.encoders:
+        return
+    raise TrashsegError(f"model.encoder={name!r}: no such encoder in SMP or timm{closest(name, encoder_names())}")
+
+
+def hub_weights_names(encoder: str) -> list[str]:
+    """Weight names SMP accepts for a native encoder ('imagenet', 'ssl', ...)."""
+    if encoder.startswith("tu-"):
+        return ["imagenet"]
+    return list(smp.encoders.encoders[encoder].get("pretrained_settings", {}))
+
+
+def weights_route(weights, encoder: str | None = None) -> tuple[str | None, Path | None]:
+    """(hub weights name | None, local path | None) from the config's model.weights value."""
     if weights is None or str(weights).lower() in ("none", "null", ""):
         return None, None
-    if str(weights).lower() == "imagenet":
+    text = str(weights)
+    if encoder is not None and not encoder.startswith("tu-") and text in hub_weights_names(encoder):
+        return text, None
+    if text.lower() == "imagenet":
         return "imagenet", None
-    path = Path(str(weights))
+    path = Path(text)
     if not path.is_file():
-        raise TrashsegError(f"model.weights {weights!r}: not 'imagenet', 'none' or an existing file")
+        names = ["imagenet", "none"] if encoder is None else hub_weights_names(encoder) + ["none"]
+        raise TrashsegError(f"model.weights={text!r}: not {', '.join(repr(n) for n in names)} nor an existing "
+                            f"file{closest(text, names)}")
     return None, path
 
 
@@ -32,17 +104,36 @@ def smp_encoder_weights(encoder: str, hub: str | None):
     return True if encoder.startswith("tu-") else hub
 
 
+def input_multiple(cfg: dict) -> int:
+    """What every input side must be a multiple of: the encoder's output stride, 2**encoder_depth,
+    or the dilated stride (``encoder_output_stride``) of the DeepLabV3 family."""
+    params = cfg["model"].get("params") or {}
+    stride = 2 ** int(params.get("encoder_depth", 5))
+    cls = architecture(cfg["model"]["arch"])
+    if "encoder_output_stride" in constructor_params(cls):
+        default = inspect.signature(cls.__init__).parameters["encoder_output_stride"].default
+        stride = min(stride, int(params.get("encoder_output_stride", default) or stride))
+    return stride
+
+
 def build_model(cfg: dict) -> torch.nn.Module:
     mc = cfg["model"]
-    arch = ARCHS.get(mc["arch"])
-    if arch is None:
-        raise TrashsegError(f"model.arch {mc['arch']!r}: choose one of {', '.join(ARCHS)}")
-    hub, local = weights_route(mc["weights"])
+    cls = architecture(mc["arch"])
+    params = dict(mc.get("params") or {})
+    check_params(mc["arch"], params)
+    check_encoder(mc["encoder"])
+    hub, local = weights_route(mc["weights"], mc["encoder"])
+    if hub is not None:
+        prepare_hub()
     try:
-        model = arch(encoder_name=mc["encoder"], encoder_weights=smp_encoder_weights(mc["encoder"], hub),
-                     classes=NUM_CLASSES)
-    except (KeyError, ValueError, RuntimeError) as exc:
-        raise TrashsegError(f"model.encoder {mc['encoder']!r} with weights {mc['weights']!r}: {exc}") from None
+        model = cls(encoder_name=mc["encoder"], encoder_weights=smp_encoder_weights(mc["encoder"], hub),
+                    classes=NUM_CLASSES, **params)
+    except (KeyError, ValueError, TypeError, RuntimeError, AssertionError) as exc:
+        raise TrashsegError(f"model {cls.__name__} / {mc['encoder']} with params {params}: {exc}") from None
+    except Exception as exc:
+        if hub is not None:
+            raise hub_failure(mc["encoder"], exc) from None
+        raise
     if local is not None:
         load_encoder_weights(model, local)
     return model
@@ -65,9 +156,3 @@ def load_encoder_weights(model: torch.nn.Module, path: Path) -> None:
             f"{result.missing_keys[:3]}, {len(result.unexpected_keys)} unexpected {result.unexpected_keys[:3]}")
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TrashsegError(f"train.device {name!r}: CUDA is not available on this machine")
-    return torch.device(name)

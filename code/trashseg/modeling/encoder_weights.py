@@ -68,6 +68,8 @@ def fetch_hub_weights(encoder: str) -> tuple[dict, dict]:
     """The encoder's pretrained state dict through SMP/timm's own download, and its normalisation."""
     import segmentation_models_pytorch as smp
     from trashseg.modeling.architectures import smp_encoder_weights
+    from trashseg.modeling.hub import prepare_hub
+    prepare_hub()
     try:
         model = smp.FPN(encoder_name=encoder, encoder_weights=smp_encoder_weights(encoder, "imagenet"), classes=1)
     except Exception as exc:

@@ -92,8 +92,10 @@ def _train(cfg: dict, ctx: distributed.Context, device: torch.device) -> dict | 
     out = run_dir(cfg)
     score_size = int(cfg["eval"]["score_size"])
 
-    train_set = load_set(cfg, data_json(cfg, "train_json"), quiet=not ctx.is_main)
-    valid_set = load_set(cfg, data_json(cfg, "valid_json"), quiet=not ctx.is_main)
+    train_json, valid_json = data_json(cfg, "train_json"), data_json(cfg, "valid_json")
+    model = build_model(cfg)   # before any data is read: a missing weights file or hub fails at once
+    train_set = load_set(cfg, train_json, quiet=not ctx.is_main)
+    valid_set = load_set(cfg, valid_json, quiet=not ctx.is_main)
     if ctx.distributed and not ctx.is_main:
         distributed.barrier(ctx)  # rank 0 builds the mask cache first
     train_loader = make_loader(cfg, train_set, train_transform(cfg), with_masks=True, train=True,
@@ -107,7 +109,6 @@ def _train(cfg: dict, ctx: distributed.Context, device: torch.device) -> dict | 
         raise TrashsegError(f"{len(train_set)} training images make no full batch of train.batch_size="
                             f"{cfg['train']['batch_size']} per process; lower BATCH")
 
-    model = build_model(cfg)
     if ctx.distributed and cfg["train"]["sync_bn"]:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
@@ -136,6 +137,9 @@ def _train(cfg: dict, ctx: distributed.Context, device: torch.device) -> dict | 
         best = t["best"]
         start_epoch = state["epoch"] + 1
         rows = t["rows"]
+        if start_epoch > int(cfg["train"]["epochs"]):
+            raise TrashsegError(f"RESUME=1: {out / 'last.pt'} already holds epoch {state['epoch']} of "
+                                f"train.epochs={cfg['train']['epochs']}; nothing left to train (raise EPOCHS to go on)")
         if ctx.is_main:
             print(f"resuming {out} after epoch {state['epoch']} (best mIoU {best['miou']:.4f} at epoch {best['epoch']})")
 

@@ -1,0 +1,219 @@
+"""Typed settings: the merged configuration (defaults < model config.yaml < ``--set`` / Make
+variables) checked against one schema before any data is read or any model is built.
+
+pydantic (already in the stack through albumentations) checks every key's type, range and allowed
+values; the checks that span keys or need a library (architecture, encoder and weights names, the
+input-size multiple, the augmentation list) follow. Every problem is one line naming the key, the
+value given and what is allowed, all of them reported at once.
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from trashseg.errors import TrashsegError
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+PositiveInt = Annotated[int, Field(strict=True, gt=0)]
+NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+Text = Annotated[str, Field(strict=True, min_length=1)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class Data(Section):
+    data_dir: Text
+    train_json: Text
+    valid_json: Text
+    test_json: Text
+    cache_dir: Text
+    num_workers: NonNegativeInt
+    class_map: dict[Text, Text]
+
+
+class Model(Section):
+    name: Annotated[str, Field(strict=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    arch: Text
+    encoder: Text
+    weights: Text | None
+    params: dict[Text, Any] = {}
+
+
+class Train(Section):
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    img_size: PositiveInt
+    seed: NonNegativeInt
+    device: Text
+    fold: NonNegativeInt
+    runs_dir: Text
+    resume: bool
+    sync_bn: bool
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not DEVICE_PATTERN.match(value):
+            raise ValueError("use auto, cpu, cuda or cuda:N")
+        return value
+
+
+class Speed(Section):
+    amp: Literal["auto", "bf16", "fp16", "off"]
+    channels_last: Literal["auto"] | bool
+    cudnn_benchmark: bool
+    pin_memory: bool
+    persistent_workers: bool
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_off(cls, value):
+        return "off" if value is False else value   # YAML reads a bare `off` as false
+
+
+class Loss(Section):
+    name: Literal["ce_dice", "bce_dice"]
+    ce_weight: NonNegativeFloat
+    dice_weight: NonNegativeFloat
+    smoothing: Annotated[float, Field(ge=0, lt=1)]
+
+
+class Optimizer(Section):
+    lr: PositiveFloat
+    weight_decay: NonNegativeFloat
+
+
+class Scheduler(Section):
+    factor: Annotated[float, Field(gt=0, lt=1)]
+    patience: NonNegativeInt
+    min_lr: NonNegativeFloat
+
+
+class Tta(Section):
+    enabled: bool
+    hflip: bool
+    scales: Annotated[list[PositiveFloat], Field(min_length=1)]
+
+
+class Crf(Section):
+    enabled: bool
+    iterations: PositiveInt
+    gaussian_sxy: PositiveFloat
+    gaussian_compat: NonNegativeFloat
+    bilateral_sxy: PositiveFloat
+    bilateral_srgb: PositiveFloat
+    bilateral_compat: NonNegativeFloat
+
+
+class Pseudo(Section):
+    threshold: Probability
+
+
+class Eval(Section):
+    score_size: PositiveInt
+    batch_size: PositiveInt
+
+
+class CopyPasteSettings(Section):
+    p: Probability
+    classes: list[Text]
+    max_objects: PositiveInt
+
+
+class Normalize(Section):
+    mean: Annotated[list[float], Field(min_length=3, max_length=3)]
+    std: Annotated[list[PositiveFloat], Field(min_length=3, max_length=3)]
+
+
+class Augment(Section):
+    train: list[dict[Text, Any]]
+    copy_paste: CopyPasteSettings
+    normalize: Normalize
+
+
+class Settings(Section):
+    data: Data
+    model: Model
+    train: Train
+    speed: Speed
+    loss: Loss
+    optimizer: Optimizer
+    scheduler: Scheduler
+    tta: Tta
+    crf: Crf
+    pseudo: Pseudo
+    eval: Eval
+    augment: Augment
+
+
+def _line(error: dict) -> str:
+    key = ".".join(str(p) for p in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "missing":
+        return f"{key}: missing"
+    return f"{key}={error['input']!r}: {message}"
+
+
+def _cross_checks(cfg: dict, models: bool) -> list[str]:
+    """Checks that need another key or a library: names that must exist, sizes that must fit
+    (the model's only when ``models``: commands that build no model skip importing SMP)."""
+    from trashseg.data.classes import class_index
+    if models:
+        from trashseg.data.transforms import train_transform
+        from trashseg.modeling.architectures import check_encoder, check_params, input_multiple, weights_route
+
+    problems = []
+
+    def attempt(check) -> bool:
+        try:
+            check()
+            return True
+        except TrashsegError as exc:
+            problems.append(str(exc))
+            return False
+
+    mc, train = cfg["model"], cfg["train"]
+    arch_ok = models and attempt(lambda: check_params(mc["arch"], mc["params"]))
+    if models and attempt(lambda: check_encoder(mc["encoder"])):
+        attempt(lambda: weights_route(mc["weights"], mc["encoder"]))
+    if arch_ok:
+        multiple = input_multiple(cfg)
+        if train["img_size"] % multiple:
+            lower = max(multiple, train["img_size"] // multiple * multiple)
+            problems.append(f"train.img_size={train['img_size']}: must be a multiple of {multiple} for "
+                            f"{mc['arch']} (its encoder's output stride), e.g. {lower} or {lower + multiple}")
+    if cfg["loss"]["ce_weight"] == 0 and cfg["loss"]["dice_weight"] == 0:
+        problems.append("loss.ce_weight=0 and loss.dice_weight=0: at least one must be positive")
+    if cfg["scheduler"]["min_lr"] > cfg["optimizer"]["lr"]:
+        problems.append(f"scheduler.min_lr={cfg['scheduler']['min_lr']}: must not exceed optimizer.lr="
+                        f"{cfg['optimizer']['lr']}")
+    for name in cfg["augment"]["copy_paste"]["classes"]:
+        try:
+            class_index(name)
+        except TrashsegError as exc:
+            problems.append(f"augment.copy_paste.classes: {exc}")
+    if models:
+        attempt(lambda: train_transform(cfg))
+    return problems
+
+
+def validate(cfg: dict, source: str = "settings", models: bool = True) -> dict:
+    """The configuration, type-checked and normalised (e.g. '3e-4' -> 0.0003), or one error listing
+    every problem, a line each."""
+    try:
+        checked = Settings.model_validate(cfg).model_dump()
+    except ValidationError as exc:
+        problems = [_line(e) for e in exc.errors()]
+    else:
+        problems = _cross_checks(checked, models)
+    if problems:
+        lines = "\n  ".join(problems)
+        raise TrashsegError(f"{len(problems)} invalid setting(s) in {source}:\n  {lines}")
+    return checked
