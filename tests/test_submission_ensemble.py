@@ -13,9 +13,9 @@ IDS = ["batch_01/0001.jpg", "batch_02/0002.jpg", "batch_03/0003.jpg"]
 S = 16  # small submission size for fast tests
 
 
-def write_probs(path, arr, ids=IDS, resolution=S):
+def write_probs(path, arr, ids=IDS, resolution=S, **manifest):
     w = ProbsWriter(path, len(ids), len(CLASSES), arr.shape[-1], {"image_ids": ids, "resolution": resolution,
-                                                                   "classes": list(CLASSES)})
+                                                                   "classes": list(CLASSES), **manifest})
     for i, row in enumerate(arr):
         w.write(i, row)
     w.close()
@@ -102,3 +102,38 @@ def test_truncated_probs_file_is_refused(tmp_path):
         fh.truncate(p.stat().st_size - 10)
     with pytest.raises(TrashsegError, match="truncated"):
         ProbsReader(p)
+
+
+def test_ensemble_refuses_to_mix_plain_and_tta_files_unless_asked(tmp_path):
+    arr = np.random.default_rng(2).random((3, 11, S, S)).astype(np.float16)
+    plain = write_probs(tmp_path / "runs/fpn/fold0/probs_test.npy", arr, tta={}, crf=None)
+    tta = write_probs(tmp_path / "runs/fpn/fold1/probs_test_tta.npy", arr, tta={"hflip": True, "scales": [1.0]})
+    test_json = write_test_json(tmp_path / "test.json")
+    with pytest.raises(TrashsegError, match=r"different post-processing .*probs_test.npy \(plain\), .*"
+                                            r"probs_test_tta.npy \(tta\).*MIXED=1"):
+        ensemble_to_csv([plain, tta], tmp_path / "e.csv", test_json, progress=False)
+    assert not (tmp_path / "e.csv").exists()
+    ensemble_to_csv([plain, tta], tmp_path / "e.csv", test_json, progress=False, allow_mixed=True)
+    assert validate_submission(tmp_path / "e.csv", IDS, size=S) == 3
+
+
+def test_run_layout_names_every_variant_and_finds_each_models_folds(tmp_path):
+    from trashseg.config import load_config
+    from trashseg.ensembling.ensemble import find_test_probs
+    from trashseg.runs import Layout, probs_path, run_dir
+    cfg = load_config(None, [f"train.runs_dir={tmp_path}", "model.name=deeplab", "train.fold=2", "tta.enabled=true"],
+                      models=False)
+    assert run_dir(cfg) == tmp_path / "deeplab" / "fold2"
+    assert probs_path(cfg, "valid") == tmp_path / "deeplab" / "fold2" / "probs_valid_tta.npy"
+    layout = Layout.of(cfg)
+    assert layout.oof_result("fpn") == tmp_path / "fpn" / "oof_tta.json"
+    assert layout.fitted_weights() == tmp_path / "ensemble_weights_tta.json"
+    arr = np.zeros((3, 11, S, S), dtype=np.float16)
+    for model, fold in (("fpn", 0), ("fpn", 10), ("fpn", 2), ("deeplab", 0)):
+        write_probs(layout.probs(model, fold, "test"), arr)
+    write_probs(Layout(tmp_path).probs("unet", 0, "test"), arr)           # plain variant only
+    assert [p.parent.name for p in layout.fold_probs("fpn", "test")] == ["fold0", "fold2", "fold10"]
+    assert layout.models() == ["deeplab", "fpn"]
+    assert len(find_test_probs(layout, None)) == 4
+    with pytest.raises(TrashsegError, match=r"no .*/unet/fold\*/probs_test_tta.npy: run `make infer MODEL=unet FOLD=k TTA=1`"):
+        find_test_probs(layout, ["fpn", "unet"])

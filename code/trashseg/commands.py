@@ -2,7 +2,6 @@
 config.yaml here, so the folders hold only what differs between models."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from trashseg.atomic import write_json
@@ -16,8 +15,9 @@ def train_main(config_path: Path, argv=None) -> None:
 
     @friendly_errors
     def run():
+        cfg = load_config(config_path, args.overrides)
         from trashseg.training.trainer import train
-        train(load_config(config_path, args.overrides))
+        train(cfg)
 
     run()
 
@@ -46,34 +46,30 @@ def infer_main(config_path: Path, argv=None) -> None:
 
 
 def infer(cfg: dict, ckpt: Path, splits: list[str]) -> None:
-    from trashseg.inference.predictor import write_probabilities
     from trashseg.data.loaders import load_set
-    from trashseg.runs import data_json, run_dir
-    from trashseg.inference.tta import probs_name
-    for split in splits:
-        cs = load_set(cfg, data_json(cfg, "test_json" if split == "test" else "valid_json"))
-        write_probabilities(cfg, cs, ckpt, run_dir(cfg) / probs_name(split, cfg), split)
+    from trashseg.inference.predictor import Predictor, write_probabilities
+    from trashseg.runs import data_json, probs_path
+    sets = {split: data_json(cfg, "test_json" if split == "test" else "valid_json") for split in splits}
+    predictor = Predictor(ckpt, cfg)
+    for split, json_path in sets.items():
+        write_probabilities(predictor, load_set(cfg, json_path), probs_path(cfg, split), split)
 
 
 def evaluate_checkpoint(cfg: dict, ckpt: Path, json_path: Path, image_root: Path | None, out: Path | None) -> dict:
-    from trashseg.evaluation.evaluate import evaluate
-    from trashseg.inference.predictor import load_trained_model, with_checkpoint_inputs
-    from trashseg.data.loaders import load_set, make_loader
-    from trashseg.evaluation.metrics import format_table
-    from trashseg.modeling.architectures import resolve_device
-    from trashseg.runs import run_dir
-    from trashseg.data.transforms import eval_transform
-
-    device = resolve_device(str(cfg["train"]["device"]))
-    model, ckpt_cfg, _ = load_trained_model(ckpt, device)
-    run_cfg = with_checkpoint_inputs(cfg, ckpt_cfg)
-    size = int(cfg["eval"]["score_size"])
+    """Score a checkpoint (with the configured TTA/CRF) on any annotated COCO file."""
+    from trashseg.data.loaders import load_set
+    from trashseg.evaluation.metrics import Scorer, format_table
+    from trashseg.inference.predictor import Predictor
+    from trashseg.runs import eval_result
+    predictor = Predictor(ckpt, cfg)
     cs = load_set(cfg, json_path, image_root if image_root is not None else json_path.parent)
-    loader = make_loader(run_cfg, cs, eval_transform(run_cfg), with_masks=True,
-                         batch_size=int(cfg["eval"]["batch_size"]), mask_size=size)
-    result = evaluate(model, loader, device, size)
-    result.update({"checkpoint": str(ckpt), "json": str(json_path), "score_size": size})
-    out = out or run_dir(cfg) / f"eval_{json_path.stem}.json"
+    scorer = Scorer()
+    for _, probs, mask in predictor.predict_set(cs, with_masks=True, desc="eval"):
+        scorer.update(mask, probs.argmax(0))
+    result = scorer.result()
+    result.update({"checkpoint": str(ckpt), "json": str(json_path), "score_size": predictor.size,
+                   "tta": predictor.tta, "crf": predictor.describe()["crf"]})
+    out = out or eval_result(cfg, json_path)
     write_json(out, result)
     print(format_table(result))
     print(f"wrote {out}")

@@ -1,4 +1,4 @@
-"""`make cv`: every fold of both models, then inference and the ensemble.
+"""`make cv`: every fold of every model in MODELS, then inference and the ensemble.
 
 With GPUS=N > 1 the fold jobs run in parallel, one per GPU (CUDA_VISIBLE_DEVICES), N at a time;
 otherwise one after another. Each job is the ordinary make target, so a fold of `make cv` is
@@ -64,9 +64,13 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", type=int, required=True)
     parser.add_argument("--gpus", type=int, default=1)
-    parser.add_argument("--models", nargs="+", default=["fpn", "deeplab"])
+    parser.add_argument("--models", nargs="+", required=True, help="model map names (make: MODELS)")
     parser.add_argument("--make", default=os.environ.get("MAKE", "make"))
     args = parser.parse_args(argv)
+    if args.k < 2 or args.gpus < 1:
+        bad = f"K={args.k}: the number of folds must be 2 or more" if args.k < 2 else f"GPUS={args.gpus}: must be 1 or more"
+        print(f"error: {bad}", file=sys.stderr)
+        raise SystemExit(2)
     runner = make_runner(args.make, [])
     for stage in ("train", "infer"):
         jobs = [Job(f"{stage}-{m}", k) for m in args.models for k in range(args.k)]
@@ -75,7 +79,8 @@ def main(argv=None) -> None:
             for job, code in failed:
                 print(f"[cv] {job.target} FOLD={job.fold} failed (exit {code})", file=sys.stderr)
             raise SystemExit(1)
-    raise SystemExit(subprocess.call([args.make, "--no-print-directory", "ensemble", "GPUS=1"]))
+    raise SystemExit(subprocess.call([args.make, "--no-print-directory", "ensemble", "GPUS=1",
+                                      f"MODELS={' '.join(args.models)}"]))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,18 @@
-"""Where a run's inputs and outputs live, derived from the config (no globals)."""
+"""The one owner of where things live: a run's inputs (the data files of a fold) and every file a
+run, its post-processed variants and the stages after it write (checkpoints, probabilities, OOF
+scores, fitted ensemble weights). Commands and the Makefile pass settings; paths come from here.
+
+    <runs>/<model>/fold<k>/best.pt, last.pt, config.yaml, metrics.csv, run_record.json
+    <runs>/<model>/fold<k>/probs_{test,valid}<post>.npy (+ .json manifest), eval_<json>.json
+    <runs>/<model>/fold<k>/report/, predict/
+    <runs>/<model>/oof<post>.json
+    <runs>/ensemble_weights<post>.json
+
+``<post>`` names the post-processing the probabilities hold: '', '_tta', '_crf' or '_tta_crf'.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from trashseg.errors import TrashsegError
@@ -31,5 +43,78 @@ def data_json(cfg: dict, key: str) -> Path:
     return path
 
 
+def post_suffix(cfg: dict) -> str:
+    """'', '_tta', '_crf' or '_tta_crf': which post-processing this config's probabilities hold."""
+    return ("_tta" if cfg["tta"]["enabled"] else "") + ("_crf" if cfg["crf"]["enabled"] else "")
+
+
+def post_flags(suffix: str) -> str:
+    """The make variables that select a post-processing variant, for messages."""
+    return (" TTA=1" if "_tta" in suffix else "") + (" CRF=1" if "_crf" in suffix else "")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths under one runs folder for one post-processing variant."""
+    runs_dir: Path
+    post: str = ""
+
+    @classmethod
+    def of(cls, cfg: dict) -> Layout:
+        return cls(Path(cfg["train"]["runs_dir"]), post_suffix(cfg))
+
+    def model_dir(self, model: str) -> Path:
+        return self.runs_dir / model
+
+    def run(self, model: str, fold: int) -> Path:
+        return self.model_dir(model) / f"fold{fold}"
+
+    def probs(self, model: str, fold: int, split: str) -> Path:
+        return self.run(model, fold) / f"probs_{split}{self.post}.npy"
+
+    def fold_probs(self, model: str, split: str) -> list[Path]:
+        """Every fold's probability file of ``model`` for ``split`` in this variant, fold order."""
+        files = self.model_dir(model).glob(f"fold*/probs_{split}{self.post}.npy")
+        return sorted(files, key=lambda p: (len(p.parent.name), p.parent.name))
+
+    def require_fold_probs(self, model: str, split: str) -> list[Path]:
+        files = self.fold_probs(model, split)
+        if not files:
+            splits = "" if split == "test" else f" SPLITS={split}"
+            raise TrashsegError(f"no {self.model_dir(model)}/fold*/probs_{split}{self.post}.npy: run "
+                                f"`make infer MODEL={model} FOLD=k{post_flags(self.post)}{splits}` for every fold first")
+        return files
+
+    def models(self) -> list[str]:
+        """Models under the runs folder that have test probabilities in this variant."""
+        if not self.runs_dir.is_dir():
+            return []
+        return sorted(d.name for d in self.runs_dir.iterdir() if d.is_dir() and self.fold_probs(d.name, "test"))
+
+    def oof_result(self, model: str) -> Path:
+        return self.model_dir(model) / f"oof{self.post}.json"
+
+    def fitted_weights(self) -> Path:
+        return self.runs_dir / f"ensemble_weights{self.post}.json"
+
+
+def load_run(run: Path) -> tuple[dict, Path]:
+    """A run folder's own config (completed with today's defaults) and its best checkpoint."""
+    import yaml
+    from trashseg.config import upgrade
+    cfg_path, ckpt = Path(run) / "config.yaml", Path(run) / "best.pt"
+    if not cfg_path.is_file() or not ckpt.is_file():
+        raise TrashsegError(f"{run}: not a run folder (needs config.yaml and best.pt from `make train MODEL=...`)")
+    return upgrade(yaml.safe_load(cfg_path.read_text())), ckpt
+
+
 def run_dir(cfg: dict) -> Path:
-    return Path(cfg["train"]["runs_dir"]) / cfg["model"]["name"] / f"fold{cfg['train']['fold']}"
+    return Layout.of(cfg).run(cfg["model"]["name"], cfg["train"]["fold"])
+
+
+def probs_path(cfg: dict, split: str) -> Path:
+    return Layout.of(cfg).probs(cfg["model"]["name"], cfg["train"]["fold"], split)
+
+
+def eval_result(cfg: dict, json_path: Path) -> Path:
+    return run_dir(cfg) / f"eval_{Path(json_path).stem}{post_suffix(cfg)}.json"

@@ -1,16 +1,24 @@
-"""Weighted mean of saved probability files -> argmax -> competition CSV, one image at a time."""
+"""Weighted mean of saved probability files -> argmax -> competition CSV, one image at a time.
+
+The files are the ones given, or every fold's test probabilities of the chosen models in the chosen
+post-processing variant (plain, TTA, CRF), found through the run layout; files holding different
+post-processing are refused unless mixing is asked for. Weights are given, or fitted out of fold
+for the same variant (`make fit-ensemble`), or equal.
+"""
 from __future__ import annotations
 
-import argparse
+import json
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from trashseg.cli import friendly_errors
+from trashseg.cli import base_parser, friendly_errors
+from trashseg.config import load_config
+from trashseg.ensembling.submission import SubmissionWriter, expected_ids_from_test_json, validate_submission
 from trashseg.errors import TrashsegError
 from trashseg.inference.probs import ProbsReader
-from trashseg.ensembling.submission import SubmissionWriter, expected_ids_from_test_json, validate_submission
+from trashseg.runs import Layout, data_dir, post_flags
 
 
 def check_manifests(readers: list[ProbsReader], expected_ids: list[str] | None) -> None:
@@ -29,6 +37,20 @@ def check_manifests(readers: list[ProbsReader], expected_ids: list[str] | None) 
                 f"({len(r.image_ids)} vs {len(ids)} images; first difference at position {diff})")
 
 
+def post_processing(reader: ProbsReader) -> str:
+    """'plain', 'tta', 'crf' or 'tta+crf': what a probability file holds, from its manifest."""
+    kinds = [k for k in ("tta", "crf") if reader.manifest.get(k)]
+    return "+".join(kinds) or "plain"
+
+
+def check_same_post_processing(readers: list[ProbsReader]) -> None:
+    kinds = {post_processing(r) for r in readers}
+    if len(kinds) > 1:
+        listing = ", ".join(f"{r.path} ({post_processing(r)})" for r in readers)
+        raise TrashsegError(f"probability files hold different post-processing ({listing}); ensemble one kind "
+                            "(TTA=1 / CRF=1 select the variant) or pass MIXED=1 (--allow-mixed) to merge them anyway")
+
+
 def normalise_weights(weights: list[float] | None, n: int) -> np.ndarray:
     if not weights:
         return np.full(n, 1.0 / n)
@@ -42,7 +64,6 @@ def normalise_weights(weights: list[float] | None, n: int) -> np.ndarray:
 
 def weights_from_file(path: Path, readers: list[ProbsReader]) -> list[float]:
     """Per-file weights from a fit-ensemble result: a model's weight shared equally by its folds."""
-    import json
     try:
         fitted = json.loads(Path(path).read_text(encoding="utf-8"))["fitted"]["weights"]
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
@@ -56,13 +77,15 @@ def weights_from_file(path: Path, readers: list[ProbsReader]) -> list[float]:
 
 def ensemble_to_csv(prob_files: list[Path], out_csv: Path, test_json: Path | None,
                     weights: list[float] | None = None, progress: bool = True,
-                    weights_file: Path | None = None) -> list[float]:
+                    weights_file: Path | None = None, allow_mixed: bool = False) -> list[float]:
     if not prob_files:
-        raise TrashsegError("no probability files given (run `make infer-fpn` / `make infer-deeplab` first)")
+        raise TrashsegError("no probability files given (run `make infer MODEL=<name>` first)")
     readers = [ProbsReader(p) for p in prob_files]
     try:
         expected = expected_ids_from_test_json(test_json) if test_json else None
         check_manifests(readers, expected)
+        if not allow_mixed:
+            check_same_post_processing(readers)
         if weights is None and weights_file is not None:
             weights = weights_from_file(weights_file, readers)
         w = normalise_weights(weights, len(readers)).astype(np.float32)
@@ -84,23 +107,48 @@ def ensemble_to_csv(prob_files: list[Path], out_csv: Path, test_json: Path | Non
     return [float(x) for x in w]
 
 
+def find_test_probs(layout: Layout, models: list[str] | None) -> list[Path]:
+    """Every fold's test probabilities of ``models`` (each must have some), or of every model that has
+    them in this variant when none are named."""
+    if models:
+        return [p for m in models for p in layout.require_fold_probs(m, "test")]
+    found = layout.models()
+    if not found:
+        raise TrashsegError(f"no {layout.runs_dir}/<model>/fold*/probs_test{layout.post}.npy: run "
+                            f"`make infer MODEL=<name> FOLD=k{post_flags(layout.post)}` first")
+    return [p for m in found for p in layout.fold_probs(m, "test")]
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("probs", nargs="+", type=Path, help="probs_test.npy files (manifest beside each)")
-    parser.add_argument("--weights", type=float, nargs="+", help="one weight per file (default: equal)")
-    parser.add_argument("--test-json", type=Path, required=True, help="test.json: sets row order and count")
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("probs", nargs="*", type=Path,
+                        help="probs_test*.npy files (manifest beside each); default: found by --models and the variant")
+    parser.add_argument("--models", nargs="+", help="models whose folds to merge (default: every model with test probabilities)")
+    parser.add_argument("--weights", type=float, nargs="+", help="one weight per file (default: fitted, else equal)")
+    parser.add_argument("--test-json", type=Path, help="test.json: sets row order and count (default: data.data_dir's)")
     parser.add_argument("--out", type=Path, default=Path("submissions/ensemble.csv"))
-    parser.add_argument("--weights-file", type=Path, help="fit-ensemble result (used when --weights is not given)")
+    parser.add_argument("--weights-file", type=Path,
+                        help="fit-ensemble result (default: <runs>/ensemble_weights<variant>.json when it exists)")
+    parser.add_argument("--equal", action="store_true", help="ignore fitted weights")
+    parser.add_argument("--allow-mixed", action="store_true", help="merge files of different post-processing")
     parser.add_argument("--no-validate", action="store_true")
     args = parser.parse_args(argv)
 
     @friendly_errors
     def run():
-        w = ensemble_to_csv(args.probs, args.out, args.test_json, args.weights, weights_file=args.weights_file)
-        source = "given" if args.weights else (f"fitted, {args.weights_file}" if args.weights_file else "equal")
-        print(f"merged ({source} weights) " + ", ".join(f"{p} (w={x:.3f})" for p, x in zip(args.probs, w)))
+        cfg = load_config(None, args.overrides, models=False)
+        layout = Layout.of(cfg)
+        files = args.probs or find_test_probs(layout, args.models)
+        test_json = args.test_json or data_dir(cfg) / cfg["data"]["test_json"]
+        weights_file = args.weights_file
+        if weights_file is None and not args.weights and not args.equal and layout.fitted_weights().is_file():
+            weights_file = layout.fitted_weights()
+        w = ensemble_to_csv(files, args.out, test_json, args.weights, weights_file=weights_file,
+                            allow_mixed=args.allow_mixed)
+        source = "given" if args.weights else (f"fitted, {weights_file}" if weights_file else "equal")
+        print(f"merged ({source} weights) " + ", ".join(f"{p} (w={x:.3f})" for p, x in zip(files, w)))
         if not args.no_validate:
-            n = validate_submission(args.out, expected_ids_from_test_json(args.test_json))
+            n = validate_submission(args.out, expected_ids_from_test_json(test_json))
             print(f"{args.out}: valid submission, {n} rows")
 
     run()

@@ -7,7 +7,6 @@ never looked at. The weights file is what `make ensemble` then uses.
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,10 +17,10 @@ from trashseg.data.classes import NUM_CLASSES
 from trashseg.cli import base_parser, friendly_errors
 from trashseg.config import load_config
 from trashseg.errors import TrashsegError
-from trashseg.inference.tta import probs_suffix
 from trashseg.data.loaders import load_set
 from trashseg.evaluation.metrics import confusion_matrix, iou_per_class, mean_iou
 from trashseg.evaluation.oof import Truth, covered, index_rows, oof_readers
+from trashseg.runs import Layout, data_dir, post_flags
 
 
 def simplex_grid(n: int, step: float) -> list[tuple[float, ...]]:
@@ -32,10 +31,12 @@ def simplex_grid(n: int, step: float) -> list[tuple[float, ...]]:
     return sorted(grid, reverse=True)
 
 
-def fit(cfg: dict, models: list[str], suffix: str, step: float, train_all: str) -> dict:
-    data_dir = Path(cfg["data"]["data_dir"])
-    truth = Truth(cfg, load_set(cfg, data_dir / train_all, quiet=True), int(cfg["eval"]["score_size"]))
-    per_model = {m: index_rows(oof_readers(Path(cfg["train"]["runs_dir"]), m, suffix)) for m in models}
+def fit(cfg: dict, models: list[str], step: float, train_all: str) -> dict:
+    layout = Layout.of(cfg)
+    for m in models:
+        layout.require_fold_probs(m, "valid")
+    truth = Truth(cfg, load_set(cfg, data_dir(cfg) / train_all, quiet=True), int(cfg["eval"]["score_size"]))
+    per_model = {m: index_rows(oof_readers(layout, m)) for m in models}
     names = covered(truth, {n: 1 for n in set.intersection(*(set(r) for r in per_model.values()))}, "fit-ensemble")
     candidates = simplex_grid(len(models), step)
     weights = torch.tensor(candidates, dtype=torch.float32)                    # K x M
@@ -60,25 +61,27 @@ def fit(cfg: dict, models: list[str], suffix: str, step: float, train_all: str) 
     one_hot = {m: summary(candidates.index(tuple(1.0 if j == i else 0.0 for j in range(len(models)))))
                for i, m in enumerate(models)}
     equal = summary(candidates.index(tuple([1.0 / len(models)] * len(models))))
-    return {"models": models, "post": suffix.strip("_") or "none", "images": len(names), "step": step,
+    return {"models": models, "post": layout.post.strip("_") or "none", "images": len(names), "step": step,
             "per_model": one_hot, "equal_mean": equal, "fitted": summary(best),
             "fitted_per_class_iou": [None if np.isnan(v) else float(v) for v in iou_per_class(cms[best])]}
 
 
 def main(argv=None) -> None:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["fpn", "deeplab"])
+    parser.add_argument("--models", nargs="+", required=True, help="at least two models (make: MODELS)")
     parser.add_argument("--step", type=float, default=0.05)
     parser.add_argument("--train-all", default="train_all.json")
     args = parser.parse_args(argv)
 
     @friendly_errors
     def run():
-        cfg = load_config(None, args.overrides)
-        if len(args.models) < 2:
-            raise TrashsegError("fit-ensemble needs at least two models")
-        result = fit(cfg, args.models, probs_suffix(cfg), args.step, args.train_all)
-        out = Path(cfg["train"]["runs_dir"]) / "ensemble_weights.json"
+        cfg = load_config(None, args.overrides, models=False)
+        if len(set(args.models)) < 2:
+            raise TrashsegError(f"MODELS={' '.join(args.models)}: fit-ensemble needs at least two different models")
+        if not 0 < args.step <= 0.5:
+            raise TrashsegError(f"--step {args.step}: must be within (0, 0.5]")
+        result = fit(cfg, args.models, args.step, args.train_all)
+        out = Layout.of(cfg).fitted_weights()
         write_json(out, result)
         for m, r in result["per_model"].items():
             print(f"OOF mIoU {m:<22} {r['oof_miou']:.4f} (per image {r['oof_miou_per_image']:.4f})")
@@ -86,7 +89,8 @@ def main(argv=None) -> None:
         print(f"OOF mIoU {'equal mean':<22} {e['oof_miou']:.4f} (per image {e['oof_miou_per_image']:.4f})")
         w = ", ".join(f"{m}={v:.2f}" for m, v in f["weights"].items())
         print(f"OOF mIoU {'fitted (' + w + ')':<22} {f['oof_miou']:.4f} (per image {f['oof_miou_per_image']:.4f})")
-        print(f"wrote {out} ({result['images']} out-of-fold images; make ensemble now uses these weights)")
+        print(f"wrote {out} ({result['images']} out-of-fold images; `make ensemble{post_flags(Layout.of(cfg).post)}` "
+              "now uses these weights)")
 
     run()
 

@@ -19,9 +19,10 @@ from trashseg.data.classes import CLASSES, IGNORE_CATEGORY, resolve_category_ids
 from trashseg.cli import base_parser, friendly_errors
 from trashseg.data.coco import read_json
 from trashseg.config import load_config
-from trashseg.ensembling.ensemble import check_manifests, normalise_weights, weights_from_file
+from trashseg.ensembling.ensemble import check_manifests, find_test_probs, normalise_weights, weights_from_file
 from trashseg.errors import TrashsegError
 from trashseg.inference.probs import ProbsReader
+from trashseg.runs import Layout
 
 
 def _rle(binary: np.ndarray) -> dict:
@@ -98,19 +99,24 @@ def make_pseudo(cfg: dict, prob_files: list[Path], weights_file: Path | None, th
 
 def main(argv=None) -> None:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("probs", nargs="+", type=Path)
+    parser.add_argument("probs", nargs="*", type=Path, help="default: every fold's test probabilities of --models")
+    parser.add_argument("--models", nargs="+", help="default: every model with test probabilities")
     parser.add_argument("--k", type=int, required=True, help="number of folds (train_data{k}.json files)")
-    parser.add_argument("--weights-file", type=Path)
+    parser.add_argument("--weights-file", type=Path, help="default: the fitted weights of this variant, if any")
     parser.add_argument("--out-dir", type=Path, help="default: the data folder")
     args = parser.parse_args(argv)
 
     @friendly_errors
     def run():
-        cfg = load_config(None, args.overrides)
+        cfg = load_config(None, args.overrides, models=False)
+        if args.k < 2:
+            raise TrashsegError(f"K={args.k}: the number of folds must be 2 or more")
+        layout = Layout.of(cfg)
+        files = args.probs or find_test_probs(layout, args.models)
+        fitted = layout.fitted_weights()
+        weights_file = args.weights_file or (fitted if fitted.is_file() else None)
         threshold = float(cfg["pseudo"]["threshold"])
-        if not 0 <= threshold <= 1:
-            raise TrashsegError(f"pseudo.threshold {threshold}: must be within 0..1")
-        for out in make_pseudo(cfg, args.probs, args.weights_file, threshold, args.k, args.out_dir):
+        for out in make_pseudo(cfg, files, weights_file, threshold, args.k, args.out_dir):
             print(f"wrote {out}")
 
     run()

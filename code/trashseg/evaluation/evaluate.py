@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from trashseg.training import distributed
 from trashseg.evaluation.metrics import Scorer
-from trashseg.inference.tta import logits_at
+from trashseg.inference.tta import resize, scoring_probs
 
 
 @torch.no_grad()
@@ -29,14 +29,14 @@ def evaluate(model, loader, device, score_size: int, loss_fn=None, ctx: distribu
         target = batch["mask"].to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             raw = model(images)
-        logits = logits_at(raw.float(), score_size)
+        logits = resize(raw.float(), score_size)
         if target.shape[-1] != score_size or target.shape[-2] != score_size:
             target = F.interpolate(target[:, None].float(), size=(score_size, score_size),
                                    mode="nearest")[:, 0].long()
         if loss_fn is not None:
             loss_sum += loss_fn(logits, target).item() * images.shape[0]
             n += images.shape[0]
-        scorer.update(target.cpu(), logits.argmax(1).cpu())
+        scorer.update(target.cpu(), scoring_probs(raw, score_size).argmax(1).cpu())  # as every scorer does
     scorer.cm = distributed.sum_array(scorer.cm, ctx, device).round().astype(np.int64)
     scorer.per_image = distributed.gather_lists(scorer.per_image, ctx)
     result = scorer.result()

@@ -16,20 +16,15 @@ from trashseg.cli import base_parser, friendly_errors
 from trashseg.data.coco import CocoSet, read_json
 from trashseg.config import load_config
 from trashseg.errors import TrashsegError
-from trashseg.inference.tta import probs_suffix
 from trashseg.data.loaders import load_set
 from trashseg.data.masks import MaskCache, read_mask
 from trashseg.evaluation.metrics import Scorer, format_table
 from trashseg.inference.probs import ProbsReader
+from trashseg.runs import Layout, data_dir
 
 
-def oof_readers(runs_dir: Path, model: str, suffix: str = "") -> list[ProbsReader]:
-    files = sorted((Path(runs_dir) / model).glob(f"fold*/probs_valid{suffix}.npy"))
-    if not files:
-        flags = (" TTA=1" if "_tta" in suffix else "") + (" CRF=1" if "_crf" in suffix else "")
-        raise TrashsegError(f"no {runs_dir}/{model}/fold*/probs_valid{suffix}.npy: run `make infer-{model} FOLD=k"
-                            f"{flags}` for every fold first")
-    return [ProbsReader(f) for f in files]
+def oof_readers(layout: Layout, model: str) -> list[ProbsReader]:
+    return [ProbsReader(f) for f in layout.require_fold_probs(model, "valid")]
 
 
 def index_rows(readers: list[ProbsReader]) -> dict[str, tuple[ProbsReader, int]]:
@@ -69,8 +64,8 @@ def covered(truth: Truth, rows: dict, what: str) -> list[str]:
     return names
 
 
-def score_model(cfg: dict, truth: Truth, model: str, suffix: str) -> dict:
-    readers = oof_readers(Path(cfg["train"]["runs_dir"]), model, suffix)
+def score_model(layout: Layout, truth: Truth, model: str) -> dict:
+    readers = oof_readers(layout, model)
     rows = index_rows(readers)
     scorer = Scorer()
     for name in tqdm(covered(truth, rows, model), desc=f"oof {model}", leave=False):
@@ -79,7 +74,7 @@ def score_model(cfg: dict, truth: Truth, model: str, suffix: str) -> dict:
     for r in readers:
         r.close()
     result = scorer.result()
-    result.update({"model": model, "folds": [str(r.path) for r in readers], "post": suffix.strip("_") or "none"})
+    result.update({"model": model, "folds": [str(r.path) for r in readers], "post": layout.post.strip("_") or "none"})
     return result
 
 
@@ -96,37 +91,44 @@ def compare_with_plain(result: dict, plain_path: Path) -> dict | None:
 
 def describe_comparison(post: str, comparison: dict | None, model: str) -> str:
     if comparison is None:
-        return (f"no plain OOF score on the same images to compare with: run `make oof MODEL={model}` "
+        return (f"no plain OOF score on the same images to compare with: run `make oof MODELS={model}` "
                 "(without TTA/CRF) first")
     word = "gain" if comparison["miou"] >= 0 else "loss"
     return (f"{post} vs plain OOF: {word} {comparison['miou']:+.4f} dataset mIoU, "
             f"{comparison['miou_per_image']:+.4f} per-image mIoU")
 
 
+def score_and_write(layout: Layout, truth: Truth, model: str) -> dict:
+    result = score_model(layout, truth, model)
+    post = layout.post
+    comparison = compare_with_plain(result, Layout(layout.runs_dir).oof_result(model)) if post else None
+    if comparison:
+        result["vs_plain"] = comparison
+    out = layout.oof_result(model)
+    write_json(out, result)
+    print(f"out-of-fold, {model}{' (' + post.strip('_') + ')' if post else ''}, {result['images']} images:")
+    print(format_table(result))
+    if post:
+        print(describe_comparison(result["post"], comparison, model))
+    print(f"wrote {out}")
+    return result
+
+
 def main(argv=None) -> None:
     parser = base_parser("Score out-of-fold predictions of all folds")
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--models", nargs="+", required=True, help="models to score, each on its own")
     parser.add_argument("--train-all", default="train_all.json")
     args = parser.parse_args(argv)
 
     @friendly_errors
     def run():
-        cfg = load_config(None, args.overrides)
-        data_dir = Path(cfg["data"]["data_dir"])
-        truth = Truth(cfg, load_set(cfg, data_dir / args.train_all), int(cfg["eval"]["score_size"]))
-        suffix = probs_suffix(cfg)
-        result = score_model(cfg, truth, args.model, suffix)
-        model_dir = Path(cfg["train"]["runs_dir"]) / args.model
-        comparison = compare_with_plain(result, model_dir / "oof.json") if suffix else None
-        if comparison:
-            result["vs_plain"] = comparison
-        out = model_dir / f"oof{suffix}.json"
-        write_json(out, result)
-        print(f"out-of-fold, {args.model}{' (' + suffix.strip('_') + ')' if suffix else ''}, {result['images']} images:")
-        print(format_table(result))
-        if suffix:
-            print(describe_comparison(result["post"], comparison, args.model))
-        print(f"wrote {out}")
+        cfg = load_config(None, args.overrides, models=False)
+        layout = Layout.of(cfg)
+        for model in args.models:
+            layout.require_fold_probs(model, "valid")   # every model checked before the truth is built
+        truth = Truth(cfg, load_set(cfg, data_dir(cfg) / args.train_all), int(cfg["eval"]["score_size"]))
+        for model in args.models:
+            score_and_write(layout, truth, model)
 
     run()
 

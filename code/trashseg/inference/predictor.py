@@ -1,6 +1,11 @@
-"""Checkpoint -> softmax probabilities at the scoring size for test and out-of-fold images."""
+"""One predictor for every stage that turns a checkpoint into predictions: infer (test and
+out-of-fold probability files, which OOF scoring, fit-ensemble and the ensemble read), eval, report
+and predict. It rebuilds the model from the checkpoint's own config (no weight download), feeds it
+the way it was trained (input size, normalisation), applies the configured TTA and DenseCRF, and
+yields softmax probabilities at the scoring size."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -8,27 +13,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from trashseg.modeling.checkpoint import load_checkpoint
+from trashseg.config import upgrade
 from trashseg.data.classes import CLASSES
 from trashseg.data.coco import CocoSet
-from trashseg.config import upgrade
-from trashseg.inference.crf import refine
 from trashseg.data.images import read_rgb
 from trashseg.data.loaders import make_loader
-from trashseg.modeling.architectures import build_model, resolve_device
-from trashseg.inference.tta import probabilities, tta_views
-from trashseg.inference.probs import ProbsWriter
 from trashseg.data.transforms import eval_transform
-
-
-def load_trained_model(ckpt_path: Path, device: torch.device) -> tuple[torch.nn.Module, dict, dict]:
-    """Model rebuilt from the checkpoint's own config (no weight download), and that config."""
-    state = load_checkpoint(ckpt_path)
-    cfg = upgrade(state["config"])
-    model_cfg = {**cfg, "model": {**cfg["model"], "weights": "none"}}
-    model = build_model(model_cfg)
-    model.load_state_dict(state["model"])
-    return model.to(device).eval(), cfg, state
+from trashseg.devices import resolve_device
+from trashseg.inference.crf import refine
+from trashseg.inference.probs import ProbsWriter
+from trashseg.inference.tta import probabilities, tta_views
+from trashseg.modeling.architectures import build_model, input_multiple
+from trashseg.modeling.checkpoint import load_checkpoint
 
 
 def with_checkpoint_inputs(cfg: dict, ckpt_cfg: dict) -> dict:
@@ -38,43 +34,76 @@ def with_checkpoint_inputs(cfg: dict, ckpt_cfg: dict) -> dict:
             "augment": ckpt_cfg["augment"]}
 
 
-@torch.no_grad()
-def write_probabilities(cfg: dict, cs: CocoSet, ckpt_path: Path, out_path: Path, split: str) -> Path:
-    device = resolve_device(str(cfg["train"]["device"]))
-    model, ckpt_cfg, state = load_trained_model(ckpt_path, device)
-    size = int(cfg["eval"]["score_size"])
-    run_cfg = with_checkpoint_inputs(cfg, ckpt_cfg)
-    loader = make_loader(run_cfg, cs, eval_transform(run_cfg), with_masks=False,
-                         batch_size=int(cfg["eval"]["batch_size"]))
-    manifest = {
-        "image_ids": [cs.file_name(i) for i in cs.image_ids],
-        "coco_ids": cs.image_ids,
-        "source_json": str(cs.json_path),
-        "split": split,
-        "model": ckpt_cfg["model"]["name"],
-        "arch": ckpt_cfg["model"]["arch"],
-        "encoder": ckpt_cfg["model"]["encoder"],
-        "fold": ckpt_cfg["train"]["fold"],
-        "checkpoint": str(ckpt_path),
-        "checkpoint_epoch": state.get("epoch"),
-        "resolution": size,
-        "tta": tta_views(cfg),
-        "crf": cfg["crf"] if cfg["crf"]["enabled"] else None,
-        "classes": list(CLASSES),
-    }
-    writer = ProbsWriter(out_path, len(cs), len(CLASSES), size, manifest)
+class Predictor:
+    """A trained checkpoint, ready to predict with the TTA and CRF settings of ``cfg``."""
+
+    def __init__(self, checkpoint: Path, cfg: dict, device: torch.device | None = None):
+        self.checkpoint = Path(checkpoint)
+        self.device = device or resolve_device(str(cfg["train"]["device"]))
+        state = load_checkpoint(self.checkpoint)
+        self.ckpt_cfg = upgrade(state["config"])
+        self.epoch = state.get("epoch")
+        model = build_model({**self.ckpt_cfg, "model": {**self.ckpt_cfg["model"], "weights": "none"}})
+        model.load_state_dict(state["model"])
+        self.model = model.to(self.device).eval()
+        self.cfg = with_checkpoint_inputs(cfg, self.ckpt_cfg)
+        self.size = int(cfg["eval"]["score_size"])
+        self.tta = tta_views(cfg)
+        self.crf = cfg if cfg["crf"]["enabled"] else None
+        self.transform = eval_transform(self.cfg)
+        self.multiple = input_multiple(self.ckpt_cfg)
+
+    def describe(self) -> dict:
+        """What produced a set of predictions, for probability-file manifests and results."""
+        mc, tc = self.ckpt_cfg["model"], self.ckpt_cfg["train"]
+        return {"model": mc["name"], "arch": mc["arch"], "encoder": mc["encoder"], "fold": tc["fold"],
+                "checkpoint": str(self.checkpoint), "checkpoint_epoch": self.epoch, "resolution": self.size,
+                "tta": self.tta, "crf": self.crf["crf"] if self.crf else None, "classes": list(CLASSES)}
+
+    @torch.no_grad()
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """A normalised N,3,H,W batch -> N,C,size,size softmax probabilities (TTA averaged)."""
+        return probabilities(self.model, images.to(self.device), self.size, multiple=self.multiple, **self.tta)
+
+    def refine(self, probs: np.ndarray, image_path: Path) -> np.ndarray:
+        """DenseCRF on one image's probabilities when enabled (the photo resized to the scoring size)."""
+        if self.crf is None:
+            return probs
+        rgb = cv2.resize(read_rgb(image_path), (self.size, self.size), interpolation=cv2.INTER_AREA)
+        return refine(probs, rgb, self.crf)
+
+    def predict_set(self, cs: CocoSet, with_masks: bool = False, desc: str = "predict",
+                    progress: bool = True) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+        """(row index in ``cs``, C x size x size probabilities, truth mask at the scoring size or None)
+        for every image of ``cs``, in order."""
+        loader = make_loader(self.cfg, cs, self.transform, with_masks=with_masks,
+                             batch_size=int(self.cfg["eval"]["batch_size"]),
+                             mask_size=self.size if with_masks else None, progress=progress)
+        items = loader.dataset.items
+        for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
+            probs = self.probabilities(batch["image"]).cpu().numpy()
+            masks = batch["mask"].numpy() if with_masks else [None] * len(probs)
+            for index, p, mask in zip(batch["index"].tolist(), probs, masks):
+                yield index, self.refine(p, items[index].image_path), mask
+
+    def predict_image(self, rgb: np.ndarray) -> np.ndarray:
+        """One H x W x 3 photo of any size -> C x H x W probabilities at the photo's own size."""
+        x = self.transform(image=rgb)["image"][None]
+        probs = self.probabilities(x)[0].cpu().numpy()
+        return np.stack([cv2.resize(p, (rgb.shape[1], rgb.shape[0])) for p in probs])
+
+
+def write_probabilities(predictor: Predictor, cs: CocoSet, out_path: Path, split: str) -> Path:
+    """Every image's probabilities into one float16 file + manifest, written atomically."""
+    manifest = {"image_ids": [cs.file_name(i) for i in cs.image_ids], "coco_ids": cs.image_ids,
+                "source_json": str(cs.json_path), "split": split, **predictor.describe()}
+    writer = ProbsWriter(out_path, len(cs), len(CLASSES), predictor.size, manifest)
     try:
-        for batch in tqdm(loader, desc=f"infer {split}", leave=False):
-            probs = probabilities(model, batch["image"].to(device), size, **tta_views(cfg)).cpu().numpy()
-            for index, p in zip(batch["index"].tolist(), probs):
-                if cfg["crf"]["enabled"]:
-                    rgb = cv2.resize(read_rgb(loader.dataset.items[index].image_path), (size, size),
-                                     interpolation=cv2.INTER_AREA)
-                    p = refine(p, rgb, cfg)
-                writer.write(index, p)
+        for index, probs, _ in predictor.predict_set(cs, desc=f"infer {split}"):
+            writer.write(index, probs)
     except BaseException as exc:
         writer.abort(exc)
         raise
     writer.close()
-    print(f"wrote {out_path} ({len(cs)} images, {size}x{size}, float16)")
+    print(f"wrote {out_path} ({len(cs)} images, {predictor.size}x{predictor.size}, float16)")
     return out_path

@@ -1,33 +1,40 @@
-"""Model outputs at the competition's scoring size: probabilities are resized *before* argmax.
-Test-time augmentation (horizontal flip, several input scales) averages probabilities, and is
-applied identically to out-of-fold and test predictions so its effect is judged on OOF."""
+"""Test-time augmentation: the model's probabilities averaged over a horizontal flip and several
+input scales. Probabilities are resized to the scoring size *before* argmax, and every scoring path
+(training validation, eval, OOF, test) turns model outputs into probabilities with ``scoring_probs``,
+so the same checkpoint scores the same wherever it is scored. TTA is applied identically to
+out-of-fold and test predictions, so its effect is judged on OOF."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
 
-def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
+def resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize of N,C,H,W to size x size (no-op when already there)."""
     if x.shape[-1] == size and x.shape[-2] == size:
         return x
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
+def scoring_probs(logits: torch.Tensor, size: int) -> torch.Tensor:
+    """Model output -> softmax probabilities (float32) at the scoring size."""
+    return resize(logits.float().softmax(dim=1), size)
+
+
 def probabilities(model: torch.nn.Module, images: torch.Tensor, size: int, hflip: bool = False,
-                  scales: tuple[float, ...] = (1.0,)) -> torch.Tensor:
-    """Softmax probabilities N,C,size,size (float32), averaged over the TTA views."""
+                  scales: tuple[float, ...] = (1.0,), multiple: int = 32) -> torch.Tensor:
+    """Softmax probabilities N,C,size,size (float32), averaged over the TTA views. Scaled inputs
+    are rounded to ``multiple`` (what the encoder's strides need)."""
     base = images.shape[-1]
     total, views = None, 0
     for scale in scales:
-        side = max(32, int(round(base * scale / 32)) * 32)  # encoders need multiples of 32
-        scaled = _resize(images, side)
-        flips = (False, True) if hflip else (False,)
-        for flip in flips:
+        side = max(multiple, int(round(base * scale / multiple)) * multiple)
+        scaled = resize(images, side)
+        for flip in (False, True) if hflip else (False,):
             x = scaled.flip(-1) if flip else scaled
-            probs = model(x).float().softmax(dim=1)
+            probs = scoring_probs(model(x), size)
             if flip:
                 probs = probs.flip(-1)
-            probs = _resize(probs, size)
             total = probs if total is None else total + probs
             views += 1
     return total / views
@@ -39,16 +46,3 @@ def tta_views(cfg: dict) -> dict:
     if not tta["enabled"]:
         return {}
     return {"hflip": bool(tta["hflip"]), "scales": tuple(float(s) for s in tta["scales"])}
-
-
-def probs_suffix(cfg: dict) -> str:
-    """'', '_tta', '_crf' or '_tta_crf': which post-processing a probability file holds."""
-    return ("_tta" if cfg["tta"]["enabled"] else "") + ("_crf" if cfg["crf"]["enabled"] else "")
-
-
-def probs_name(split: str, cfg: dict) -> str:
-    return f"probs_{split}{probs_suffix(cfg)}.npy"
-
-
-def logits_at(logits: torch.Tensor, size: int) -> torch.Tensor:
-    return _resize(logits, size)

@@ -1,0 +1,53 @@
+"""`make predict`: a run's best checkpoint on any folder of photos (no annotations needed), as
+overlay PNGs (photo | prediction) plus a colour legend, through the same predictor as every stage."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from trashseg.cli import friendly_errors
+from trashseg.data.images import read_rgb
+from trashseg.drawing import blend, legend_png, save_png
+from trashseg.errors import TrashsegError
+from trashseg.inference.predictor import Predictor
+from trashseg.runs import load_run
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def predict_folder(run: Path, images: Path, out: Path) -> list[Path]:
+    cfg, ckpt = load_run(run)
+    files = sorted(p for p in Path(images).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise TrashsegError(f"{images}: no .jpg/.png images found")
+    predictor = Predictor(ckpt, cfg)
+    written = []
+    for path in files:
+        image = read_rgb(path)
+        label = predictor.predict_image(image).argmax(0).astype("uint8")
+        target = out / f"{path.stem}_overlay.png"
+        save_png(target, np.concatenate([image, blend(image, label)], 1))
+        written.append(target)
+    legend_png(out / "legend.png")
+    return written
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True, help="a run folder (config.yaml + best.pt)")
+    parser.add_argument("--images", type=Path, required=True, help="a folder of photos")
+    parser.add_argument("--out", type=Path, help="default: <run>/predict")
+    args = parser.parse_args(argv)
+
+    @friendly_errors
+    def run():
+        written = predict_folder(args.run, args.images, args.out or args.run / "predict")
+        print(f"wrote {len(written)} overlays and legend.png to {written[0].parent}")
+
+    run()
+
+
+if __name__ == "__main__":
+    main()
