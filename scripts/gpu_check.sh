@@ -27,7 +27,7 @@ step() {  # step NAME SECONDS CMD...
   return $rc
 }
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-  && export PYTHONPATH=/tmp/site || exit 1
+  && export PYTHONPATH=/tmp/site:$PWD/code || exit 1   # the kit itself: no editable install on the device
 export PYTHONUNBUFFERED=1
 nvidia-smi -L
 step imports 120 python3 -c "import torch, timm, segmentation_models_pytorch as smp, albumentations as A, cv2, pycocotools.mask, iterstrat.ml_stratifiers, yaml, pandas; print('torch', torch.__version__, 'timm', timm.__version__, 'smp', smp.__version__, 'albumentations', A.__version__, 'cv2', cv2.__version__)" || exit 1
