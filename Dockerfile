@@ -29,12 +29,14 @@ RUN python -m venv /opt/venv \
 
 COPY --chown=trashseg:trashseg . .
 
-# Bake the encoder weights into the image, then keep every model hub closed at run time.
-RUN mkdir -p /opt/weights \
+# The kit itself, editable (as `make setup` does); then bake the encoder weights into the image and
+# keep every model hub closed at run time.
+RUN /opt/venv/bin/pip install --no-deps --no-build-isolation -e . \
+    && mkdir -p /opt/weights \
     && if [ "$DOCKER_WEIGHTS" = "offline-lite0" ]; then \
-         PYTHONPATH=code /opt/venv/bin/python -m trashseg.modeling.encoder_weights offline-lite0 --out /opt/weights/encoder.pth; \
+         /opt/venv/bin/python -m trashseg.modeling.encoder_weights offline-lite0 --out /opt/weights/encoder.pth; \
        elif [ "$DOCKER_WEIGHTS" = "hub" ]; then \
-         PYTHONPATH=code /opt/venv/bin/python -m trashseg.modeling.encoder_weights hub --encoder "$ENCODER" --out /opt/weights/encoder.pth; \
+         /opt/venv/bin/python -m trashseg.modeling.encoder_weights hub --encoder "$ENCODER" --out /opt/weights/encoder.pth; \
        fi \
     && touch /opt/venv/.installed \
     && chown -R trashseg:trashseg /opt/weights /app

@@ -18,7 +18,6 @@ JEMALLOC = Path("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")
 
 
 def worker(mode: str, size: int, batch: int, steps: int, encoder: str) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "code"))
     import torch
 
     from trashseg.config import load_config

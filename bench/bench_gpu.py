@@ -12,12 +12,11 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "code"))
 
-from trashseg.config import load_config  # noqa: E402
-from trashseg.training.losses import build_loss  # noqa: E402
-from trashseg.modeling.architectures import build_model  # noqa: E402
-from trashseg.training.speed import amp_dtype, configure_backends, use_channels_last  # noqa: E402
+from trashseg.config import load_config
+from trashseg.training.losses import build_loss
+from trashseg.modeling.architectures import build_model
+from trashseg.training.speed import amp_dtype, configure_backends, use_channels_last
 
 
 def setup(arch: str, encoder: str, fast: bool, device: torch.device):

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "code"))
 WOOSONG = Path(os.environ.get("WOOSONG_DIR", ROOT.parent / "shared/data/woosong-trashbags"))
 
 

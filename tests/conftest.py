@@ -20,9 +20,8 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "code"))
 
-from trashseg.data.classes import CLASSES  # noqa: E402
+from trashseg.data.classes import CLASSES
 
 TINY_ENCODER = "tu-mobilenetv3_small_050"
 SAMPLE = ROOT / "data" / "sample"
@@ -30,20 +29,20 @@ SAMPLE_DATES = r"^(batch_[^/]+)/"      # the sample keeps one recording date per
 TINY_BUDGET = dict(EPOCHS=1, BATCH=4, IMG_SIZE=64, ENCODER=TINY_ENCODER, WEIGHTS="none", WORKERS=0, DEVICE="cpu")
 
 
-def make_cmd(target: str, **variables) -> list[str]:
-    """The command line of a real make target in this repository, with make variables."""
-    return ["make", "--no-print-directory", "-C", str(ROOT), target] + [f"{k}={v}" for k, v in variables.items()]
+def make_cmd(target: str, directory: Path = ROOT, **variables) -> list[str]:
+    """The command line of a real make target in this repository (or a copy), with make variables."""
+    return ["make", "--no-print-directory", "-C", str(directory), target] + [f"{k}={v}" for k, v in variables.items()]
 
 
-def make_process(target: str, env: dict | None = None, **variables) -> subprocess.CompletedProcess:
+def make_process(target: str, env: dict | None = None, directory: Path = ROOT, **variables) -> subprocess.CompletedProcess:
     """Run a real make target on CPU (extra environment variables in ``env``)."""
-    return subprocess.run(make_cmd(target, **variables), capture_output=True, text=True,
+    return subprocess.run(make_cmd(target, directory, **variables), capture_output=True, text=True,
                           env={**os.environ, "CUDA_VISIBLE_DEVICES": "", **(env or {})})
 
 
-def run_make(target: str, env: dict | None = None, **variables) -> str:
+def run_make(target: str, env: dict | None = None, directory: Path = ROOT, **variables) -> str:
     """Run a real make target on CPU; fail the test with its output when it fails."""
-    proc = make_process(target, env, **variables)
+    proc = make_process(target, env, directory, **variables)
     assert proc.returncode == 0, f"make {target} {variables}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout + proc.stderr
 
@@ -81,6 +80,13 @@ def make_coco(root: Path, n_train: int = 12, n_test: int = 4, seed: int = 0) -> 
     (root / "train_all.json").write_text(json.dumps(train))
     (root / "test.json").write_text(json.dumps(test))
     return root
+
+
+def pytest_collection_modifyitems(items):
+    """A test on the sample runs drives make targets, so it is slow whether or not it says so."""
+    for item in items:
+        if "sample_runs" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

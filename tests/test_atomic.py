@@ -1,4 +1,5 @@
 """Interrupted writes leave no partial artefact: `make ensemble` killed mid-write keeps the old CSV."""
+import pytest
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ from trashseg.inference.probs import ProbsWriter
 N = 150
 
 
+@pytest.mark.slow
 def test_killed_ensemble_leaves_no_partial_csv(tmp_path):
     ids = [f"batch_01/{i:04d}.jpg" for i in range(N)]
     data = tmp_path / "data"
@@ -65,3 +67,25 @@ def test_stale_temp_of_a_dead_writer_is_swept_but_a_live_ones_is_kept(tmp_path):
     write_json(target, {"a": 1})
     assert json.loads(target.read_text()) == {"a": 1}
     assert not stale.exists() and live.exists() and other.exists()
+
+
+def test_atomic_write_flushes_the_file_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    import trashseg.atomic as atomic
+    from trashseg.atomic import write_json
+    events, real_fsync, real_replace = [], os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", str(src)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    write_json(tmp_path / "result.json", {"miou": 0.5})
+    assert [kind for kind, _ in events] == ["fsync", "replace", "fsync"]
+    assert events[0][1] == events[1][1] != str(tmp_path / "result.json")   # the temp file, before the rename
+    assert events[2][1] == str(tmp_path)                                   # then the folder holding the rename
+    assert json.loads((tmp_path / "result.json").read_text()) == {"miou": 0.5}

@@ -1,9 +1,12 @@
 """The GPU bench script itself runs end to end (on CPU, tiny encoder, 64 px, one step), so a lent
 GPU's few minutes are not lost to a bug in it. Figures are printed, never asserted."""
+import pytest
 import subprocess
 import sys
 
 from conftest import ROOT, TINY_ENCODER
+
+pytestmark = pytest.mark.slow   # drives make targets / trains in subprocesses
 
 
 def test_bench_gpu_script_runs_and_prints_every_figure():

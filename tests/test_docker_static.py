@@ -28,7 +28,8 @@ def test_hadolint_passes():
 
 def test_installs_exactly_the_pinned_requirements():
     installs = [line for line in DOCKERFILE.splitlines() if "pip install" in line]
-    assert installs == ["    && /opt/venv/bin/pip install -r requirements.txt -c constraints.txt"]
+    assert installs == ["    && /opt/venv/bin/pip install -r requirements.txt -c constraints.txt",
+                        "RUN /opt/venv/bin/pip install --no-deps --no-build-isolation -e . \\"]  # the kit, no deps
     assert "COPY requirements.txt constraints.txt ./" in DOCKERFILE
     requirements, constraints = pins(ROOT / "requirements.txt"), pins(ROOT / "constraints.txt")
     for name, version in requirements.items():

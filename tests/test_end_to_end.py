@@ -2,6 +2,7 @@
 check-data -> cv (train + infer of both models on every fold, ensemble) -> ensemble -> validated
 CSV, plus eval. A second, shorter pass runs a
 generated set with all 11 classes and odd image sizes. Tiny encoder, 64 px, one epoch: plumbing."""
+import pytest
 import csv
 import json
 
@@ -11,6 +12,8 @@ import torch
 from conftest import TINY_BUDGET, TINY_ENCODER, make_process, run_make
 from trashseg.data.classes import CLASSES
 from trashseg.ensembling.submission import validate_submission
+
+pytestmark = pytest.mark.slow   # drives make targets / trains in subprocesses
 
 
 def image_names(json_path):

@@ -10,6 +10,7 @@ import torch
 from conftest import run_make
 
 
+@pytest.mark.slow
 def test_oof_fit_tta_ensemble_pseudo(sample_runs):
     s = sample_runs
     runs, base = s.runs, s.base
@@ -64,6 +65,7 @@ def test_oof_fit_tta_ensemble_pseudo(sample_runs):
     assert used["data"]["train_json"] == "train_data_pseudo{fold}.json"
 
 
+@pytest.mark.slow
 def test_report_and_predict(sample_runs, tmp_path):
     run = sample_runs.runs / "fpn" / "fold0"
     out = run_make("report", RUN=run, N=3)
@@ -82,6 +84,7 @@ def test_report_and_predict(sample_runs, tmp_path):
     assert (tmp_path / "pred" / "legend.png").is_file()
 
 
+@pytest.mark.slow
 def test_copy_paste_without_donors_says_so(sample_runs):
     """The defaults (Battery, Clothing) have no objects in the sample: the log says nothing is pasted."""
     out = run_make("train-fpn", **{**sample_runs.train, "RUNS": sample_runs.tmp / "cp_runs",

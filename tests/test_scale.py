@@ -13,6 +13,8 @@ import torch
 from conftest import TINY_ENCODER, make_cmd, run_make
 from trashseg.data.folds import make_folds
 
+pytestmark = pytest.mark.slow   # drives make targets / trains in subprocesses
+
 
 def free_port() -> int:
     with socket.socket() as s:

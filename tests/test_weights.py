@@ -55,6 +55,7 @@ def fake_hub_cache(home, model_name: str) -> dict:
     return state
 
 
+@pytest.mark.slow
 def test_make_weights_hub_route_stores_state_dict_with_sha256(tmp_path):
     import hashlib
     import json
@@ -72,6 +73,7 @@ def test_make_weights_hub_route_stores_state_dict_with_sha256(tmp_path):
     assert torch.equal(model.encoder.model.conv_stem.weight, hub_state["conv_stem.weight"])
 
 
+@pytest.mark.slow
 def test_make_weights_without_network_points_to_offline_route(tmp_path):
     from conftest import TINY_ENCODER, make_process
     proc = make_process("weights", env={"HF_HOME": str(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"},

@@ -1,11 +1,7 @@
 """Train FPN on one fold: `python code/FPN/train.py --set train.fold=0 [--set key=value ...]`."""
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
-from trashseg.commands import train_main  # noqa: E402
+from trashseg.commands import train_main
 
 if __name__ == "__main__":
-    train_main(HERE / "config.yaml")
+    train_main(Path(__file__).with_name("config.yaml"))

@@ -1,8 +1,11 @@
-"""Atomic file writes: write to a temp file in the same folder, then rename over the target.
+"""Atomic, durable file writes: write to a temp file in the same folder, flush it to disk, rename
+it over the target, then flush the folder (as git and SQLite do).
 
-An interrupted run therefore leaves either the old file or the new one, never half of one. A run
-killed outright (SIGKILL, power loss) leaves its hidden temp file behind; the next write of the same
-target removes those whose writer, on this host, is gone.
+An interrupted run therefore leaves either the old file or the new one, never half of one; and
+because the data reaches the disk before the rename, and the rename before the call returns, a power
+cut cannot leave a renamed but empty checkpoint, probability file or CSV. A run killed outright
+(SIGKILL, power loss) leaves its hidden temp file behind; the next write of the same target removes
+those whose writer, on this host, is gone. `make bench-durable` measures what the flushes cost.
 """
 from __future__ import annotations
 
@@ -42,9 +45,33 @@ def remove_stale_temps(path: Path) -> None:
                 candidate.unlink()
 
 
+def fsync_file(path: str | os.PathLike) -> None:
+    """Flush a written file's data and metadata to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Flush a folder's entries (a rename in it) to the disk; a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on folders; the file itself is flushed
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = ""):
-    """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+def atomic_path(path: str | os.PathLike, suffix: str = "", durable: bool = True):
+    """Yield a temp path beside ``path``; when the block succeeds, flush it to disk (``durable``),
+    rename it onto ``path`` and flush the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
@@ -52,7 +79,11 @@ def atomic_path(path: str | os.PathLike, suffix: str = ""):
     os.close(fd)
     try:
         yield Path(tmp)
+        if durable:
+            fsync_file(tmp)
         os.replace(tmp, path)
+        if durable:
+            fsync_dir(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
