@@ -4,6 +4,7 @@ the kit's tuned setting (the Makefile's CPU_MALLOC), same model and data, same r
 Each setting runs in its own process (malloc reads its environment at start-up). jemalloc is
 measured too when /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 exists (Debian: libjemalloc2).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,8 @@ def worker(mode: str, size: int, batch: int, steps: int, encoder: str) -> None:
     import torch
 
     from trashseg.config import load_config
-    from trashseg.training.losses import build_loss
     from trashseg.modeling.architectures import build_model
+    from trashseg.training.losses import build_loss
 
     torch.manual_seed(0)
     cfg = load_config(None, [f"model.encoder={encoder}", "model.weights=none"])
@@ -43,6 +44,7 @@ def worker(mode: str, size: int, batch: int, steps: int, encoder: str) -> None:
         def step():
             with torch.no_grad():
                 model(x).softmax(1)
+
     step()  # warm-up
     start = time.perf_counter()
     for _ in range(steps):
@@ -53,9 +55,26 @@ def worker(mode: str, size: int, batch: int, steps: int, encoder: str) -> None:
 def measure(mode: str, env_extra: dict, args) -> float:
     env = {k: v for k, v in os.environ.items() if k not in TUNED and k != "LD_PRELOAD"}
     env.update(env_extra)
-    out = subprocess.run([sys.executable, __file__, "--worker", mode, "--size", str(args.size), "--batch",
-                          str(args.batch), "--steps", str(args.steps), "--encoder", args.encoder],
-                         env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--worker",
+            mode,
+            "--size",
+            str(args.size),
+            "--batch",
+            str(args.batch),
+            "--steps",
+            str(args.steps),
+            "--encoder",
+            args.encoder,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -73,8 +92,10 @@ def main():
     settings = {"default": {}, "tuned": TUNED}
     if JEMALLOC.exists():
         settings["jemalloc"] = {"LD_PRELOAD": str(JEMALLOC)}
-    print(f"FPN {args.encoder}, {args.size} px, batch {args.batch}, {args.steps} timed steps, CPU threads "
-          f"{os.cpu_count()}")
+    print(
+        f"FPN {args.encoder}, {args.size} px, batch {args.batch}, {args.steps} timed steps, CPU threads "
+        f"{os.cpu_count()}"
+    )
     results = {}
     for mode in ("train", "infer"):
         for name, env in settings.items():

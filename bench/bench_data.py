@@ -4,19 +4,19 @@ Original way (the competition baseline): per item, pycocotools annToMask for eve
 linear search of the category list for each class name. Kit: masks rasterised once into a PNG cache,
 read back per item. Same images, same augmentation pipeline, one process, same run.
 """
+
 from __future__ import annotations
 
 import argparse
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
-from common import require_woosong
 
+from common import require_woosong
+from trashseg.config import load_config
 from trashseg.data.classes import CLASSES
 from trashseg.data.coco import load_coco
-from trashseg.config import load_config
 from trashseg.data.dataset import SegDataset, make_items
 from trashseg.data.images import read_rgb
 from trashseg.data.masks import MaskCache, read_mask

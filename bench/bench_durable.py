@@ -6,6 +6,7 @@ The checkpoint is a real FPN-EfficientNet-B3 training checkpoint (last.pt: weigh
 random init, no download); the probability file holds 200 test images (11 x 256 x 256, float16).
 Files go to a folder on the disk the runs live on (default cache/bench_durable; /tmp may be memory).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import ROOT
 
+from common import ROOT
 from trashseg.atomic import atomic_path
 from trashseg.config import load_config
 from trashseg.modeling.architectures import build_model
@@ -51,8 +52,10 @@ def measure(name: str, folder: Path, write, reps: int) -> None:
             times[durable].append(timed_write(folder / f"{name}_{'durable' if durable else 'plain'}", write, durable))
     plain, durable = statistics.median(times[False]), statistics.median(times[True])
     size = (folder / f"{name}_durable").stat().st_size / 2**20
-    print(f"{name:<16} {size:7.1f} MB  rename-only {plain * 1000:8.1f} ms  durable {durable * 1000:8.1f} ms  "
-          f"extra {1000 * (durable - plain):+8.1f} ms  ratio {durable / plain:5.2f}x")
+    print(
+        f"{name:<16} {size:7.1f} MB  rename-only {plain * 1000:8.1f} ms  durable {durable * 1000:8.1f} ms  "
+        f"extra {1000 * (durable - plain):+8.1f} ms  ratio {durable / plain:5.2f}x"
+    )
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ Probability files are generated (random softmax-like rows, 256x256, float16); ea
 process whose peak RSS comes from the kernel (wait4), so the figures include the interpreter and
 the (small) bench process it was forked from.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, run_measured
 
+from common import ROOT, run_measured
 from trashseg.data.classes import CLASSES
 from trashseg.inference.probs import ProbsWriter
 
@@ -25,15 +26,17 @@ def make_files(tmp: Path, n: int, models: int = 2) -> tuple[list[Path], Path]:
     rng = np.random.default_rng(n)
     ids = [f"batch_{i % 4 + 1:02d}/{i:04d}.jpg" for i in range(n)]
     test_json = tmp / f"test_{n}.json"
-    test_json.write_text(json.dumps({"images": [{"id": i, "file_name": f, "width": 512, "height": 512}
-                                                for i, f in enumerate(ids)]}))
+    test_json.write_text(
+        json.dumps({"images": [{"id": i, "file_name": f, "width": 512, "height": 512} for i, f in enumerate(ids)]})
+    )
     block = rng.random((16, len(CLASSES), 256, 256), dtype=np.float32)
     block = (block / block.sum(1, keepdims=True)).astype(np.float16)
     paths = []
     for m in range(models):
         path = tmp / f"model{m}_{n}.npy"
-        writer = ProbsWriter(path, n, len(CLASSES), 256, {"image_ids": ids, "resolution": 256,
-                                                          "classes": list(CLASSES)})
+        writer = ProbsWriter(
+            path, n, len(CLASSES), 256, {"image_ids": ids, "resolution": 256, "classes": list(CLASSES)}
+        )
         for i in range(n):
             writer.write(i, block[(i + m) % len(block)])
         writer.close()
@@ -45,6 +48,7 @@ def generate_in_child(tmp: Path, n: int) -> tuple[list[Path], Path]:
     """Write the files from a separate process: a forked child's peak RSS starts from the parent's
     size, so the parent must stay small for the children's figures to be their own."""
     import subprocess
+
     subprocess.run([sys.executable, __file__, "--generate", str(tmp), str(n)], check=True)
     return [tmp / f"model{m}_{n}.npy" for m in range(2)], tmp / f"test_{n}.json"
 
@@ -62,21 +66,36 @@ def main():
         tmp = Path(tmp)
         for n in args.sizes:
             probs, test_json = generate_in_child(tmp, n)
-            kit_cmd = [sys.executable, str(ROOT / "code/ensemble.py"), *map(str, probs), "--test-json",
-                       str(test_json), "--out", str(tmp / "kit.csv"), "--no-validate"]
+            kit_cmd = [
+                sys.executable,
+                str(ROOT / "code/ensemble.py"),
+                *map(str, probs),
+                "--test-json",
+                str(test_json),
+                "--out",
+                str(tmp / "kit.csv"),
+                "--no-validate",
+            ]
             seconds, rss, _ = run_measured(kit_cmd)
             figures[f"peak_rss_mb_{n}"] = rss
             figures[f"images_per_s_{n}"] = n / seconds
             print(f"kit ensemble.py      {n:4d} images x 2 models: peak RSS {rss:7.0f} MB, {n / seconds:6.1f} images/s")
             if not args.no_baseline:
-                base_cmd = [sys.executable, str(ROOT / "bench/ensemble_baseline.py"), str(tmp / "base.csv"),
-                            str(test_json), *map(str, probs)]
+                base_cmd = [
+                    sys.executable,
+                    str(ROOT / "bench/ensemble_baseline.py"),
+                    str(tmp / "base.csv"),
+                    str(test_json),
+                    *map(str, probs),
+                ]
                 b_seconds, b_rss, _ = run_measured(base_cmd)
                 same = filecmp.cmp(tmp / "kit.csv", tmp / "base.csv", shallow=False)  # streams
                 figures[f"baseline_peak_rss_mb_{n}"] = b_rss
                 figures[f"baseline_images_per_s_{n}"] = n / b_seconds
-                print(f"original-style       {n:4d} images x 2 models: peak RSS {b_rss:7.0f} MB, "
-                      f"{n / b_seconds:6.1f} images/s  (identical CSV: {same})")
+                print(
+                    f"original-style       {n:4d} images x 2 models: peak RSS {b_rss:7.0f} MB, "
+                    f"{n / b_seconds:6.1f} images/s  (identical CSV: {same})"
+                )
             for p in probs:
                 p.unlink()
     lo, hi = args.sizes[0], args.sizes[-1]

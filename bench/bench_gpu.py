@@ -3,19 +3,17 @@ EfficientNet-B3 encoder, plain fp32 against the kit's GPU defaults (bf16/fp16 au
 channels_last, cuDNN autotuning, TF32) in the same run. Synthetic batches already on the GPU, so
 the figures are the model's step, not the data loader's. `--device cpu` with a tiny encoder is the
 test suite's smoke run of this very script (on CPU the kit's defaults are plain fp32)."""
+
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-
 from trashseg.config import load_config
-from trashseg.training.losses import build_loss
 from trashseg.modeling.architectures import build_model
+from trashseg.training.losses import build_loss
 from trashseg.training.speed import amp_dtype, configure_backends, use_channels_last
 
 
@@ -27,7 +25,7 @@ def setup(arch: str, encoder: str, fast: bool, device: torch.device):
     torch.backends.cudnn.benchmark = False
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     if fast:
-        configure_backends(cfg, device)   # what the trainer turns on
+        configure_backends(cfg, device)  # what the trainer turns on
     model = build_model(cfg).to(device)
     cl = use_channels_last(cfg, device)
     if cl:
@@ -75,7 +73,7 @@ def bench(arch, encoder, fast, args, device) -> tuple[float, float, float]:
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     train_s = timed(train_step, args.warmup, args.iters, device)
-    peak_gb = torch.cuda.max_memory_allocated(device) / 2 ** 30 if cuda else float("nan")
+    peak_gb = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else float("nan")
     model.eval()
     xi = torch.randn(args.infer_batch, 3, args.size, args.size, device=device)
     if cl:
@@ -104,8 +102,10 @@ def main():
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("bench-gpu needs a CUDA GPU (torch.cuda.is_available() is False)")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"{name}, torch {torch.__version__}, {args.size} px, train batch {args.batch}, "
-          f"infer batch {args.infer_batch}, encoder {args.encoder}")
+    print(
+        f"{name}, torch {torch.__version__}, {args.size} px, train batch {args.batch}, "
+        f"infer batch {args.infer_batch}, encoder {args.encoder}"
+    )
     if device.type != "cuda":
         print("smoke run: on CPU the defaults are fp32 too, so these figures are not a benchmark")
     figures = {}
@@ -116,8 +116,12 @@ def main():
             figures[f"{short}_infer_images_per_s_{label}"] = infer
             figures[f"{short}_train_peak_gb_{label}"] = peak
             print(f"{arch:<14} {label:<9} train {train:8.1f} img/s  infer {infer:8.1f} img/s  peak {peak:5.1f} GB")
-        figures[f"{short}_train_speedup"] = figures[f"{short}_train_images_per_s_defaults"] / figures[f"{short}_train_images_per_s_fp32"]
-        figures[f"{short}_infer_speedup"] = figures[f"{short}_infer_images_per_s_defaults"] / figures[f"{short}_infer_images_per_s_fp32"]
+        figures[f"{short}_train_speedup"] = (
+            figures[f"{short}_train_images_per_s_defaults"] / figures[f"{short}_train_images_per_s_fp32"]
+        )
+        figures[f"{short}_infer_speedup"] = (
+            figures[f"{short}_infer_images_per_s_defaults"] / figures[f"{short}_infer_images_per_s_fp32"]
+        )
     for key, value in figures.items():
         print(f"{key}={value:.2f}")
 

@@ -1,9 +1,9 @@
 """Helpers shared by the bench scripts: where the real data is, and a child's peak memory."""
+
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +20,7 @@ def require_woosong() -> Path:
 def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
     """(seconds, peak RSS in MB, stdout) of one child process, from wait4's rusage of that child."""
     import tempfile
+
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, text=True)

@@ -1,12 +1,12 @@
 """Shared fixtures: a small generated COCO set (64-128 px) holding all 11 classes, and the bundled
 sample of real photos (data/sample) run once through folds -> train -> infer at a tiny budget."""
+
 from __future__ import annotations
 
 import json
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,11 +21,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from trashseg.data.classes import CLASSES
+from trashseg.data.classes import CLASSES  # noqa: E402  (after OMP_NUM_THREADS, which torch reads on import)
 
 TINY_ENCODER = "tu-mobilenetv3_small_050"
 SAMPLE = ROOT / "data" / "sample"
-SAMPLE_DATES = r"^(batch_[^/]+)/"      # the sample keeps one recording date per batch folder
+SAMPLE_DATES = r"^(batch_[^/]+)/"  # the sample keeps one recording date per batch folder
 TINY_BUDGET = dict(EPOCHS=1, BATCH=4, IMG_SIZE=64, ENCODER=TINY_ENCODER, WEIGHTS="none", WORKERS=0, DEVICE="cpu")
 
 
@@ -34,10 +34,16 @@ def make_cmd(target: str, directory: Path = ROOT, **variables) -> list[str]:
     return ["make", "--no-print-directory", "-C", str(directory), target] + [f"{k}={v}" for k, v in variables.items()]
 
 
-def make_process(target: str, env: dict | None = None, directory: Path = ROOT, **variables) -> subprocess.CompletedProcess:
+def make_process(
+    target: str, env: dict | None = None, directory: Path = ROOT, **variables
+) -> subprocess.CompletedProcess:
     """Run a real make target on CPU (extra environment variables in ``env``)."""
-    return subprocess.run(make_cmd(target, directory, **variables), capture_output=True, text=True,
-                          env={**os.environ, "CUDA_VISIBLE_DEVICES": "", **(env or {})})
+    return subprocess.run(
+        make_cmd(target, directory, **variables),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": "", **(env or {})},
+    )
 
 
 def run_make(target: str, env: dict | None = None, directory: Path = ROOT, **variables) -> str:
@@ -67,9 +73,17 @@ def make_coco(root: Path, n_train: int = 12, n_test: int = 4, seed: int = 0) -> 
             x1, y1 = int(rng.integers(x0 + 8, w)), int(rng.integers(y0 + 8, h))
             poly = [x0, y0, x1, y0, x1, y1, x0, y1]
             cv2.fillPoly(image, [np.array(poly).reshape(-1, 2)], colours[cls].tolist())
-            anns.append({"id": ann_id, "image_id": image_id, "category_id": cls, "iscrowd": 0,
-                         "segmentation": [[float(v) for v in poly]], "area": float((x1 - x0) * (y1 - y0)),
-                         "bbox": [x0, y0, x1 - x0, y1 - y0]})
+            anns.append(
+                {
+                    "id": ann_id,
+                    "image_id": image_id,
+                    "category_id": cls,
+                    "iscrowd": 0,
+                    "segmentation": [[float(v) for v in poly]],
+                    "area": float((x1 - x0) * (y1 - y0)),
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                }
+            )
             ann_id += 1
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(root / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
@@ -97,12 +111,14 @@ def coco_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def base_cfg(tmp_path: Path):
     from trashseg.config import load_config
+
     return load_config(None, [f"data.cache_dir={tmp_path / 'cache'}"])
 
 
 @dataclass
 class SampleRuns:
     """The bundled sample (copied out of the repo) after the shared make steps, and what each printed."""
+
     data: Path
     runs: Path
     tmp: Path
@@ -114,8 +130,9 @@ class SampleRuns:
 @pytest.fixture(scope="session")
 def sample_runs(tmp_path_factory) -> SampleRuns:
     """Real photos through the real targets, once per session: 3 folds split by recording date,
-    `make cv GPUS=2` (FPN and DeepLabV3Plus trained on every fold, two jobs at a time, tiny encoder, 64 px, 1 epoch, valid +
-    test probabilities, equal-weight ensemble), and FPN's valid probabilities again with TTA and CRF."""
+    `make cv GPUS=2` (FPN and DeepLabV3Plus trained on every fold, two jobs at a time, tiny encoder,
+    64 px, 1 epoch, valid + test probabilities, equal-weight ensemble), and FPN's valid probabilities
+    again with TTA and CRF."""
     tmp = tmp_path_factory.mktemp("sample")
     data = tmp / "data"
     shutil.copytree(SAMPLE, data, ignore=shutil.ignore_patterns("train_data*", "valid_data*"))

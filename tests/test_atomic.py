@@ -1,5 +1,5 @@
 """Interrupted writes leave no partial artefact: `make ensemble` killed mid-write keeps the old CSV."""
-import pytest
+
 import json
 import os
 import signal
@@ -7,6 +7,7 @@ import subprocess
 import time
 
 import numpy as np
+import pytest
 
 from conftest import make_cmd, run_make
 from trashseg.data.classes import CLASSES
@@ -20,8 +21,9 @@ def test_killed_ensemble_leaves_no_partial_csv(tmp_path):
     ids = [f"batch_01/{i:04d}.jpg" for i in range(N)]
     data = tmp_path / "data"
     data.mkdir()
-    (data / "test.json").write_text(json.dumps({"images": [{"id": i, "file_name": f, "width": 8, "height": 8}
-                                                           for i, f in enumerate(ids)]}))
+    (data / "test.json").write_text(
+        json.dumps({"images": [{"id": i, "file_name": f, "width": 8, "height": 8} for i, f in enumerate(ids)]})
+    )
     probs = tmp_path / "runs" / "fpn" / "fold0" / "probs_test.npy"
     writer = ProbsWriter(probs, N, len(CLASSES), 256, {"image_ids": ids, "resolution": 256, "classes": list(CLASSES)})
     row = np.random.default_rng(0).random((len(CLASSES), 256, 256)).astype(np.float16)
@@ -34,8 +36,9 @@ def test_killed_ensemble_leaves_no_partial_csv(tmp_path):
     old.write_text("previous submission\n")
 
     ensemble = dict(DATA_DIR=data, RUNS=tmp_path / "runs", SUBMISSIONS=subs, NAME="e")
-    proc = subprocess.Popen(make_cmd("ensemble", **ensemble),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        make_cmd("ensemble", **ensemble), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         partial = [p for p in subs.glob(".e.csv.*.tmp") if p.stat().st_size > 0]
@@ -45,23 +48,24 @@ def test_killed_ensemble_leaves_no_partial_csv(tmp_path):
     assert proc.poll() is None, "ensemble finished before it could be interrupted"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert old.read_text() == "previous submission\n"          # untouched, never half-written
+    assert old.read_text() == "previous submission\n"  # untouched, never half-written
     assert [p.name for p in subs.iterdir() if not p.name.startswith(".")] == ["e.csv"]
 
     # the next run completes and replaces it with a whole, valid file
     run_make("ensemble", **ensemble)
     assert sum(1 for _ in open(old)) == N + 1
-    assert list(subs.iterdir()) == [old]      # the killed writer's temp file was swept by the next write
+    assert list(subs.iterdir()) == [old]  # the killed writer's temp file was swept by the next write
 
 
 def test_stale_temp_of_a_dead_writer_is_swept_but_a_live_ones_is_kept(tmp_path):
     from trashseg.atomic import HOST, write_json
+
     dead = subprocess.Popen(["true"])
     dead.wait()
     target = tmp_path / "x.json"
     stale = tmp_path / f".x.json.{HOST}-{dead.pid}.abc.tmp"
-    live = tmp_path / f".x.json.{HOST}-{os.getppid()}.def.tmp"       # our parent is running
-    other = tmp_path / f".y.json.{HOST}-{dead.pid}.abc.tmp"          # another target: not ours to touch
+    live = tmp_path / f".x.json.{HOST}-{os.getppid()}.def.tmp"  # our parent is running
+    other = tmp_path / f".y.json.{HOST}-{dead.pid}.abc.tmp"  # another target: not ours to touch
     for p in (stale, live, other):
         p.write_text("partial")
     write_json(target, {"a": 1})
@@ -72,6 +76,7 @@ def test_stale_temp_of_a_dead_writer_is_swept_but_a_live_ones_is_kept(tmp_path):
 def test_atomic_write_flushes_the_file_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
     import trashseg.atomic as atomic
     from trashseg.atomic import write_json
+
     events, real_fsync, real_replace = [], os.fsync, os.replace
 
     def fsync(fd):
@@ -86,6 +91,6 @@ def test_atomic_write_flushes_the_file_before_the_rename_and_the_folder_after(tm
     monkeypatch.setattr(atomic.os, "replace", replace)
     write_json(tmp_path / "result.json", {"miou": 0.5})
     assert [kind for kind, _ in events] == ["fsync", "replace", "fsync"]
-    assert events[0][1] == events[1][1] != str(tmp_path / "result.json")   # the temp file, before the rename
-    assert events[2][1] == str(tmp_path)                                   # then the folder holding the rename
+    assert events[0][1] == events[1][1] != str(tmp_path / "result.json")  # the temp file, before the rename
+    assert events[2][1] == str(tmp_path)  # then the folder holding the rename
     assert json.loads((tmp_path / "result.json").read_text()) == {"miou": 0.5}

@@ -1,4 +1,5 @@
 """The catalogue of hostile inputs: each gives a clear error naming file and entry, or a logged repair."""
+
 import json
 
 import cv2
@@ -6,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from trashseg.modeling.checkpoint import load_checkpoint
 from trashseg.data.coco import load_coco
-from trashseg.errors import TrashsegError
 from trashseg.data.images import read_rgb
 from trashseg.data.masks import paint_mask
+from trashseg.errors import TrashsegError
+from trashseg.modeling.checkpoint import load_checkpoint
 
 CATS = [{"id": 1, "name": "Paper"}]
 IMG = {"id": 1, "file_name": "a.jpg", "width": 20, "height": 10}
@@ -26,29 +27,52 @@ def ann(**kw):
     return {"id": 7, "image_id": 1, "category_id": 1, "segmentation": [[1, 1, 8, 1, 8, 8]], "area": 20, **kw}
 
 
-@pytest.mark.parametrize("data,match", [
-    ("{\"images\": [", "bad.json: not valid JSON"),
-    ({"annotations": []}, "bad.json: missing top-level key\\(s\\) images"),
-    ([1, 2], "expected a JSON object"),
-    ({"images": {"id": 1}}, "'images' must be a list"),
-    ({"images": [IMG, IMG]}, "duplicate image id 1 \\(images\\[1\\], a.jpg\\)"),
-    ({"images": [{**IMG, "width": 0}]}, "images\\[0\\] \\(a.jpg\\) has no valid width"),
-    ({"images": [{**IMG, "file_name": "/etc/passwd"}]}, "escapes the data folder"),
-    ({"images": [{**IMG, "file_name": "batch/../../x.jpg"}]}, "escapes the data folder"),
-    ({"images": [IMG], "categories": CATS, "annotations": [ann(image_id=99)]},
-     "annotations\\[0\\] \\(id 7, image 99\\): points at an image id that is not in 'images'"),
-    ({"images": [IMG], "categories": CATS, "annotations": [ann(category_id=5)]}, "category_id 5 is not in"),
-    ({"images": [IMG], "categories": [{"id": 1, "name": "Bottle"}], "annotations": []},
-     "unknown category id 1 'Bottle'; add them to data.class_map"),
-    ({"images": [IMG], "categories": CATS, "annotations": [ann(segmentation="oops")]},
-     "segmentation must be a polygon list or an RLE object"),
-    ({"images": [IMG], "categories": CATS, "annotations": [ann(segmentation={"size": [5, 5], "counts": [25]})]},
-     "RLE size \\[5, 5\\] differs from the image's"),
-    ({"images": [IMG], "categories": CATS, "annotations": [ann(segmentation={"size": [10, 20], "counts": [5, 5]})]},
-     "summing to 200"),
-    ({"images": [IMG], "categories": CATS, "annotations": [ann(segmentation={"size": [10, 20], "counts": "zz~"})]},
-     "compressed RLE 'counts' is malformed"),
-])
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        ('{"images": [', "bad.json: not valid JSON"),
+        ({"annotations": []}, "bad.json: missing top-level key\\(s\\) images"),
+        ([1, 2], "expected a JSON object"),
+        ({"images": {"id": 1}}, "'images' must be a list"),
+        ({"images": [IMG, IMG]}, "duplicate image id 1 \\(images\\[1\\], a.jpg\\)"),
+        ({"images": [{**IMG, "width": 0}]}, "images\\[0\\] \\(a.jpg\\) has no valid width"),
+        ({"images": [{**IMG, "file_name": "/etc/passwd"}]}, "escapes the data folder"),
+        ({"images": [{**IMG, "file_name": "batch/../../x.jpg"}]}, "escapes the data folder"),
+        (
+            {"images": [IMG], "categories": CATS, "annotations": [ann(image_id=99)]},
+            "annotations\\[0\\] \\(id 7, image 99\\): points at an image id that is not in 'images'",
+        ),
+        ({"images": [IMG], "categories": CATS, "annotations": [ann(category_id=5)]}, "category_id 5 is not in"),
+        (
+            {"images": [IMG], "categories": [{"id": 1, "name": "Bottle"}], "annotations": []},
+            "unknown category id 1 'Bottle'; add them to data.class_map",
+        ),
+        (
+            {"images": [IMG], "categories": CATS, "annotations": [ann(segmentation="oops")]},
+            "segmentation must be a polygon list or an RLE object",
+        ),
+        (
+            {"images": [IMG], "categories": CATS, "annotations": [ann(segmentation={"size": [5, 5], "counts": [25]})]},
+            "RLE size \\[5, 5\\] differs from the image's",
+        ),
+        (
+            {
+                "images": [IMG],
+                "categories": CATS,
+                "annotations": [ann(segmentation={"size": [10, 20], "counts": [5, 5]})],
+            },
+            "summing to 200",
+        ),
+        (
+            {
+                "images": [IMG],
+                "categories": CATS,
+                "annotations": [ann(segmentation={"size": [10, 20], "counts": "zz~"})],
+            },
+            "compressed RLE 'counts' is malformed",
+        ),
+    ],
+)
 def test_bad_json_is_a_clear_error(tmp_path, data, match):
     with pytest.raises(TrashsegError, match=match) as err:
         load(tmp_path, data)
@@ -56,9 +80,13 @@ def test_bad_json_is_a_clear_error(tmp_path, data, match):
 
 
 def test_polygon_repairs_are_logged_not_fatal(tmp_path):
-    anns = [ann(id=1, segmentation=[[1, 1, 2, 2]]), ann(id=2, segmentation=[[1, 1, 5, float("nan"), 3, 3]]),
-            ann(id=3, segmentation=[[1, 1, 900, 1, 900, 900]]), ann(id=4, area=None),
-            ann(id=5, segmentation=[[-2, -2, 30, -2, 30, 15, -2, 15]], area=1000)]
+    anns = [
+        ann(id=1, segmentation=[[1, 1, 2, 2]]),
+        ann(id=2, segmentation=[[1, 1, 5, float("nan"), 3, 3]]),
+        ann(id=3, segmentation=[[1, 1, 900, 1, 900, 900]]),
+        ann(id=4, area=None),
+        ann(id=5, segmentation=[[-2, -2, 30, -2, 30, 15, -2, 15]], area=1000),
+    ]
     cs = load(tmp_path, {"images": [IMG], "categories": CATS, "annotations": anns})
     text = "\n".join(cs.problems)
     assert "(id 1, image 1): polygon part 0 has 2 point(s)" in text
@@ -89,6 +117,7 @@ def test_odd_image_modes_read_as_rgb(tmp_path, kind):
         cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR).astype(np.uint16) * 257)
     else:
         from PIL import Image
+
         path = tmp_path / "e.jpg"
         exif = Image.Exif()
         exif[0x0112] = 6  # stored sideways: viewers rotate it 90 degrees clockwise
@@ -118,6 +147,7 @@ def test_size_differing_from_json_is_named(coco_dir, base_cfg):
     from trashseg.data.dataset import SegDataset, make_items
     from trashseg.data.masks import MaskCache
     from trashseg.data.transforms import eval_transform
+
     data = json.loads((coco_dir / "train_all.json").read_text())
     data["images"][0]["width"] += 3
     (coco_dir / "edited.json").write_text(json.dumps(data))
@@ -151,7 +181,9 @@ def test_checkpoints_corrupt_truncated_or_pickled_are_refused(tmp_path):
 
 def test_every_torch_load_in_the_kit_is_weights_only():
     import re
+
     from conftest import ROOT
+
     for path in list((ROOT / "code").rglob("*.py")) + list((ROOT / "bench").rglob("*.py")):
         for call in re.findall(r"torch\.load\([^)]*\)", path.read_text()):
             assert "weights_only=True" in call, f"{path}: {call}"

@@ -1,13 +1,24 @@
 import pytest
 
-from trashseg.data.classes import CLASSES, resolve_category_ids
 from trashseg.config import load_config
+from trashseg.data.classes import CLASSES, resolve_category_ids
 from trashseg.errors import TrashsegError
 
 
 def test_eleven_classes_in_competition_order():
-    assert CLASSES == ("Background", "General trash", "Paper", "Paper pack", "Metal", "Glass", "Plastic",
-                       "Styrofoam", "Plastic bag", "Battery", "Clothing")
+    assert CLASSES == (
+        "Background",
+        "General trash",
+        "Paper",
+        "Paper pack",
+        "Metal",
+        "Glass",
+        "Plastic",
+        "Styrofoam",
+        "Plastic bag",
+        "Battery",
+        "Clothing",
+    )
 
 
 def test_categories_matched_by_name_not_id_or_position():
@@ -48,7 +59,9 @@ def test_unknown_key_suggests_close_match():
 
 
 def test_nested_overrides_merge_and_class_map_extends():
-    cfg = load_config(None, ["augment.normalize.mean=[0.5,0.5,0.5]", "augment.normalize.std=[0.5,0.5,0.5]",
-                             "data.class_map.Bottle=Glass"])
+    cfg = load_config(
+        None,
+        ["augment.normalize.mean=[0.5,0.5,0.5]", "augment.normalize.std=[0.5,0.5,0.5]", "data.class_map.Bottle=Glass"],
+    )
     assert cfg["augment"]["normalize"] == {"mean": [0.5] * 3, "std": [0.5] * 3}
     assert cfg["data"]["class_map"]["Bottle"] == "Glass" and cfg["data"]["class_map"]["UNKNOWN"] == "ignore"

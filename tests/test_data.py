@@ -6,10 +6,10 @@ from pycocotools import mask as mask_utils
 
 from trashseg.data.coco import load_coco
 from trashseg.data.dataset import SegDataset, make_items
-from trashseg.errors import TrashsegError
 from trashseg.data.folds import make_folds
 from trashseg.data.masks import MaskCache, paint_mask
 from trashseg.data.transforms import eval_transform, train_transform
+from trashseg.errors import TrashsegError
 
 CATS = [{"id": 1, "name": "Paper"}, {"id": 2, "name": "Battery"}]
 
@@ -30,8 +30,8 @@ def test_largest_painted_first_so_small_objects_stay_on_top(tmp_path):
     big = {"id": 2, "image_id": 1, "category_id": 1, "segmentation": square(0, 0, 20, 10), "area": 200}
     cs = load_coco(write(tmp_path, [small, big]), tmp_path, {})
     mask = paint_mask(cs, 1)
-    assert mask[3, 3] == 9          # Battery on top, although listed first
-    assert mask[8, 15] == 2         # Paper elsewhere
+    assert mask[3, 3] == 9  # Battery on top, although listed first
+    assert mask[8, 15] == 2  # Paper elsewhere
     assert set(np.unique(mask)) == {2, 9}
 
 
@@ -41,27 +41,38 @@ def test_rle_and_iscrowd_segmentations_paint(tmp_path):
     compressed = mask_utils.encode(binary)
     compressed["counts"] = compressed["counts"].decode()
     uncompressed = {"size": [10, 20], "counts": [5, 3, 192]}  # column-major runs
-    anns = [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": compressed, "area": 15, "iscrowd": 1},
-            {"id": 2, "image_id": 1, "category_id": 2, "segmentation": uncompressed, "area": 3, "iscrowd": 1}]
+    anns = [
+        {"id": 1, "image_id": 1, "category_id": 1, "segmentation": compressed, "area": 15, "iscrowd": 1},
+        {"id": 2, "image_id": 1, "category_id": 2, "segmentation": uncompressed, "area": 3, "iscrowd": 1},
+    ]
     mask = paint_mask(load_coco(write(tmp_path, anns), tmp_path, {}), 1)
     assert (mask[1:4, 10:15] == 2).all()
     assert (mask[0:3, 0] == 0).all() and (mask[5:8, 0] == 9).all()
 
 
 def test_degenerate_polygons_are_dropped_and_reported(tmp_path):
-    anns = [{"id": 4, "image_id": 1, "category_id": 1, "segmentation": [[1, 1, 5, 5]], "area": 0},
-            {"id": 5, "image_id": 1, "category_id": 1, "segmentation": [[1, 1, 5, float("nan"), 3, 3]], "area": 0}]
+    anns = [
+        {"id": 4, "image_id": 1, "category_id": 1, "segmentation": [[1, 1, 5, 5]], "area": 0},
+        {"id": 5, "image_id": 1, "category_id": 1, "segmentation": [[1, 1, 5, float("nan"), 3, 3]], "area": 0},
+    ]
     cs = load_coco(write(tmp_path, anns), tmp_path, {})
     assert len(cs.problems) == 4
     assert "annotations[0] (id 4, image 1)" in cs.problems[0] and "2 point(s)" in cs.problems[0]
     assert (paint_mask(cs, 1) == 0).all()
 
 
-@pytest.mark.parametrize("images,anns,match", [
-    ([{"id": 1, "file_name": "a.jpg", "width": 5, "height": 5}] * 2, [], "duplicate image id 1"),
-    (None, [{"id": 9, "image_id": 42, "category_id": 1, "segmentation": square(0, 0, 3, 3)}], "image id that is not"),
-    ([{"id": 1, "file_name": "../x.jpg", "width": 5, "height": 5}], [], "escapes the data folder"),
-])
+@pytest.mark.parametrize(
+    "images,anns,match",
+    [
+        ([{"id": 1, "file_name": "a.jpg", "width": 5, "height": 5}] * 2, [], "duplicate image id 1"),
+        (
+            None,
+            [{"id": 9, "image_id": 42, "category_id": 1, "segmentation": square(0, 0, 3, 3)}],
+            "image id that is not",
+        ),
+        ([{"id": 1, "file_name": "../x.jpg", "width": 5, "height": 5}], [], "escapes the data folder"),
+    ],
+)
 def test_bad_coco_entries_name_file_and_entry(tmp_path, images, anns, match):
     with pytest.raises(TrashsegError, match=match) as err:
         load_coco(write(tmp_path, anns, images), tmp_path, {})
@@ -80,10 +91,11 @@ def test_mask_cache_rebuilds_only_when_annotations_change(tmp_path):
     first = cache.ensure(load_coco(write(tmp_path, [ann]), tmp_path, {}), 1)
     mtime = first.stat().st_mtime_ns
     again = cache.ensure(load_coco(write(tmp_path, [ann], name="copy.json"), tmp_path, {}), 1)
-    assert again == first and again.stat().st_mtime_ns == mtime   # same content, same file, not rewritten
+    assert again == first and again.stat().st_mtime_ns == mtime  # same content, same file, not rewritten
     edited = cache.ensure(load_coco(write(tmp_path, [{**ann, "category_id": 2}]), tmp_path, {}), 1)
     assert edited != first
     import cv2
+
     assert cv2.imread(str(edited), cv2.IMREAD_UNCHANGED)[1, 1] == 9
     remapped = cache.ensure(load_coco(write(tmp_path, [ann]), tmp_path, {"Paper": "Metal"}), 1)
     assert remapped not in (first, edited)

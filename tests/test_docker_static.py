@@ -1,5 +1,6 @@
 """No Docker engine runs here, so the image is checked statically: hadolint, and that it installs
 exactly the pinned stack with the hub closed at run time."""
+
 import re
 import subprocess
 import sys
@@ -28,14 +29,19 @@ def test_hadolint_passes():
 
 def test_installs_exactly_the_pinned_requirements():
     installs = [line for line in DOCKERFILE.splitlines() if "pip install" in line]
-    assert installs == ["    && /opt/venv/bin/pip install -r requirements.txt -c constraints.txt",
-                        "RUN /opt/venv/bin/pip install --no-deps --no-build-isolation -e . \\"]  # the kit, no deps
+    assert installs == [
+        "    && /opt/venv/bin/pip install -r requirements.txt -c constraints.txt",
+        "RUN /opt/venv/bin/pip install --no-deps --no-build-isolation -e . \\",
+    ]  # the kit, no deps
     assert "COPY requirements.txt constraints.txt ./" in DOCKERFILE
     requirements, constraints = pins(ROOT / "requirements.txt"), pins(ROOT / "constraints.txt")
     for name, version in requirements.items():
         assert constraints.get(name) == version, f"{name}: requirements {version}, constraints {constraints.get(name)}"
-    assert all("==" in line for line in (ROOT / "requirements.txt").read_text().splitlines()
-               if line.strip() and not line.startswith("#"))
+    assert all(
+        "==" in line
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
 
 
 def test_image_is_pinned_non_root_and_offline_at_run_time():

@@ -1,5 +1,6 @@
 """README, `make help` and the Makefile agree: every target and variable the README tells a user to
 type exists, and every documented target is listed by `make help`."""
+
 import re
 
 from conftest import ROOT, run_make

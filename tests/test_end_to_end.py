@@ -2,18 +2,19 @@
 check-data -> cv (train + infer of both models on every fold, ensemble) -> ensemble -> validated
 CSV, plus eval. A second, shorter pass runs a
 generated set with all 11 classes and odd image sizes. Tiny encoder, 64 px, one epoch: plumbing."""
-import pytest
+
 import csv
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from conftest import TINY_BUDGET, TINY_ENCODER, make_process, run_make
 from trashseg.data.classes import CLASSES
 from trashseg.ensembling.submission import validate_submission
 
-pytestmark = pytest.mark.slow   # drives make targets / trains in subprocesses
+pytestmark = pytest.mark.slow  # drives make targets / trains in subprocesses
 
 
 def image_names(json_path):
@@ -23,7 +24,7 @@ def image_names(json_path):
 def test_make_targets_on_bundled_sample_to_valid_csv(sample_runs, tmp_path):
     s = sample_runs
     assert "fold 2: 30 train / 15 valid" in s.printed["folds"]
-    for fold in range(3):   # one recording date (batch folder) per validation fold, none shared
+    for fold in range(3):  # one recording date (batch folder) per validation fold, none shared
         valid_dates = {name.split("/")[0] for name in image_names(s.data / f"valid_data{fold}.json")}
         train_dates = {name.split("/")[0] for name in image_names(s.data / f"train_data{fold}.json")}
         assert len(valid_dates) == 1 and not valid_dates & train_dates
@@ -35,7 +36,7 @@ def test_make_targets_on_bundled_sample_to_valid_csv(sample_runs, tmp_path):
             assert f"[cv] make --no-print-directory train-{model} FOLD={fold} GPUS=1  (GPU " in cv
             assert f"[cv] make --no-print-directory infer-{model} FOLD={fold} GPUS=1  (GPU " in cv
     assert cv.count("best epoch 1") == 6 and "ensemble.csv: valid submission, 15 rows" in cv
-    assert cv.count("on cpu x1 ") == 6 and "(GPU 1)" in cv   # one process per job, two jobs in flight
+    assert cv.count("on cpu x1 ") == 6 and "(GPU 1)" in cv  # one process per job, two jobs in flight
     for model in ("fpn", "deeplab"):
         run = s.runs / model / "fold0"
         rows = list(csv.DictReader(open(run / "metrics.csv")))
@@ -68,7 +69,7 @@ def test_make_targets_on_bundled_sample_to_valid_csv(sample_runs, tmp_path):
     assert set(result["per_class_iou"]) == set(CLASSES)
     assert result["images"] == 15 and "mIoU (dataset)" in out
     best = torch.load(s.runs / "fpn" / "fold0" / "best.pt", weights_only=True)["metrics"]
-    assert abs(result["miou"] - best["miou"]) < 1e-6    # eval re-scores the trainer's own figure
+    assert abs(result["miou"] - best["miou"]) < 1e-6  # eval re-scores the trainer's own figure
 
 
 def test_generated_11_class_set_with_odd_sizes(coco_dir, tmp_path):

@@ -1,4 +1,5 @@
 """Kaggle targets with a stand-in kaggle command: credentials checked, never shown, CSV validated first."""
+
 import json
 import os
 import subprocess
@@ -14,7 +15,7 @@ def fake_kaggle(tmp_path):
     script = tmp_path / "kaggle"
     script.write_text(f"""#!/usr/bin/env python3
 import os, sys, zipfile
-open({str(tmp_path / 'called')!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')
+open({str(tmp_path / "called")!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')
 print('debug key=' + os.environ.get('KAGGLE_KEY', ''))
 if sys.argv[2] == 'download':
     dest = sys.argv[sys.argv.index('-p') + 1]
@@ -39,8 +40,13 @@ def test_missing_credentials_is_a_clear_message(tmp_path):
 
 
 def test_download_unzips_and_never_shows_the_key(tmp_path):
-    proc = make("download", tmp_path, {"KAGGLE_USERNAME": "me", "KAGGLE_KEY": SECRET}, COMPETITION="trash",
-                DATA_DIR=tmp_path / "data")
+    proc = make(
+        "download",
+        tmp_path,
+        {"KAGGLE_USERNAME": "me", "KAGGLE_KEY": SECRET},
+        COMPETITION="trash",
+        DATA_DIR=tmp_path / "data",
+    )
     assert proc.returncode == 0, proc.stderr
     assert SECRET not in proc.stdout + proc.stderr and "debug key=****" in proc.stdout
     assert (tmp_path / "data" / "train_all.json").is_file() and not (tmp_path / "data" / "comp.zip").exists()
@@ -70,6 +76,7 @@ def test_submit_validates_before_sending(tmp_path):
 def test_zip_members_cannot_escape(tmp_path):
     from trashseg.errors import TrashsegError
     from trashseg.kaggle_cli import safe_extract
+
     archive = tmp_path / "evil.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("../escape.txt", "x")

@@ -4,8 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from trashseg.config import load_config
-from trashseg.training.losses import build_loss
 from trashseg.evaluation.metrics import Scorer, confusion_matrix, format_table, iou_per_class, mean_iou
+from trashseg.training.losses import build_loss
 
 
 def test_confusion_matrix_rows_truth_cols_prediction_skip_ignore():

@@ -1,9 +1,9 @@
 """Every model folder is a config: it is in the Makefile's model map under its run name, builds
 with a tiny random-init encoder, and runs forward, backward and TTA. Adding an architecture is a
 folder plus one Makefile line, shown end to end on a copy of the kit."""
+
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -32,13 +32,14 @@ def test_model_map_and_folders_agree():
         assert cfg["model"]["arch"] in architectures()
         for script in ("train.py", "infer.py"):
             text = (ROOT / "code" / folder / script).read_text()
-            assert len(text.splitlines()) <= 8 and "sys.path" not in text   # thin, no path hacks
+            assert len(text.splitlines()) <= 8 and "sys.path" not in text  # thin, no path hacks
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
 def test_every_model_folder_builds_trains_a_step_and_predicts_with_tta(folder):
-    cfg = load_config(folder / "config.yaml", [f"model.encoder={TINY_ENCODER}", "model.weights=none",
-                                               "train.img_size=64"])
+    cfg = load_config(
+        folder / "config.yaml", [f"model.encoder={TINY_ENCODER}", "model.weights=none", "train.img_size=64"]
+    )
     model = build_model(cfg)
     x = torch.randn(2, 3, 64, 64)
     logits = model(x)
@@ -51,12 +52,28 @@ def test_every_model_folder_builds_trains_a_step_and_predicts_with_tta(folder):
     assert torch.allclose(probs.sum(1), torch.ones(2, 96, 96), atol=1e-4)
 
 
-@pytest.mark.parametrize("arch,params", [("Unet", {"decoder_channels": [64, 32, 16, 8, 4]}),
-                                         ("UnetPlusPlus", {}), ("UPerNet", {"decoder_channels": 32}),
-                                         ("DeepLabV3", {}), ("Linknet", {}), ("MAnet", {"decoder_pab_channels": 16})])
+@pytest.mark.parametrize(
+    "arch,params",
+    [
+        ("Unet", {"decoder_channels": [64, 32, 16, 8, 4]}),
+        ("UnetPlusPlus", {}),
+        ("UPerNet", {"decoder_channels": 32}),
+        ("DeepLabV3", {}),
+        ("Linknet", {}),
+        ("MAnet", {"decoder_pab_channels": 16}),
+    ],
+)
 def test_other_smp_architectures_are_a_config_away(arch, params):
-    cfg = load_config(None, [f"model.arch={arch}", f"model.encoder={TINY_ENCODER}", "model.weights=none",
-                             f"model.params={params}", "train.img_size=64"])
+    cfg = load_config(
+        None,
+        [
+            f"model.arch={arch}",
+            f"model.encoder={TINY_ENCODER}",
+            "model.weights=none",
+            f"model.params={params}",
+            "train.img_size=64",
+        ],
+    )
     assert build_model(cfg)(torch.randn(2, 3, 64, 64)).shape == (2, NUM_CLASSES, 64, 64)
 
 
@@ -64,9 +81,10 @@ def test_other_smp_architectures_are_a_config_away(arch, params):
 def test_a_new_architecture_is_a_folder_plus_one_makefile_line(coco_dir, tmp_path):
     """On a copy of the kit: add code/Unet/ and one map line; train, infer and ensemble it."""
     from trashseg.data.folds import make_folds
+
     kit = tmp_path / "kit"
     shutil.copytree(ROOT / "code", kit / "code", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("requirements.txt", "constraints.txt", "pyproject.toml"):   # older than the venv: no reinstall
+    for name in ("requirements.txt", "constraints.txt", "pyproject.toml"):  # older than the venv: no reinstall
         shutil.copy2(ROOT / name, kit / name)
     (kit / "code" / "Unet").mkdir()
     for script in ("train.py", "infer.py"):
@@ -80,14 +98,31 @@ def test_a_new_architecture_is_a_folder_plus_one_makefile_line(coco_dir, tmp_pat
     assert len(set((kit / "Makefile").read_text().splitlines()) - set(makefile.splitlines())) == 1
 
     make_folds(coco_dir / "train_all.json", coco_dir, 3, 0, {})
-    common = dict(VENV=ROOT / ".venv", DATA_DIR=coco_dir, RUNS=tmp_path / "runs", EPOCHS=1, BATCH=2,
-                  IMG_SIZE=64, ENCODER=TINY_ENCODER, WEIGHTS="none", WORKERS=0, DEVICE="cpu",
-                  ARGS=f"--set data.cache_dir={tmp_path / 'cache'}")
+    common = dict(
+        VENV=ROOT / ".venv",
+        DATA_DIR=coco_dir,
+        RUNS=tmp_path / "runs",
+        EPOCHS=1,
+        BATCH=2,
+        IMG_SIZE=64,
+        ENCODER=TINY_ENCODER,
+        WEIGHTS="none",
+        WORKERS=0,
+        DEVICE="cpu",
+        ARGS=f"--set data.cache_dir={tmp_path / 'cache'}",
+    )
     out = run_make("help", directory=kit)
     assert "unet" in next(line for line in out.splitlines() if line.startswith("Models "))
     out = run_make("train", directory=kit, MODEL="unet", **common)
     assert "training Unet" in out
     run_make("infer-unet", directory=kit, **common, SPLITS="test")
-    out = run_make("ensemble", directory=kit, MODELS="unet", SUBMISSIONS=tmp_path / "subs",
-                   DATA_DIR=coco_dir, RUNS=tmp_path / "runs", VENV=ROOT / ".venv")
+    out = run_make(
+        "ensemble",
+        directory=kit,
+        MODELS="unet",
+        SUBMISSIONS=tmp_path / "subs",
+        DATA_DIR=coco_dir,
+        RUNS=tmp_path / "runs",
+        VENV=ROOT / ".venv",
+    )
     assert "runs/unet/fold0/probs_test.npy (w=1.000)" in out and "valid submission, 4 rows" in out

@@ -1,4 +1,5 @@
 """Multi-process DDP (gloo, CPU) and resume after SIGKILL, through the real make targets."""
+
 import csv
 import json
 import os
@@ -13,7 +14,7 @@ import torch
 from conftest import TINY_ENCODER, make_cmd, run_make
 from trashseg.data.folds import make_folds
 
-pytestmark = pytest.mark.slow   # drives make targets / trains in subprocesses
+pytestmark = pytest.mark.slow  # drives make targets / trains in subprocesses
 
 
 def free_port() -> int:
@@ -25,8 +26,18 @@ def free_port() -> int:
 @pytest.fixture
 def tiny(coco_dir, tmp_path):
     make_folds(coco_dir / "train_all.json", coco_dir, 3, 0, {})
-    return dict(DATA_DIR=coco_dir, RUNS=tmp_path / "runs", FOLD=0, BATCH=2, IMG_SIZE=64, ENCODER=TINY_ENCODER,
-                WEIGHTS="none", WORKERS=0, DEVICE="cpu", ARGS=f"--set data.cache_dir={tmp_path / 'cache'}")
+    return dict(
+        DATA_DIR=coco_dir,
+        RUNS=tmp_path / "runs",
+        FOLD=0,
+        BATCH=2,
+        IMG_SIZE=64,
+        ENCODER=TINY_ENCODER,
+        WEIGHTS="none",
+        WORKERS=0,
+        DEVICE="cpu",
+        ARGS=f"--set data.cache_dir={tmp_path / 'cache'}",
+    )
 
 
 def rows(run):
@@ -38,7 +49,7 @@ def test_ddp_two_processes_match_single_process_evaluation(tiny, coco_dir, tmp_p
     # evaluation batch 1 on both sides: an untrained net's near-ties must not flip with batch shape
     tiny = {**tiny, "ARGS": tiny["ARGS"] + " --set eval.batch_size=1"}
     out = run_make("train-fpn", **tiny, EPOCHS=1, GPUS=2, MASTER_PORT=free_port())
-    assert "x2" in out                      # both ranks joined
+    assert "x2" in out  # both ranks joined
     run = tmp_path / "runs" / "fpn" / "fold0"
     assert sorted(p.name for p in run.glob("*.pt")) == ["best.pt", "last.pt"]
     record = json.loads((run / "run_record.json").read_text())
@@ -53,8 +64,12 @@ def test_ddp_two_processes_match_single_process_evaluation(tiny, coco_dir, tmp_p
 
 def test_resume_after_sigkill_mid_run_ends_at_planned_epoch(tiny, tmp_path):
     run = tmp_path / "runs" / "fpn" / "fold0"
-    proc = subprocess.Popen(make_cmd("train-fpn", **tiny, EPOCHS=4), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        make_cmd("train-fpn", **tiny, EPOCHS=4),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         if (run / "metrics.csv").is_file() and len(rows(run)) >= 1:

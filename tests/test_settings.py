@@ -1,5 +1,6 @@
 """Typed settings: every bad value, from a config file, `--set` or a Make variable, stops before any
 data is read with one line naming the key, the value given and what is allowed."""
+
 import time
 
 import pytest
@@ -12,29 +13,41 @@ from trashseg.errors import TrashsegError
 FPN = ROOT / "code" / "FPN" / "config.yaml"
 
 
-@pytest.mark.parametrize("override,expected", [
-    ("train.epochs=0", "train.epochs=0: Input should be greater than 0"),
-    ("train.epochs=2.5", "train.epochs=2.5: Input should be a valid integer"),
-    ("train.batch_size=-4", "train.batch_size=-4: Input should be greater than 0"),
-    ("train.img_size=100", "train.img_size=100: must be a multiple of 32 for FPN (its encoder's output stride), e.g. 96 or 128"),
-    ("train.device=gpu", "train.device='gpu': use auto, cpu, cuda or cuda:N"),
-    ("train.resume=maybe", "train.resume='maybe': Input should be a valid boolean"),
-    ("data.num_workers=-1", "data.num_workers=-1: Input should be greater than or equal to 0"),
-    ("optimizer.lr=-1e-3", "optimizer.lr=-0.001: Input should be greater than 0"),
-    ("optimizer.lr=fast", "optimizer.lr='fast': Input should be a valid number"),
-    ("loss.name=focal", "loss.name='focal': Input should be 'ce_dice' or 'bce_dice'"),
-    ("speed.amp=fp8", "speed.amp='fp8': Input should be 'auto', 'bf16', 'fp16' or 'off'"),
-    ("tta.scales=[0.5, -1]", "tta.scales.1=-1: Input should be greater than 0"),
-    ("pseudo.threshold=1.5", "pseudo.threshold=1.5: Input should be less than or equal to 1"),
-    ("model.arch=UPerNett", "model.arch='UPerNett': not an SMP architecture; closest: UPerNet"),
-    ("model.encoder=tu-resnet5", "model.encoder='tu-resnet5': no such encoder in SMP or timm; closest: tu-resnet50"),
-    ("model.encoder=efficientnet-b9", "closest: efficientnet-b7"),
-    ("model.weights=imagnet", "model.weights='imagnet': not 'imagenet', 'none' nor an existing file; closest: imagenet"),
-    ("model.params={decoder_channel: 64}", "model.params.decoder_channel: FPN takes no such parameter; closest: "),
-    ("augment.copy_paste.classes=[Batery]", "augment.copy_paste.classes: unknown class 'Batery'"),
-    ("augment.train=[{Blurr: {}}]", "augment: albumentations has no transform 'Blurr'"),
-    ("loss.ce_weight=0", None),   # alone is fine: Dice only
-])
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("train.epochs=0", "train.epochs=0: Input should be greater than 0"),
+        ("train.epochs=2.5", "train.epochs=2.5: Input should be a valid integer"),
+        ("train.batch_size=-4", "train.batch_size=-4: Input should be greater than 0"),
+        (
+            "train.img_size=100",
+            "train.img_size=100: must be a multiple of 32 for FPN (its encoder's output stride), e.g. 96 or 128",
+        ),
+        ("train.device=gpu", "train.device='gpu': use auto, cpu, cuda or cuda:N"),
+        ("train.resume=maybe", "train.resume='maybe': Input should be a valid boolean"),
+        ("data.num_workers=-1", "data.num_workers=-1: Input should be greater than or equal to 0"),
+        ("optimizer.lr=-1e-3", "optimizer.lr=-0.001: Input should be greater than 0"),
+        ("optimizer.lr=fast", "optimizer.lr='fast': Input should be a valid number"),
+        ("loss.name=focal", "loss.name='focal': Input should be 'ce_dice' or 'bce_dice'"),
+        ("speed.amp=fp8", "speed.amp='fp8': Input should be 'auto', 'bf16', 'fp16' or 'off'"),
+        ("tta.scales=[0.5, -1]", "tta.scales.1=-1: Input should be greater than 0"),
+        ("pseudo.threshold=1.5", "pseudo.threshold=1.5: Input should be less than or equal to 1"),
+        ("model.arch=UPerNett", "model.arch='UPerNett': not an SMP architecture; closest: UPerNet"),
+        (
+            "model.encoder=tu-resnet5",
+            "model.encoder='tu-resnet5': no such encoder in SMP or timm; closest: tu-resnet50",
+        ),
+        ("model.encoder=efficientnet-b9", "closest: efficientnet-b7"),
+        (
+            "model.weights=imagnet",
+            "model.weights='imagnet': not 'imagenet', 'none' nor an existing file; closest: imagenet",
+        ),
+        ("model.params={decoder_channel: 64}", "model.params.decoder_channel: FPN takes no such parameter; closest: "),
+        ("augment.copy_paste.classes=[Batery]", "augment.copy_paste.classes: unknown class 'Batery'"),
+        ("augment.train=[{Blurr: {}}]", "augment: albumentations has no transform 'Blurr'"),
+        ("loss.ce_weight=0", None),  # alone is fine: Dice only
+    ],
+)
 def test_bad_setting_is_one_line_naming_key_value_and_what_is_allowed(override, expected):
     if expected is None:
         assert load_config(FPN, [override])["loss"]["ce_weight"] == 0
@@ -60,7 +73,7 @@ def test_values_are_normalised_and_dumped_in_the_defaults_order():
 
 
 def test_dilated_encoders_need_a_smaller_multiple():
-    cfg = load_config(None, ["model.arch=DeepLabV3Plus", "train.img_size=400"])   # output stride 16
+    cfg = load_config(None, ["model.arch=DeepLabV3Plus", "train.img_size=400"])  # output stride 16
     assert cfg["train"]["img_size"] == 400
     with pytest.raises(TrashsegError, match="multiple of 16 for DeepLabV3Plus"):
         load_config(None, ["model.arch=DeepLabV3Plus", "train.img_size=392"])
@@ -70,7 +83,8 @@ def test_unreachable_hub_switches_to_the_local_cache_in_seconds(monkeypatch):
     from huggingface_hub import constants
 
     from trashseg.modeling import hub
-    monkeypatch.setattr(constants, "ENDPOINT", "https://127.0.0.1:9")   # nothing listens: refused at once
+
+    monkeypatch.setattr(constants, "ENDPOINT", "https://127.0.0.1:9")  # nothing listens: refused at once
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     start = time.perf_counter()
     hub.prepare_hub()
@@ -104,13 +118,23 @@ def test_bad_make_variable_stops_before_any_work(variables, expected, tmp_path):
 @pytest.mark.slow
 def test_imagenet_weights_without_hub_or_cache_stop_in_seconds_naming_three_ways_out(tmp_path, coco_dir):
     from trashseg.data.folds import make_folds
+
     make_folds(coco_dir / "train_all.json", coco_dir, 3, 0, {})
     start = time.perf_counter()
-    proc = make_process("train-fpn", env={"HF_HOME": str(tmp_path / "empty-cache")}, DATA_DIR=coco_dir,
-                        RUNS=tmp_path / "runs", ENCODER=TINY_ENCODER, WEIGHTS="imagenet", EPOCHS=1, IMG_SIZE=64,
-                        WORKERS=0, ARGS=f"--set data.cache_dir={tmp_path / 'cache'}")
+    proc = make_process(
+        "train-fpn",
+        env={"HF_HOME": str(tmp_path / "empty-cache")},
+        DATA_DIR=coco_dir,
+        RUNS=tmp_path / "runs",
+        ENCODER=TINY_ENCODER,
+        WEIGHTS="imagenet",
+        EPOCHS=1,
+        IMG_SIZE=64,
+        WORKERS=0,
+        ARGS=f"--set data.cache_dir={tmp_path / 'cache'}",
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    message = proc.stderr.strip().splitlines()[-2]    # the line before make's own
+    message = proc.stderr.strip().splitlines()[-2]  # the line before make's own
     for way_out in ("make weights ENCODER=", "make weights-offline", "WEIGHTS=none"):
         assert way_out in message
-    assert time.perf_counter() - start < 60    # a minute of hub retries before this change
+    assert time.perf_counter() - start < 60  # a minute of hub retries before this change

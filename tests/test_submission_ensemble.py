@@ -5,17 +5,22 @@ import pytest
 
 from trashseg.data.classes import CLASSES
 from trashseg.ensembling.ensemble import ensemble_to_csv
+from trashseg.ensembling.submission import HEADER, SubmissionWriter, validate_submission
 from trashseg.errors import TrashsegError
 from trashseg.inference.probs import ProbsReader, ProbsWriter
-from trashseg.ensembling.submission import HEADER, SubmissionWriter, validate_submission
 
 IDS = ["batch_01/0001.jpg", "batch_02/0002.jpg", "batch_03/0003.jpg"]
 S = 16  # small submission size for fast tests
 
 
 def write_probs(path, arr, ids=IDS, resolution=S, **manifest):
-    w = ProbsWriter(path, len(ids), len(CLASSES), arr.shape[-1], {"image_ids": ids, "resolution": resolution,
-                                                                   "classes": list(CLASSES), **manifest})
+    w = ProbsWriter(
+        path,
+        len(ids),
+        len(CLASSES),
+        arr.shape[-1],
+        {"image_ids": ids, "resolution": resolution, "classes": list(CLASSES), **manifest},
+    )
     for i, row in enumerate(arr):
         w.write(i, row)
     w.close()
@@ -23,7 +28,9 @@ def write_probs(path, arr, ids=IDS, resolution=S, **manifest):
 
 
 def write_test_json(path, ids=IDS):
-    path.write_text(json.dumps({"images": [{"id": i, "file_name": n, "width": 8, "height": 8} for i, n in enumerate(ids)]}))
+    path.write_text(
+        json.dumps({"images": [{"id": i, "file_name": n, "width": 8, "height": 8} for i, n in enumerate(ids)]})
+    )
     return path
 
 
@@ -44,14 +51,17 @@ def _csv(tmp_path, header=",".join(HEADER), rows=None):
     return p
 
 
-@pytest.mark.parametrize("mutate,match", [
-    (lambda r: r[:2], "2 rows, expected 3"),
-    (lambda r: r + [r[0]], "more rows than"),
-    (lambda r: [r[1], r[0], r[2]], "line 2: image_id 'batch_02/0002.jpg', expected 'batch_01/0001.jpg'"),
-    (lambda r: [r[0].replace(" 1 ", " x ", 1)] + r[1:], "line 2 .*non-integer"),
-    (lambda r: [r[0].replace(" 1 ", " 11 ", 1)] + r[1:], "out of range 0..10"),
-    (lambda r: [r[0] + " 1"] + r[1:], f"{S * S + 1} values, expected {S * S}"),
-])
+@pytest.mark.parametrize(
+    "mutate,match",
+    [
+        (lambda r: r[:2], "2 rows, expected 3"),
+        (lambda r: r + [r[0]], "more rows than"),
+        (lambda r: [r[1], r[0], r[2]], "line 2: image_id 'batch_02/0002.jpg', expected 'batch_01/0001.jpg'"),
+        (lambda r: [r[0].replace(" 1 ", " x ", 1)] + r[1:], "line 2 .*non-integer"),
+        (lambda r: [r[0].replace(" 1 ", " 11 ", 1)] + r[1:], "out of range 0..10"),
+        (lambda r: [r[0] + " 1"] + r[1:], f"{S * S + 1} values, expected {S * S}"),
+    ],
+)
 def test_validator_names_row_and_problem(tmp_path, mutate, match):
     rows = [f"{i},{' '.join(['1'] * S * S)}" for i in IDS]
     with pytest.raises(TrashsegError, match=match):
@@ -109,8 +119,11 @@ def test_ensemble_refuses_to_mix_plain_and_tta_files_unless_asked(tmp_path):
     plain = write_probs(tmp_path / "runs/fpn/fold0/probs_test.npy", arr, tta={}, crf=None)
     tta = write_probs(tmp_path / "runs/fpn/fold1/probs_test_tta.npy", arr, tta={"hflip": True, "scales": [1.0]})
     test_json = write_test_json(tmp_path / "test.json")
-    with pytest.raises(TrashsegError, match=r"different post-processing .*probs_test.npy \(plain\), .*"
-                                            r"probs_test_tta.npy \(tta\).*MIXED=1"):
+    with pytest.raises(
+        TrashsegError,
+        match=r"different post-processing .*probs_test.npy \(plain\), .*"
+        r"probs_test_tta.npy \(tta\).*MIXED=1",
+    ):
         ensemble_to_csv([plain, tta], tmp_path / "e.csv", test_json, progress=False)
     assert not (tmp_path / "e.csv").exists()
     ensemble_to_csv([plain, tta], tmp_path / "e.csv", test_json, progress=False, allow_mixed=True)
@@ -121,8 +134,10 @@ def test_run_layout_names_every_variant_and_finds_each_models_folds(tmp_path):
     from trashseg.config import load_config
     from trashseg.ensembling.ensemble import find_test_probs
     from trashseg.runs import Layout, probs_path, run_dir
-    cfg = load_config(None, [f"train.runs_dir={tmp_path}", "model.name=deeplab", "train.fold=2", "tta.enabled=true"],
-                      models=False)
+
+    cfg = load_config(
+        None, [f"train.runs_dir={tmp_path}", "model.name=deeplab", "train.fold=2", "tta.enabled=true"], models=False
+    )
     assert run_dir(cfg) == tmp_path / "deeplab" / "fold2"
     assert probs_path(cfg, "valid") == tmp_path / "deeplab" / "fold2" / "probs_valid_tta.npy"
     layout = Layout.of(cfg)
@@ -131,9 +146,11 @@ def test_run_layout_names_every_variant_and_finds_each_models_folds(tmp_path):
     arr = np.zeros((3, 11, S, S), dtype=np.float16)
     for model, fold in (("fpn", 0), ("fpn", 10), ("fpn", 2), ("deeplab", 0)):
         write_probs(layout.probs(model, fold, "test"), arr)
-    write_probs(Layout(tmp_path).probs("unet", 0, "test"), arr)           # plain variant only
+    write_probs(Layout(tmp_path).probs("unet", 0, "test"), arr)  # plain variant only
     assert [p.parent.name for p in layout.fold_probs("fpn", "test")] == ["fold0", "fold2", "fold10"]
     assert layout.models() == ["deeplab", "fpn"]
     assert len(find_test_probs(layout, None)) == 4
-    with pytest.raises(TrashsegError, match=r"no .*/unet/fold\*/probs_test_tta.npy: run `make infer MODEL=unet FOLD=k TTA=1`"):
+    with pytest.raises(
+        TrashsegError, match=r"no .*/unet/fold\*/probs_test_tta.npy: run `make infer MODEL=unet FOLD=k TTA=1`"
+    ):
         find_test_probs(layout, ["fpn", "unet"])

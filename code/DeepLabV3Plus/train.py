@@ -1,4 +1,5 @@
 """Train DeepLabV3Plus on one fold: `python code/DeepLabV3Plus/train.py --set train.fold=0 [--set key=value ...]`."""
+
 from pathlib import Path
 
 from trashseg.commands import train_main

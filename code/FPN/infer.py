@@ -1,4 +1,5 @@
 """FPN probabilities for test.json and the fold's validation images, or `--eval JSON` scoring."""
+
 from pathlib import Path
 
 from trashseg.commands import infer_main

@@ -1,4 +1,5 @@
 """Train FPN on one fold: `python code/FPN/train.py --set train.fold=0 [--set key=value ...]`."""
+
 from pathlib import Path
 
 from trashseg.commands import train_main

@@ -7,6 +7,7 @@ cut cannot leave a renamed but empty checkpoint, probability file or CSV. A run 
 (SIGKILL, power loss) leaves its hidden temp file behind; the next write of the same target removes
 those whose writer, on this host, is gone. `make bench-durable` measures what the flushes cost.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -1,5 +1,6 @@
 """Entry points shared by the model folders: each folder's train.py / infer.py passes its own
 config.yaml here, so the folders hold only what differs between models."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,14 +18,17 @@ def train_main(config_path: Path, argv=None) -> None:
     def run():
         cfg = load_config(config_path, args.overrides)
         from trashseg.training.trainer import train
+
         train(cfg)
 
     run()
 
 
 def infer_main(config_path: Path, argv=None) -> None:
-    parser = base_parser(f"{Path(config_path).parent.name}: write test and out-of-fold probabilities, "
-                         "or score a checkpoint on an annotated COCO file (--eval)")
+    parser = base_parser(
+        f"{Path(config_path).parent.name}: write test and out-of-fold probabilities, "
+        "or score a checkpoint on an annotated COCO file (--eval)"
+    )
     parser.add_argument("--checkpoint", type=Path, help="default: <run dir>/best.pt")
     parser.add_argument("--splits", nargs="+", default=["test", "valid"], choices=["test", "valid"])
     parser.add_argument("--eval", dest="eval_json", type=Path, help="annotated COCO JSON to score")
@@ -35,6 +39,7 @@ def infer_main(config_path: Path, argv=None) -> None:
     @friendly_errors
     def run():
         from trashseg.runs import run_dir
+
         cfg = load_config(config_path, args.overrides)
         ckpt = args.checkpoint or run_dir(cfg) / "best.pt"
         if args.eval_json:
@@ -49,6 +54,7 @@ def infer(cfg: dict, ckpt: Path, splits: list[str]) -> None:
     from trashseg.data.loaders import load_set
     from trashseg.inference.predictor import Predictor, write_probabilities
     from trashseg.runs import data_json, probs_path
+
     sets = {split: data_json(cfg, "test_json" if split == "test" else "valid_json") for split in splits}
     predictor = Predictor(ckpt, cfg)
     for split, json_path in sets.items():
@@ -61,14 +67,22 @@ def evaluate_checkpoint(cfg: dict, ckpt: Path, json_path: Path, image_root: Path
     from trashseg.evaluation.metrics import Scorer, format_table
     from trashseg.inference.predictor import Predictor
     from trashseg.runs import eval_result
+
     predictor = Predictor(ckpt, cfg)
     cs = load_set(cfg, json_path, image_root if image_root is not None else json_path.parent)
     scorer = Scorer()
     for _, probs, mask in predictor.predict_set(cs, with_masks=True, desc="eval"):
         scorer.update(mask, probs.argmax(0))
     result = scorer.result()
-    result.update({"checkpoint": str(ckpt), "json": str(json_path), "score_size": predictor.size,
-                   "tta": predictor.tta, "crf": predictor.describe()["crf"]})
+    result.update(
+        {
+            "checkpoint": str(ckpt),
+            "json": str(json_path),
+            "score_size": predictor.size,
+            "tta": predictor.tta,
+            "crf": predictor.describe()["crf"],
+        }
+    )
     out = out or eval_result(cfg, json_path)
     write_json(out, result)
     print(format_table(result))

@@ -5,6 +5,7 @@ Keys are checked against the defaults while merging, so a typo is an error that 
 match instead of a setting that silently does nothing; the merged result is then type-checked as a
 whole (trashseg.settings) before anything runs.
 """
+
 from __future__ import annotations
 
 import copy
@@ -84,11 +85,13 @@ def parse_set(item: str) -> dict:
     return tree
 
 
-def load_config(model_config: str | Path | None = None, overrides: list[str] | None = None,
-                models: bool = True) -> dict:
+def load_config(
+    model_config: str | Path | None = None, overrides: list[str] | None = None, models: bool = True
+) -> dict:
     """Resolve and validate the full config for one run (``models=False``: a command that builds
     no model, whose check then skips the architecture/encoder names and imports no SMP)."""
     from trashseg.settings import validate
+
     cfg = _read_yaml(DEFAULTS_PATH)
     sources = ["defaults"]
     if model_config is not None:
@@ -107,9 +110,11 @@ def dump(cfg: dict) -> str:
 
 def upgrade(saved: dict) -> dict:
     """A config saved by an older run, completed with today's defaults for keys it lacks."""
+
     def fill(base: dict, over: dict) -> dict:
         out = copy.deepcopy(base)
         for key, value in over.items():
             out[key] = fill(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
         return out
+
     return fill(_read_yaml(DEFAULTS_PATH), saved)

@@ -4,6 +4,7 @@ With GPUS=N > 1 the fold jobs run in parallel, one per GPU (CUDA_VISIBLE_DEVICES
 otherwise one after another. Each job is the ordinary make target, so a fold of `make cv` is
 exactly `make train-fpn FOLD=k`; the user's make variables reach it through MAKEFLAGS.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,6 +58,7 @@ def make_runner(make: str, extra: list[str]):
         cmd = [make, "--no-print-directory", job.target, f"FOLD={job.fold}", "GPUS=1", *extra]
         print(f"[cv] {' '.join(cmd)}" + (f"  (GPU {gpu})" if gpu is not None else ""), flush=True)
         return subprocess.call(cmd, env=env)
+
     return runner
 
 
@@ -68,7 +70,11 @@ def main(argv=None) -> None:
     parser.add_argument("--make", default=os.environ.get("MAKE", "make"))
     args = parser.parse_args(argv)
     if args.k < 2 or args.gpus < 1:
-        bad = f"K={args.k}: the number of folds must be 2 or more" if args.k < 2 else f"GPUS={args.gpus}: must be 1 or more"
+        bad = (
+            f"K={args.k}: the number of folds must be 2 or more"
+            if args.k < 2
+            else f"GPUS={args.gpus}: must be 1 or more"
+        )
         print(f"error: {bad}", file=sys.stderr)
         raise SystemExit(2)
     runner = make_runner(args.make, [])
@@ -79,8 +85,9 @@ def main(argv=None) -> None:
             for job, code in failed:
                 print(f"[cv] {job.target} FOLD={job.fold} failed (exit {code})", file=sys.stderr)
             raise SystemExit(1)
-    raise SystemExit(subprocess.call([args.make, "--no-print-directory", "ensemble", "GPUS=1",
-                                      f"MODELS={' '.join(args.models)}"]))
+    raise SystemExit(
+        subprocess.call([args.make, "--no-print-directory", "ensemble", "GPUS=1", f"MODELS={' '.join(args.models)}"])
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Device names from the config ('auto', 'cpu', 'cuda', 'cuda:N') -> torch devices, for training
 and inference alike."""
+
 from __future__ import annotations
 
 import torch

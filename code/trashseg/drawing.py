@@ -1,5 +1,6 @@
 """Drawing helpers shared by `make report` and `make predict`: the class palette, mask overlays,
 PNG writing and matplotlib figures, all written atomically."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +12,22 @@ from trashseg.atomic import atomic_open, atomic_path
 from trashseg.data.classes import CLASSES
 from trashseg.errors import TrashsegError
 
-PALETTE = np.array([[0, 0, 0], [192, 0, 128], [0, 128, 192], [0, 128, 64], [128, 0, 0], [64, 0, 128],
-                    [64, 0, 192], [192, 128, 64], [192, 192, 128], [64, 64, 128], [128, 0, 192]], dtype=np.uint8)
+PALETTE = np.array(
+    [
+        [0, 0, 0],
+        [192, 0, 128],
+        [0, 128, 192],
+        [0, 128, 64],
+        [128, 0, 0],
+        [64, 0, 128],
+        [64, 0, 192],
+        [192, 128, 64],
+        [192, 192, 128],
+        [64, 64, 128],
+        [128, 0, 192],
+    ],
+    dtype=np.uint8,
+)
 
 
 def colorize(mask: np.ndarray) -> np.ndarray:
@@ -37,8 +52,10 @@ def save_png(path: Path, rgb: np.ndarray) -> None:
 def pyplot():
     """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -52,7 +69,11 @@ def save_figure(fig, path: Path) -> None:
 def legend_png(path: Path) -> None:
     plt = pyplot()
     from matplotlib.patches import Patch
+
     fig = plt.figure(figsize=(3.2, 3.4))
-    fig.legend(handles=[Patch(color=PALETTE[i] / 255, label=f"{i} {n}") for i, n in enumerate(CLASSES)],
-               loc="center", frameon=False)
+    fig.legend(
+        handles=[Patch(color=PALETTE[i] / 255, label=f"{i} {n}") for i, n in enumerate(CLASSES)],
+        loc="center",
+        frameon=False,
+    )
     save_figure(fig, path)

@@ -5,6 +5,7 @@ kaggle.json in KAGGLE_CONFIG_DIR, ~/.kaggle or ~/.config/kaggle) and only their 
 their values are never printed, and any echo of them in the CLI's output is masked. A submission is
 validated against test.json before anything is sent.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,8 @@ import zipfile
 from pathlib import Path
 
 from trashseg.cli import friendly_errors
-from trashseg.errors import TrashsegError
 from trashseg.ensembling.submission import expected_ids_from_test_json, validate_submission
+from trashseg.errors import TrashsegError
 
 
 def credential_files() -> list[Path]:
@@ -39,16 +40,21 @@ def secrets() -> list[str]:
             try:
                 key = json.loads(path.read_text(encoding="utf-8")).get("key")
             except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-                raise TrashsegError(f"{path}: not a valid kaggle.json (expected {{\"username\": ..., \"key\": ...}})") from None
+                raise TrashsegError(
+                    f'{path}: not a valid kaggle.json (expected {{"username": ..., "key": ...}})'
+                ) from None
             return values + ([key] if key else [])
     raise TrashsegError(
         "no Kaggle credentials found: create an API token on kaggle.com (Settings -> API), then either save "
         f"kaggle.json to {Path.home() / '.kaggle' / 'kaggle.json'} (chmod 600) or export KAGGLE_USERNAME and "
-        "KAGGLE_KEY. The kit never prints or stores them.")
+        "KAGGLE_KEY. The kit never prints or stores them."
+    )
 
 
 def kaggle_binary() -> str:
-    found = os.environ.get("TRASHSEG_KAGGLE_BIN") or shutil.which("kaggle", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    found = os.environ.get("TRASHSEG_KAGGLE_BIN") or shutil.which(
+        "kaggle", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+    )
     if not found:
         raise TrashsegError("the kaggle command is not installed (run `make setup`)")
     return found

@@ -10,6 +10,7 @@ scores, fitted ensemble weights). Commands and the Makefile pass settings; paths
 
 ``<post>`` names the post-processing the probabilities hold: '', '_tta', '_crf' or '_tta_crf'.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,9 +37,11 @@ def data_json(cfg: dict, key: str) -> Path:
         if "pseudo" in path.name:
             hint = " (run `make pseudo` first)"
         if not (data_dir(cfg) / "train_all.json").is_file():
-            hint = (f" ({data_dir(cfg)} has no train_all.json: put the competition data there "
-                    f"(batch_*/ folders, train_all.json, test.json) or try the bundled sample with "
-                    f"DATA_DIR=data/sample, e.g. `make demo`)")
+            hint = (
+                f" ({data_dir(cfg)} has no train_all.json: put the competition data there "
+                f"(batch_*/ folders, train_all.json, test.json) or try the bundled sample with "
+                f"DATA_DIR=data/sample, e.g. `make demo`)"
+            )
         raise TrashsegError(f"{path}: not found{hint}")
     return path
 
@@ -56,6 +59,7 @@ def post_flags(suffix: str) -> str:
 @dataclass(frozen=True)
 class Layout:
     """Paths under one runs folder for one post-processing variant."""
+
     runs_dir: Path
     post: str = ""
 
@@ -81,8 +85,10 @@ class Layout:
         files = self.fold_probs(model, split)
         if not files:
             splits = "" if split == "test" else f" SPLITS={split}"
-            raise TrashsegError(f"no {self.model_dir(model)}/fold*/probs_{split}{self.post}.npy: run "
-                                f"`make infer MODEL={model} FOLD=k{post_flags(self.post)}{splits}` for every fold first")
+            raise TrashsegError(
+                f"no {self.model_dir(model)}/fold*/probs_{split}{self.post}.npy: run "
+                f"`make infer MODEL={model} FOLD=k{post_flags(self.post)}{splits}` for every fold first"
+            )
         return files
 
     def models(self) -> list[str]:
@@ -101,7 +107,9 @@ class Layout:
 def load_run(run: Path) -> tuple[dict, Path]:
     """A run folder's own config (completed with today's defaults) and its best checkpoint."""
     import yaml
+
     from trashseg.config import upgrade
+
     cfg_path, ckpt = Path(run) / "config.yaml", Path(run) / "best.pt"
     if not cfg_path.is_file() or not ckpt.is_file():
         raise TrashsegError(f"{run}: not a run folder (needs config.yaml and best.pt from `make train MODEL=...`)")

@@ -6,6 +6,7 @@ values; the checks that span keys or need a library (architecture, encoder and w
 input-size multiple, the augmentation list) follow. Every problem is one line naming the key, the
 value given and what is allowed, all of them reported at once.
 """
+
 from __future__ import annotations
 
 import re
@@ -75,7 +76,7 @@ class Speed(Section):
     @field_validator("amp", mode="before")
     @classmethod
     def _amp_off(cls, value):
-        return "off" if value is False else value   # YAML reads a bare `off` as false
+        return "off" if value is False else value  # YAML reads a bare `off` as false
 
 
 class Loss(Section):
@@ -165,6 +166,7 @@ def _cross_checks(cfg: dict, models: bool) -> list[str]:
     """Checks that need another key or a library: names that must exist, sizes that must fit
     (the model's only when ``models``: commands that build no model skip importing SMP)."""
     from trashseg.data.classes import class_index
+
     if models:
         from trashseg.data.transforms import train_transform
         from trashseg.modeling.architectures import check_encoder, check_params, input_multiple, weights_route
@@ -187,13 +189,16 @@ def _cross_checks(cfg: dict, models: bool) -> list[str]:
         multiple = input_multiple(cfg)
         if train["img_size"] % multiple:
             lower = max(multiple, train["img_size"] // multiple * multiple)
-            problems.append(f"train.img_size={train['img_size']}: must be a multiple of {multiple} for "
-                            f"{mc['arch']} (its encoder's output stride), e.g. {lower} or {lower + multiple}")
+            problems.append(
+                f"train.img_size={train['img_size']}: must be a multiple of {multiple} for "
+                f"{mc['arch']} (its encoder's output stride), e.g. {lower} or {lower + multiple}"
+            )
     if cfg["loss"]["ce_weight"] == 0 and cfg["loss"]["dice_weight"] == 0:
         problems.append("loss.ce_weight=0 and loss.dice_weight=0: at least one must be positive")
     if cfg["scheduler"]["min_lr"] > cfg["optimizer"]["lr"]:
-        problems.append(f"scheduler.min_lr={cfg['scheduler']['min_lr']}: must not exceed optimizer.lr="
-                        f"{cfg['optimizer']['lr']}")
+        problems.append(
+            f"scheduler.min_lr={cfg['scheduler']['min_lr']}: must not exceed optimizer.lr={cfg['optimizer']['lr']}"
+        )
     for name in cfg["augment"]["copy_paste"]["classes"]:
         try:
             class_index(name)

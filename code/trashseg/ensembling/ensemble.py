@@ -5,6 +5,7 @@ post-processing variant (plain, TTA, CRF), found through the run layout; files h
 post-processing are refused unless mixing is asked for. Weights are given, or fitted out of fold
 for the same variant (`make fit-ensemble`), or equal.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,14 +28,18 @@ def check_manifests(readers: list[ProbsReader], expected_ids: list[str] | None) 
     for r in readers:
         for key in ("resolution", "classes"):
             if r.manifest.get(key) != first.manifest.get(key):
-                raise TrashsegError(f"{r.path}: {key} {r.manifest.get(key)!r} differs from "
-                                    f"{first.path}: {first.manifest.get(key)!r}")
+                raise TrashsegError(
+                    f"{r.path}: {key} {r.manifest.get(key)!r} differs from {first.path}: {first.manifest.get(key)!r}"
+                )
         ids = expected_ids if expected_ids is not None else first.image_ids
         if r.image_ids != ids:
-            diff = next((i for i, (a, b) in enumerate(zip(r.image_ids, ids)) if a != b), min(len(ids), len(r.image_ids)))
+            diff = next(
+                (i for i, (a, b) in enumerate(zip(r.image_ids, ids)) if a != b), min(len(ids), len(r.image_ids))
+            )
             raise TrashsegError(
                 f"{r.path}: image list differs from {'test.json' if expected_ids is not None else first.path} "
-                f"({len(r.image_ids)} vs {len(ids)} images; first difference at position {diff})")
+                f"({len(r.image_ids)} vs {len(ids)} images; first difference at position {diff})"
+            )
 
 
 def post_processing(reader: ProbsReader) -> str:
@@ -47,8 +52,10 @@ def check_same_post_processing(readers: list[ProbsReader]) -> None:
     kinds = {post_processing(r) for r in readers}
     if len(kinds) > 1:
         listing = ", ".join(f"{r.path} ({post_processing(r)})" for r in readers)
-        raise TrashsegError(f"probability files hold different post-processing ({listing}); ensemble one kind "
-                            "(TTA=1 / CRF=1 select the variant) or pass MIXED=1 (--allow-mixed) to merge them anyway")
+        raise TrashsegError(
+            f"probability files hold different post-processing ({listing}); ensemble one kind "
+            "(TTA=1 / CRF=1 select the variant) or pass MIXED=1 (--allow-mixed) to merge them anyway"
+        )
 
 
 def normalise_weights(weights: list[float] | None, n: int) -> np.ndarray:
@@ -75,9 +82,15 @@ def weights_from_file(path: Path, readers: list[ProbsReader]) -> list[float]:
     return [fitted[m] / models.count(m) for m in models]
 
 
-def ensemble_to_csv(prob_files: list[Path], out_csv: Path, test_json: Path | None,
-                    weights: list[float] | None = None, progress: bool = True,
-                    weights_file: Path | None = None, allow_mixed: bool = False) -> list[float]:
+def ensemble_to_csv(
+    prob_files: list[Path],
+    out_csv: Path,
+    test_json: Path | None,
+    weights: list[float] | None = None,
+    progress: bool = True,
+    weights_file: Path | None = None,
+    allow_mixed: bool = False,
+) -> list[float]:
     if not prob_files:
         raise TrashsegError("no probability files given (run `make infer MODEL=<name>` first)")
     readers = [ProbsReader(p) for p in prob_files]
@@ -114,21 +127,32 @@ def find_test_probs(layout: Layout, models: list[str] | None) -> list[Path]:
         return [p for m in models for p in layout.require_fold_probs(m, "test")]
     found = layout.models()
     if not found:
-        raise TrashsegError(f"no {layout.runs_dir}/<model>/fold*/probs_test{layout.post}.npy: run "
-                            f"`make infer MODEL=<name> FOLD=k{post_flags(layout.post)}` first")
+        raise TrashsegError(
+            f"no {layout.runs_dir}/<model>/fold*/probs_test{layout.post}.npy: run "
+            f"`make infer MODEL=<name> FOLD=k{post_flags(layout.post)}` first"
+        )
     return [p for m in found for p in layout.fold_probs(m, "test")]
 
 
 def main(argv=None) -> None:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("probs", nargs="*", type=Path,
-                        help="probs_test*.npy files (manifest beside each); default: found by --models and the variant")
-    parser.add_argument("--models", nargs="+", help="models whose folds to merge (default: every model with test probabilities)")
+    parser.add_argument(
+        "probs",
+        nargs="*",
+        type=Path,
+        help="probs_test*.npy files (manifest beside each); default: found by --models and the variant",
+    )
+    parser.add_argument(
+        "--models", nargs="+", help="models whose folds to merge (default: every model with test probabilities)"
+    )
     parser.add_argument("--weights", type=float, nargs="+", help="one weight per file (default: fitted, else equal)")
     parser.add_argument("--test-json", type=Path, help="test.json: sets row order and count (default: data.data_dir's)")
     parser.add_argument("--out", type=Path, default=Path("submissions/ensemble.csv"))
-    parser.add_argument("--weights-file", type=Path,
-                        help="fit-ensemble result (default: <runs>/ensemble_weights<variant>.json when it exists)")
+    parser.add_argument(
+        "--weights-file",
+        type=Path,
+        help="fit-ensemble result (default: <runs>/ensemble_weights<variant>.json when it exists)",
+    )
     parser.add_argument("--equal", action="store_true", help="ignore fitted weights")
     parser.add_argument("--allow-mixed", action="store_true", help="merge files of different post-processing")
     parser.add_argument("--no-validate", action="store_true")
@@ -143,8 +167,9 @@ def main(argv=None) -> None:
         weights_file = args.weights_file
         if weights_file is None and not args.weights and not args.equal and layout.fitted_weights().is_file():
             weights_file = layout.fitted_weights()
-        w = ensemble_to_csv(files, args.out, test_json, args.weights, weights_file=weights_file,
-                            allow_mixed=args.allow_mixed)
+        w = ensemble_to_csv(
+            files, args.out, test_json, args.weights, weights_file=weights_file, allow_mixed=args.allow_mixed
+        )
         source = "given" if args.weights else (f"fitted, {weights_file}" if weights_file else "equal")
         print(f"merged ({source} weights) " + ", ".join(f"{p} (w={x:.3f})" for p, x in zip(files, w)))
         if not args.no_validate:

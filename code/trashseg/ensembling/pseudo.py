@@ -5,6 +5,7 @@ Pixels whose ensemble confidence is below ``pseudo.threshold`` are labelled with
 Writes train_data_pseudo{k}.json = fold k's training images + the pseudo-labelled test images;
 train on it with `make train-fpn FOLD=k PSEUDO=1` (the original's "pesudo" spelling is read too).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,10 +16,10 @@ from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
 from trashseg.atomic import write_json
-from trashseg.data.classes import CLASSES, IGNORE_CATEGORY, resolve_category_ids
 from trashseg.cli import base_parser, friendly_errors
-from trashseg.data.coco import read_json
 from trashseg.config import load_config
+from trashseg.data.classes import CLASSES, IGNORE_CATEGORY, resolve_category_ids
+from trashseg.data.coco import read_json
 from trashseg.ensembling.ensemble import check_manifests, find_test_probs, normalise_weights, weights_from_file
 from trashseg.errors import TrashsegError
 from trashseg.inference.probs import ProbsReader
@@ -62,8 +63,9 @@ def category_ids(train: dict, class_map: dict, source: str) -> tuple[list[dict],
     return categories, by_class
 
 
-def make_pseudo(cfg: dict, prob_files: list[Path], weights_file: Path | None, threshold: float, k: int,
-                out_dir: Path | None = None) -> list[Path]:
+def make_pseudo(
+    cfg: dict, prob_files: list[Path], weights_file: Path | None, threshold: float, k: int, out_dir: Path | None = None
+) -> list[Path]:
     data_dir = Path(cfg["data"]["data_dir"])
     out_dir = out_dir or data_dir
     test = read_json(data_dir / cfg["data"]["test_json"])
@@ -86,8 +88,17 @@ def make_pseudo(cfg: dict, prob_files: list[Path], weights_file: Path | None, th
             new_id = image_offset + i
             images.append({**img, "id": new_id, "pseudo": True})
             for cls, rle, area in found:
-                anns.append({"id": ann_id, "image_id": new_id, "category_id": cat_of[cls], "segmentation": rle,
-                             "area": area, "iscrowd": 0, "pseudo": True})
+                anns.append(
+                    {
+                        "id": ann_id,
+                        "image_id": new_id,
+                        "category_id": cat_of[cls],
+                        "segmentation": rle,
+                        "area": area,
+                        "iscrowd": 0,
+                        "pseudo": True,
+                    }
+                )
                 ann_id += 1
         out = out_dir / f"train_data_pseudo{fold}.json"
         write_json(out, {**train, "images": images, "annotations": anns, "categories": categories})

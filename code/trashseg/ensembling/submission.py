@@ -1,6 +1,7 @@
 """The competition CSV: ``image_id,PredictionString``, one row per test image in test.json order,
 each holding SIZE*SIZE space-separated class ids. Written streaming and atomically; validated the
 same streaming way."""
+
 from __future__ import annotations
 
 import csv
@@ -72,24 +73,34 @@ def _validate_rows(csv_path: Path, expected_ids: list[str], n_pixels: int, size:
                 raise TrashsegError(f"{csv_path}: line {line_no}: more rows than the {len(expected_ids)} test images")
             image_id, pred = row
             if image_id != expected_ids[rows]:
-                raise TrashsegError(f"{csv_path}: line {line_no}: image_id {image_id!r}, expected "
-                                    f"{expected_ids[rows]!r} (rows must follow test.json order)")
+                raise TrashsegError(
+                    f"{csv_path}: line {line_no}: image_id {image_id!r}, expected "
+                    f"{expected_ids[rows]!r} (rows must follow test.json order)"
+                )
             try:
                 if not pred.isascii():
                     raise ValueError(pred)
                 values = np.array(pred.split(), dtype=np.int64)
             except (ValueError, OverflowError):
-                raise TrashsegError(f"{csv_path}: line {line_no} ({image_id}): PredictionString holds a non-integer") from None
+                raise TrashsegError(
+                    f"{csv_path}: line {line_no} ({image_id}): PredictionString holds a non-integer"
+                ) from None
             if values.size != n_pixels:
-                raise TrashsegError(f"{csv_path}: line {line_no} ({image_id}): {values.size} values, expected {n_pixels} ({size}x{size})")
+                raise TrashsegError(
+                    f"{csv_path}: line {line_no} ({image_id}): {values.size} values, "
+                    f"expected {n_pixels} ({size}x{size})"
+                )
             if values.size and (values.min() < 0 or values.max() >= NUM_CLASSES):
-                raise TrashsegError(f"{csv_path}: line {line_no} ({image_id}): class id out of range 0..{NUM_CLASSES - 1}")
+                raise TrashsegError(
+                    f"{csv_path}: line {line_no} ({image_id}): class id out of range 0..{NUM_CLASSES - 1}"
+                )
             rows += 1
     return rows
 
 
 def expected_ids_from_test_json(test_json: Path) -> list[str]:
     from trashseg.data.coco import read_json
+
     return [str(img["file_name"]) for img in read_json(Path(test_json))["images"]]
 
 

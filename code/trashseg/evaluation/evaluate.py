@@ -3,20 +3,29 @@
 Under DDP each rank scores its shard; confusion matrices and loss sums are all-reduced and the
 per-image scores gathered, so the result equals a single-process evaluation.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trashseg.training import distributed
 from trashseg.evaluation.metrics import Scorer
 from trashseg.inference.tta import resize, scoring_probs
+from trashseg.training import distributed
 
 
 @torch.no_grad()
-def evaluate(model, loader, device, score_size: int, loss_fn=None, ctx: distributed.Context | None = None,
-             amp_dtype: torch.dtype | None = None, channels_last: bool = False) -> dict:
+def evaluate(
+    model,
+    loader,
+    device,
+    score_size: int,
+    loss_fn=None,
+    ctx: distributed.Context | None = None,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+) -> dict:
     """Dataset-level and per-image mIoU at ``score_size``; truth is nearest-resized to it."""
     ctx = ctx or distributed.Context()
     model.eval()
@@ -31,8 +40,7 @@ def evaluate(model, loader, device, score_size: int, loss_fn=None, ctx: distribu
             raw = model(images)
         logits = resize(raw.float(), score_size)
         if target.shape[-1] != score_size or target.shape[-2] != score_size:
-            target = F.interpolate(target[:, None].float(), size=(score_size, score_size),
-                                   mode="nearest")[:, 0].long()
+            target = F.interpolate(target[:, None].float(), size=(score_size, score_size), mode="nearest")[:, 0].long()
         if loss_fn is not None:
             loss_sum += loss_fn(logits, target).item() * images.shape[0]
             n += images.shape[0]

@@ -1,5 +1,6 @@
 """The competition's scorer: mIoU from one confusion matrix over the whole set, plus the
 per-image mean, per-class IoU and pixel accuracy (the two mIoUs differ; both are reported)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +14,7 @@ def confusion_matrix(target, pred, num_classes: int = NUM_CLASSES) -> np.ndarray
     t = torch.as_tensor(target).reshape(-1).long()
     p = torch.as_tensor(pred).reshape(-1).long()
     keep = (t >= 0) & (t < num_classes) & (t != IGNORE_INDEX)
-    counts = torch.bincount(t[keep] * num_classes + p[keep], minlength=num_classes ** 2)
+    counts = torch.bincount(t[keep] * num_classes + p[keep], minlength=num_classes**2)
     return counts.reshape(num_classes, num_classes).cpu().numpy().astype(np.int64)
 
 
@@ -56,11 +57,12 @@ class Scorer:
             "miou": mean_iou(self.cm),
             "miou_per_image": float(np.mean(per_image)) if per_image else float("nan"),
             "pixel_accuracy": float(np.diag(self.cm).sum() / total) if total else float("nan"),
-            "per_class_iou": {name: (None if np.isnan(v) else float(v))
-                              for name, v in zip(CLASSES[: self.num_classes], ious)},
+            "per_class_iou": {
+                name: (None if np.isnan(v) else float(v)) for name, v in zip(CLASSES[: self.num_classes], ious)
+            },
             "images": len(self.per_image),
             "predicted_not_in_truth": predicted_not_in_truth(self.cm),
-            "confusion_matrix": self.cm.tolist(),   # rows = truth, columns = prediction
+            "confusion_matrix": self.cm.tolist(),  # rows = truth, columns = prediction
         }
 
 

@@ -3,6 +3,7 @@
 Each training image was predicted by the one model that never saw it, so this is the honest score
 of a recipe, and the only one the kit fits or compares ensembles and tricks on (never the test set).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,11 +14,11 @@ from tqdm import tqdm
 
 from trashseg.atomic import write_json
 from trashseg.cli import base_parser, friendly_errors
-from trashseg.data.coco import CocoSet, read_json
 from trashseg.config import load_config
-from trashseg.errors import TrashsegError
+from trashseg.data.coco import CocoSet, read_json
 from trashseg.data.loaders import load_set
 from trashseg.data.masks import MaskCache, read_mask
+from trashseg.errors import TrashsegError
 from trashseg.evaluation.metrics import Scorer, format_table
 from trashseg.inference.probs import ProbsReader
 from trashseg.runs import Layout, data_dir
@@ -59,8 +60,10 @@ def covered(truth: Truth, rows: dict, what: str) -> list[str]:
     if not names:
         raise TrashsegError(f"{what}: none of the train_all.json images has an out-of-fold prediction")
     if missing:
-        print(f"warning: {what}: {missing} of {len(truth.names())} train_all.json images have no out-of-fold "
-              "prediction (folds not all inferred?); scoring the rest")
+        print(
+            f"warning: {what}: {missing} of {len(truth.names())} train_all.json images have no out-of-fold "
+            "prediction (folds not all inferred?); scoring the rest"
+        )
     return names
 
 
@@ -85,17 +88,23 @@ def compare_with_plain(result: dict, plain_path: Path) -> dict | None:
     plain = read_json(plain_path)
     if plain.get("images") != result["images"]:
         return None
-    return {"miou": result["miou"] - plain["miou"],
-            "miou_per_image": result["miou_per_image"] - plain["miou_per_image"]}
+    return {
+        "miou": result["miou"] - plain["miou"],
+        "miou_per_image": result["miou_per_image"] - plain["miou_per_image"],
+    }
 
 
 def describe_comparison(post: str, comparison: dict | None, model: str) -> str:
     if comparison is None:
-        return (f"no plain OOF score on the same images to compare with: run `make oof MODELS={model}` "
-                "(without TTA/CRF) first")
+        return (
+            f"no plain OOF score on the same images to compare with: run `make oof MODELS={model}` "
+            "(without TTA/CRF) first"
+        )
     word = "gain" if comparison["miou"] >= 0 else "loss"
-    return (f"{post} vs plain OOF: {word} {comparison['miou']:+.4f} dataset mIoU, "
-            f"{comparison['miou_per_image']:+.4f} per-image mIoU")
+    return (
+        f"{post} vs plain OOF: {word} {comparison['miou']:+.4f} dataset mIoU, "
+        f"{comparison['miou_per_image']:+.4f} per-image mIoU"
+    )
 
 
 def score_and_write(layout: Layout, truth: Truth, model: str) -> dict:
@@ -125,7 +134,7 @@ def main(argv=None) -> None:
         cfg = load_config(None, args.overrides, models=False)
         layout = Layout.of(cfg)
         for model in args.models:
-            layout.require_fold_probs(model, "valid")   # every model checked before the truth is built
+            layout.require_fold_probs(model, "valid")  # every model checked before the truth is built
         truth = Truth(cfg, load_set(cfg, data_dir(cfg) / args.train_all), int(cfg["eval"]["score_size"]))
         for model in args.models:
             score_and_write(layout, truth, model)

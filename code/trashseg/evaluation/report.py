@@ -2,6 +2,7 @@
 the normalised confusion matrix, training curves and overlays (image | truth | prediction) for N
 validation images, written to <run>/report/. Predictions come from the same predictor as infer
 and eval, so the table re-scores the trainer's own validation figure."""
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,15 @@ def confusion_png(cm: np.ndarray, path: Path, title: str) -> None:
     for i in range(len(CLASSES)):
         for j in range(len(CLASSES)):
             if norm[i, j] >= 0.01:
-                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if norm[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{norm[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
     ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046)
     save_figure(fig, path)
@@ -69,11 +77,15 @@ def curves_png(metrics_csv: Path, path: Path) -> None:
 
 def iou_table(result: dict) -> str:
     lines = ["| class | IoU |", "|---|---|"]
-    lines += [f"| {n} | {'n/a' if v is None else f'{v:.4f}'}{class_note(n, result)} |"
-              for n, v in result["per_class_iou"].items()]
-    lines += [f"| **mIoU (dataset)** | **{result['miou']:.4f}** |",
-              f"| mIoU (per image) | {result['miou_per_image']:.4f} |",
-              f"| pixel accuracy | {result['pixel_accuracy']:.4f} |"]
+    lines += [
+        f"| {n} | {'n/a' if v is None else f'{v:.4f}'}{class_note(n, result)} |"
+        for n, v in result["per_class_iou"].items()
+    ]
+    lines += [
+        f"| **mIoU (dataset)** | **{result['miou']:.4f}** |",
+        f"| mIoU (per image) | {result['miou_per_image']:.4f} |",
+        f"| pixel accuracy | {result['pixel_accuracy']:.4f} |",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -91,7 +103,9 @@ def report(run: Path, n_overlays: int) -> Path:
         if shown < n_overlays:
             image_path = cs.image_path(cs.image_ids[index])
             image = cv2.resize(read_rgb(image_path), (size, size), interpolation=cv2.INTER_AREA)
-            panel = np.concatenate([image, blend(image, truth.astype(np.uint8)), blend(image, pred.astype(np.uint8))], 1)
+            panel = np.concatenate(
+                [image, blend(image, truth.astype(np.uint8)), blend(image, pred.astype(np.uint8))], 1
+            )
             save_png(out / "overlays" / f"{shown:02d}_{Path(image_path).stem}.png", panel)
             shown += 1
     result = scorer.result()

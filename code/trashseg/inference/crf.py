@@ -1,6 +1,7 @@
 """Optional DenseCRF refinement of probabilities (pydensecrf2, `make setup-crf`): pulls label
 edges onto colour edges of the photo. Applied, when enabled, to OOF and test probabilities alike,
 so `make oof CRF=1` shows whether it helps before it is ever used on a submission."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,6 +21,10 @@ def refine(probs: np.ndarray, rgb: np.ndarray, cfg: dict) -> np.ndarray:
     crf = dcrf.DenseCRF2D(w, h, n)
     crf.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(np.clip(probs, 1e-6, 1.0).astype(np.float32))))
     crf.addPairwiseGaussian(sxy=float(c["gaussian_sxy"]), compat=float(c["gaussian_compat"]))
-    crf.addPairwiseBilateral(sxy=float(c["bilateral_sxy"]), srgb=float(c["bilateral_srgb"]),
-                             rgbim=np.ascontiguousarray(rgb, dtype=np.uint8), compat=float(c["bilateral_compat"]))
+    crf.addPairwiseBilateral(
+        sxy=float(c["bilateral_sxy"]),
+        srgb=float(c["bilateral_srgb"]),
+        rgbim=np.ascontiguousarray(rgb, dtype=np.uint8),
+        compat=float(c["bilateral_compat"]),
+    )
     return np.asarray(crf.inference(int(c["iterations"])), dtype=np.float32).reshape(n, h, w)

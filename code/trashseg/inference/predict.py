@@ -1,5 +1,6 @@
 """`make predict`: a run's best checkpoint on any folder of photos (no annotations needed), as
 overlay PNGs (photo | prediction) plus a colour legend, through the same predictor as every stage."""
+
 from __future__ import annotations
 
 import argparse

@@ -3,6 +3,7 @@ out-of-fold probability files, which OOF scoring, fit-ensemble and the ensemble 
 and predict. It rebuilds the model from the checkpoint's own config (no weight download), feeds it
 the way it was trained (input size, normalisation), applies the configured TTA and DenseCRF, and
 yields softmax probabilities at the scoring size."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -30,8 +31,7 @@ from trashseg.modeling.checkpoint import load_checkpoint
 def with_checkpoint_inputs(cfg: dict, ckpt_cfg: dict) -> dict:
     """Today's config (data, eval, TTA) fed the way the checkpoint was trained: its input size and
     its normalisation, so a model is never scored on inputs it did not see in training."""
-    return {**cfg, "train": {**cfg["train"], "img_size": ckpt_cfg["train"]["img_size"]},
-            "augment": ckpt_cfg["augment"]}
+    return {**cfg, "train": {**cfg["train"], "img_size": ckpt_cfg["train"]["img_size"]}, "augment": ckpt_cfg["augment"]}
 
 
 class Predictor:
@@ -56,9 +56,18 @@ class Predictor:
     def describe(self) -> dict:
         """What produced a set of predictions, for probability-file manifests and results."""
         mc, tc = self.ckpt_cfg["model"], self.ckpt_cfg["train"]
-        return {"model": mc["name"], "arch": mc["arch"], "encoder": mc["encoder"], "fold": tc["fold"],
-                "checkpoint": str(self.checkpoint), "checkpoint_epoch": self.epoch, "resolution": self.size,
-                "tta": self.tta, "crf": self.crf["crf"] if self.crf else None, "classes": list(CLASSES)}
+        return {
+            "model": mc["name"],
+            "arch": mc["arch"],
+            "encoder": mc["encoder"],
+            "fold": tc["fold"],
+            "checkpoint": str(self.checkpoint),
+            "checkpoint_epoch": self.epoch,
+            "resolution": self.size,
+            "tta": self.tta,
+            "crf": self.crf["crf"] if self.crf else None,
+            "classes": list(CLASSES),
+        }
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
@@ -72,13 +81,20 @@ class Predictor:
         rgb = cv2.resize(read_rgb(image_path), (self.size, self.size), interpolation=cv2.INTER_AREA)
         return refine(probs, rgb, self.crf)
 
-    def predict_set(self, cs: CocoSet, with_masks: bool = False, desc: str = "predict",
-                    progress: bool = True) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+    def predict_set(
+        self, cs: CocoSet, with_masks: bool = False, desc: str = "predict", progress: bool = True
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
         """(row index in ``cs``, C x size x size probabilities, truth mask at the scoring size or None)
         for every image of ``cs``, in order."""
-        loader = make_loader(self.cfg, cs, self.transform, with_masks=with_masks,
-                             batch_size=int(self.cfg["eval"]["batch_size"]),
-                             mask_size=self.size if with_masks else None, progress=progress)
+        loader = make_loader(
+            self.cfg,
+            cs,
+            self.transform,
+            with_masks=with_masks,
+            batch_size=int(self.cfg["eval"]["batch_size"]),
+            mask_size=self.size if with_masks else None,
+            progress=progress,
+        )
         items = loader.dataset.items
         for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
             probs = self.probabilities(batch["image"]).cpu().numpy()
@@ -95,8 +111,13 @@ class Predictor:
 
 def write_probabilities(predictor: Predictor, cs: CocoSet, out_path: Path, split: str) -> Path:
     """Every image's probabilities into one float16 file + manifest, written atomically."""
-    manifest = {"image_ids": [cs.file_name(i) for i in cs.image_ids], "coco_ids": cs.image_ids,
-                "source_json": str(cs.json_path), "split": split, **predictor.describe()}
+    manifest = {
+        "image_ids": [cs.file_name(i) for i in cs.image_ids],
+        "coco_ids": cs.image_ids,
+        "source_json": str(cs.json_path),
+        "split": split,
+        **predictor.describe(),
+    }
     writer = ProbsWriter(out_path, len(cs), len(CLASSES), predictor.size, manifest)
     try:
         for index, probs, _ in predictor.predict_set(cs, desc=f"infer {split}"):

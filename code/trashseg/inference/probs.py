@@ -5,6 +5,7 @@ rows hold, so the ensemble can refuse files that do not line up instead of avera
 Rows are read one image at a time with plain file reads, so memory stays flat however many
 images the file holds.
 """
+
 from __future__ import annotations
 
 import json
@@ -63,8 +64,9 @@ class ProbsReader:
         with open(self.path, "rb") as fh:
             try:
                 version = np.lib.format.read_magic(fh)
-                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                               else np.lib.format.read_array_header_2_0)
+                read_header = (
+                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                )
                 shape, fortran, dtype = read_header(fh)
             except ValueError as exc:
                 raise TrashsegError(f"{self.path}: not a .npy file ({exc})") from None
@@ -72,12 +74,16 @@ class ProbsReader:
         if fortran or dtype != np.dtype(DTYPE) or len(shape) != 4:
             raise TrashsegError(f"{self.path}: expected a C-ordered float16 N,C,H,W array, got {dtype} {shape}")
         if list(shape) != self.manifest.get("shape"):
-            raise TrashsegError(f"{self.path}: array shape {list(shape)} differs from its manifest {self.manifest.get('shape')}")
+            raise TrashsegError(
+                f"{self.path}: array shape {list(shape)} differs from its manifest {self.manifest.get('shape')}"
+            )
         self.shape = shape
         self.row_items = int(np.prod(shape[1:]))
         expected = self.offset + shape[0] * self.row_items * 2
         if self.path.stat().st_size != expected:
-            raise TrashsegError(f"{self.path}: file is {self.path.stat().st_size} bytes, expected {expected} (truncated?)")
+            raise TrashsegError(
+                f"{self.path}: file is {self.path.stat().st_size} bytes, expected {expected} (truncated?)"
+            )
         self._fh = open(self.path, "rb")
 
     @property

@@ -3,6 +3,7 @@ input scales. Probabilities are resized to the scoring size *before* argmax, and
 (training validation, eval, OOF, test) turns model outputs into probabilities with ``scoring_probs``,
 so the same checkpoint scores the same wherever it is scored. TTA is applied identically to
 out-of-fold and test predictions, so its effect is judged on OOF."""
+
 from __future__ import annotations
 
 import torch
@@ -21,8 +22,14 @@ def scoring_probs(logits: torch.Tensor, size: int) -> torch.Tensor:
     return resize(logits.float().softmax(dim=1), size)
 
 
-def probabilities(model: torch.nn.Module, images: torch.Tensor, size: int, hflip: bool = False,
-                  scales: tuple[float, ...] = (1.0,), multiple: int = 32) -> torch.Tensor:
+def probabilities(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    size: int,
+    hflip: bool = False,
+    scales: tuple[float, ...] = (1.0,),
+    multiple: int = 32,
+) -> torch.Tensor:
     """Softmax probabilities N,C,size,size (float32), averaged over the TTA views. Scaled inputs
     are rounded to ``multiple`` (what the encoder's strides need)."""
     base = images.shape[-1]

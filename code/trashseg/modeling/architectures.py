@@ -4,6 +4,7 @@ DeepLabV3Plus, PAN, UPerNet, Segformer, DPT), ``encoder`` (SMP's own or any timm
 ``tu-<name>``), ``weights`` and free-form constructor keywords in ``params`` (decoder channels,
 encoder depth, ...). Names are checked here, before anything is built, with the closest names
 suggested; encoder weights come from the hub, a local file, or nowhere (random init)."""
+
 from __future__ import annotations
 
 import difflib
@@ -37,8 +38,9 @@ def architecture(name: str) -> type:
     by_lower = {k.lower(): v for k, v in archs.items()}
     cls = by_lower.get(str(name).lower())
     if cls is None:
-        raise TrashsegError(f"model.arch={name!r}: not an SMP architecture{closest(name, archs)} "
-                            f"(all: {', '.join(archs)})")
+        raise TrashsegError(
+            f"model.arch={name!r}: not an SMP architecture{closest(name, archs)} (all: {', '.join(archs)})"
+        )
     return cls
 
 
@@ -51,19 +53,23 @@ def check_params(arch: str, params: dict) -> None:
     known = constructor_params(cls)
     for key in params:
         if key not in known:
-            raise TrashsegError(f"model.params.{key}: {cls.__name__} takes no such parameter{closest(key, known)} "
-                                f"(it takes {', '.join(known)})")
+            raise TrashsegError(
+                f"model.params.{key}: {cls.__name__} takes no such parameter{closest(key, known)} "
+                f"(it takes {', '.join(known)})"
+            )
 
 
 @lru_cache(maxsize=1)
 def encoder_names() -> tuple[str, ...]:
     import timm
+
     return tuple(smp.encoders.get_encoder_names()) + tuple(f"tu-{m}" for m in timm.list_models())
 
 
 def check_encoder(name: str) -> None:
     """SMP's own encoders, or ``tu-<timm model>[.<pretrained tag>]``."""
     import timm
+
     if str(name).startswith("tu-"):
         if timm.is_model(name[3:]):
             return
@@ -91,8 +97,10 @@ def weights_route(weights, encoder: str | None = None) -> tuple[str | None, Path
     path = Path(text)
     if not path.is_file():
         names = ["imagenet", "none"] if encoder is None else hub_weights_names(encoder) + ["none"]
-        raise TrashsegError(f"model.weights={text!r}: not {', '.join(repr(n) for n in names)} nor an existing "
-                            f"file{closest(text, names)}")
+        raise TrashsegError(
+            f"model.weights={text!r}: not {', '.join(repr(n) for n in names)} nor an existing "
+            f"file{closest(text, names)}"
+        )
     return None, path
 
 
@@ -126,8 +134,12 @@ def build_model(cfg: dict) -> torch.nn.Module:
     if hub is not None:
         prepare_hub()
     try:
-        model = cls(encoder_name=mc["encoder"], encoder_weights=smp_encoder_weights(mc["encoder"], hub),
-                    classes=NUM_CLASSES, **params)
+        model = cls(
+            encoder_name=mc["encoder"],
+            encoder_weights=smp_encoder_weights(mc["encoder"], hub),
+            classes=NUM_CLASSES,
+            **params,
+        )
     except (KeyError, ValueError, TypeError, RuntimeError, AssertionError) as exc:
         raise TrashsegError(f"model {cls.__name__} / {mc['encoder']} with params {params}: {exc}") from None
     except Exception as exc:
@@ -153,6 +165,5 @@ def load_encoder_weights(model: torch.nn.Module, path: Path) -> None:
     if result.missing_keys or result.unexpected_keys:
         raise TrashsegError(
             f"{path}: does not fit the encoder: {len(result.missing_keys)} missing key(s) "
-            f"{result.missing_keys[:3]}, {len(result.unexpected_keys)} unexpected {result.unexpected_keys[:3]}")
-
-
+            f"{result.missing_keys[:3]}, {len(result.unexpected_keys)} unexpected {result.unexpected_keys[:3]}"
+        )

@@ -4,6 +4,7 @@
 needs to continue as if never stopped: optimizer, scheduler, grad scaler, epoch, best metric and
 every RNG state (stored as tensors and lists, so no pickled object is ever loaded).
 """
+
 from __future__ import annotations
 
 import random
@@ -20,8 +21,9 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, cfg: dict, epoch: int, metrics: dict,
-                    training_state: dict | None = None) -> None:
+def save_checkpoint(
+    path: Path, model: torch.nn.Module, cfg: dict, epoch: int, metrics: dict, training_state: dict | None = None
+) -> None:
     state = {"model": unwrap(model).state_dict(), "config": cfg, "epoch": epoch, "metrics": metrics}
     if training_state:
         state["training"] = training_state
@@ -36,8 +38,10 @@ def load_checkpoint(path: Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TrashsegError(f"{path}: not a loadable trashseg checkpoint (corrupt, truncated, or holding "
-                            f"pickled objects, which are never loaded): {first}") from None
+        raise TrashsegError(
+            f"{path}: not a loadable trashseg checkpoint (corrupt, truncated, or holding "
+            f"pickled objects, which are never loaded): {first}"
+        ) from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise TrashsegError(f"{path}: not a trashseg checkpoint (no model/config entries)")
     return state
@@ -48,8 +52,12 @@ def rng_state(generator: torch.Generator) -> dict:
     np_state = np.random.get_state()
     state = {
         "python": [version, list(internal), gauss],
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
         "torch": torch.get_rng_state(),
         "loader": generator.get_state(),
     }
@@ -62,8 +70,9 @@ def restore_rng_state(state: dict, generator: torch.Generator) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     torch.set_rng_state(state["torch"])
     generator.set_state(state["loader"])
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():

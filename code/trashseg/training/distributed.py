@@ -3,6 +3,7 @@
 Validation is sharded across ranks and its confusion matrix all-reduced, so the mIoU a DDP run
 reports is the one a single process would compute on the same checkpoint.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,6 +32,7 @@ class Context:
 def init(device_name: str) -> tuple[Context, torch.device]:
     """Join the process group when launched by torchrun; pick this rank's device."""
     from trashseg.devices import resolve_device
+
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Context(), resolve_device(device_name)

@@ -1,4 +1,5 @@
 """Training losses from SMP: default 0.6 x soft cross-entropy + 0.4 x (1 - Dice)."""
+
 from __future__ import annotations
 
 import segmentation_models_pytorch as smp

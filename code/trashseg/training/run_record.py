@@ -1,5 +1,6 @@
 """What a run ran on: git commit (and whether the tree was dirty), pip freeze, torch / CUDA /
 cuDNN versions, device names, seed and command line, written into the run folder."""
+
 from __future__ import annotations
 
 import datetime
@@ -24,11 +25,14 @@ def _git(*args: str) -> str | None:
 
 
 def write_run_record(out: Path, cfg: dict, device: torch.device, world: int, resumed_from: int | None) -> None:
-    devices = ([torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-               if device.type == "cuda" else [platform.processor() or platform.machine()])
+    devices = (
+        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if device.type == "cuda"
+        else [platform.processor() or platform.machine()]
+    )
     status = _git("status", "--porcelain")
     record = {
-        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": sys.argv,
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": None if status is None else bool(status),
@@ -44,7 +48,8 @@ def write_run_record(out: Path, cfg: dict, device: torch.device, world: int, res
         "resumed_from_epoch": resumed_from,
     }
     write_json(out / "run_record.json", record)
-    freeze = subprocess.run([sys.executable, "-m", "pip", "freeze", "--disable-pip-version-check"],
-                            capture_output=True, text=True)
+    freeze = subprocess.run(
+        [sys.executable, "-m", "pip", "freeze", "--disable-pip-version-check"], capture_output=True, text=True
+    )
     with atomic_open(out / "pip_freeze.txt") as fh:
         fh.write(freeze.stdout)

@@ -1,4 +1,5 @@
 """Seed every RNG the run touches, DataLoader workers included."""
+
 from __future__ import annotations
 
 import random
@@ -17,6 +18,6 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def seed_worker(worker_id: int) -> None:
-    seed = torch.initial_seed() % 2 ** 32
+    seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)

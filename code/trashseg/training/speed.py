@@ -1,6 +1,7 @@
 """GPU speed switches from the config's ``speed`` section: mixed precision, channels_last, cuDNN
 autotuning. Each is a switch; 'auto' turns it on where it pays (CUDA) and off on CPU, where
 channels_last was measured to slow 512 px training and autocast brings nothing."""
+
 from __future__ import annotations
 
 import torch

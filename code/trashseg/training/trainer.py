@@ -1,6 +1,7 @@
 """One trainer for every model folder: Adam, ReduceLROnPlateau on validation loss, validation each
 epoch, best checkpoint by validation mIoU (dataset-level) plus a full-state last checkpoint,
 per-epoch metrics CSV. Mixed precision, channels_last and DDP (torchrun) are config switches."""
+
 from __future__ import annotations
 
 import csv
@@ -12,24 +13,33 @@ import torch
 from tqdm import tqdm
 
 from trashseg import config as config_mod
-from trashseg.training import distributed
 from trashseg.atomic import atomic_open
-from trashseg.modeling.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
-from trashseg.modeling.encoder_weights import apply_sidecar
+from trashseg.data.loaders import load_set, make_loader
+from trashseg.data.transforms import eval_transform, train_transform
 from trashseg.errors import TrashsegError
 from trashseg.evaluation.evaluate import evaluate
-from trashseg.data.loaders import load_set, make_loader
-from trashseg.training.losses import build_loss
 from trashseg.evaluation.metrics import format_table
 from trashseg.modeling.architectures import build_model
-from trashseg.training.run_record import write_run_record
+from trashseg.modeling.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from trashseg.modeling.encoder_weights import apply_sidecar
 from trashseg.runs import data_json, run_dir
+from trashseg.training import distributed
+from trashseg.training.losses import build_loss
+from trashseg.training.run_record import write_run_record
 from trashseg.training.seeding import seed_everything
 from trashseg.training.speed import amp_dtype, configure_backends, use_channels_last
-from trashseg.data.transforms import eval_transform, train_transform
 
-CSV_FIELDS = ["epoch", "lr", "train_loss", "val_loss", "val_miou", "val_miou_per_image",
-              "val_pixel_accuracy", "images_per_s", "seconds"]
+CSV_FIELDS = [
+    "epoch",
+    "lr",
+    "train_loss",
+    "val_loss",
+    "val_miou",
+    "val_miou_per_image",
+    "val_pixel_accuracy",
+    "images_per_s",
+    "seconds",
+]
 
 
 def write_metrics_csv(path: Path, rows: list[dict]) -> None:
@@ -45,8 +55,19 @@ class NonFiniteLoss(TrashsegError):
     pass
 
 
-def train_one_epoch(model, loader, loss_fn, optimizer, scaler, device, desc: str, amp: torch.dtype | None,
-                    channels_last: bool, ctx: distributed.Context, epoch: int) -> tuple[float, float]:
+def train_one_epoch(
+    model,
+    loader,
+    loss_fn,
+    optimizer,
+    scaler,
+    device,
+    desc: str,
+    amp: torch.dtype | None,
+    channels_last: bool,
+    ctx: distributed.Context,
+    epoch: int,
+) -> tuple[float, float]:
     """Mean training loss and images/s (all ranks together) for one pass over ``loader``."""
     model.train()
     total, seen, start = 0.0, 0, time.perf_counter()
@@ -61,9 +82,11 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scaler, device, desc: str
             logits = model(images)
         loss = loss_fn(logits.float(), target)  # the loss itself always in fp32
         if distributed.any_rank(not torch.isfinite(loss).item(), ctx, device):
-            raise NonFiniteLoss(f"loss became {loss.item()} at epoch {epoch}, step {step}; run stopped, the last "
-                                "good checkpoint (last.pt / best.pt) is kept. Try a lower optimizer.lr, "
-                                "speed.amp=off, or check the data with `make check-data`.")
+            raise NonFiniteLoss(
+                f"loss became {loss.item()} at epoch {epoch}, step {step}; run stopped, the last "
+                "good checkpoint (last.pt / best.pt) is kept. Try a lower optimizer.lr, "
+                "speed.amp=off, or check the data with `make check-data`."
+            )
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
@@ -93,21 +116,31 @@ def _train(cfg: dict, ctx: distributed.Context, device: torch.device) -> dict | 
     score_size = int(cfg["eval"]["score_size"])
 
     train_json, valid_json = data_json(cfg, "train_json"), data_json(cfg, "valid_json")
-    model = build_model(cfg)   # before any data is read: a missing weights file or hub fails at once
+    model = build_model(cfg)  # before any data is read: a missing weights file or hub fails at once
     train_set = load_set(cfg, train_json, quiet=not ctx.is_main)
     valid_set = load_set(cfg, valid_json, quiet=not ctx.is_main)
     if ctx.distributed and not ctx.is_main:
         distributed.barrier(ctx)  # rank 0 builds the mask cache first
-    train_loader = make_loader(cfg, train_set, train_transform(cfg), with_masks=True, train=True,
-                               generator=gen, ctx=ctx, progress=ctx.is_main)
-    valid_loader = make_loader(cfg, valid_set, eval_transform(cfg), with_masks=True, ctx=ctx,
-                               batch_size=int(cfg["eval"]["batch_size"]), mask_size=score_size,
-                               progress=ctx.is_main)
+    train_loader = make_loader(
+        cfg, train_set, train_transform(cfg), with_masks=True, train=True, generator=gen, ctx=ctx, progress=ctx.is_main
+    )
+    valid_loader = make_loader(
+        cfg,
+        valid_set,
+        eval_transform(cfg),
+        with_masks=True,
+        ctx=ctx,
+        batch_size=int(cfg["eval"]["batch_size"]),
+        mask_size=score_size,
+        progress=ctx.is_main,
+    )
     if ctx.distributed and ctx.is_main:
         distributed.barrier(ctx)
     if len(train_loader) == 0:
-        raise TrashsegError(f"{len(train_set)} training images make no full batch of train.batch_size="
-                            f"{cfg['train']['batch_size']} per process; lower BATCH")
+        raise TrashsegError(
+            f"{len(train_set)} training images make no full batch of train.batch_size="
+            f"{cfg['train']['batch_size']} per process; lower BATCH"
+        )
 
     if ctx.distributed and cfg["train"]["sync_bn"]:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -116,11 +149,16 @@ def _train(cfg: dict, ctx: distributed.Context, device: torch.device) -> dict | 
         model = model.to(memory_format=torch.channels_last)
     loss_fn = build_loss(cfg)
     opt_cfg, sch_cfg = cfg["optimizer"], cfg["scheduler"]
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(opt_cfg["lr"]),
-                                 weight_decay=float(opt_cfg["weight_decay"]))
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=float(opt_cfg["lr"]), weight_decay=float(opt_cfg["weight_decay"])
+    )
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=float(sch_cfg["factor"]), patience=int(sch_cfg["patience"]),
-        min_lr=float(sch_cfg["min_lr"]))
+        optimizer,
+        mode="min",
+        factor=float(sch_cfg["factor"]),
+        patience=int(sch_cfg["patience"]),
+        min_lr=float(sch_cfg["min_lr"]),
+    )
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
 
     start_epoch, best, rows = 1, None, []
@@ -138,15 +176,20 @@ def _train(cfg: dict, ctx: distributed.Context, device: torch.device) -> dict | 
         start_epoch = state["epoch"] + 1
         rows = t["rows"]
         if start_epoch > int(cfg["train"]["epochs"]):
-            raise TrashsegError(f"RESUME=1: {out / 'last.pt'} already holds epoch {state['epoch']} of "
-                                f"train.epochs={cfg['train']['epochs']}; nothing left to train (raise EPOCHS to go on)")
+            raise TrashsegError(
+                f"RESUME=1: {out / 'last.pt'} already holds epoch {state['epoch']} of "
+                f"train.epochs={cfg['train']['epochs']}; nothing left to train (raise EPOCHS to go on)"
+            )
         if ctx.is_main:
-            print(f"resuming {out} after epoch {state['epoch']} (best mIoU {best['miou']:.4f} at epoch {best['epoch']})")
+            print(
+                f"resuming {out} after epoch {state['epoch']} (best mIoU {best['miou']:.4f} at epoch {best['epoch']})"
+            )
 
     train_model = model
     if ctx.distributed:
         train_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
     epochs = int(cfg["train"]["epochs"])
     if ctx.is_main:
@@ -154,40 +197,84 @@ def _train(cfg: dict, ctx: distributed.Context, device: torch.device) -> dict | 
         with atomic_open(out / "config.yaml") as fh:
             fh.write(config_mod.dump(cfg))
         write_run_record(out, cfg, device, ctx.world, start_epoch - 1 if cfg["train"]["resume"] else None)
-        print(f"training {cfg['model']['arch']} ({cfg['model']['encoder']}, weights={cfg['model']['weights']}) "
-              f"fold {cfg['train']['fold']} on {device} x{ctx.world} (amp={amp}, channels_last={channels_last}): "
-              f"{len(train_set)} train / {len(valid_set)} valid images, epochs {start_epoch}..{epochs} -> {out}")
+        print(
+            f"training {cfg['model']['arch']} ({cfg['model']['encoder']}, weights={cfg['model']['weights']}) "
+            f"fold {cfg['train']['fold']} on {device} x{ctx.world} (amp={amp}, channels_last={channels_last}): "
+            f"{len(train_set)} train / {len(valid_set)} valid images, epochs {start_epoch}..{epochs} -> {out}"
+        )
 
     for epoch in range(start_epoch, epochs + 1):
         start = time.perf_counter()
         if ctx.distributed:
             train_loader.sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
-        train_loss, rate = train_one_epoch(train_model, train_loader, loss_fn, optimizer, scaler, device,
-                                           f"epoch {epoch}/{epochs}", amp, channels_last, ctx, epoch)
+        train_loss, rate = train_one_epoch(
+            train_model,
+            train_loader,
+            loss_fn,
+            optimizer,
+            scaler,
+            device,
+            f"epoch {epoch}/{epochs}",
+            amp,
+            channels_last,
+            ctx,
+            epoch,
+        )
         distributed.broadcast_buffers(model, ctx)
-        val = evaluate(model, valid_loader, device, score_size, loss_fn=loss_fn, ctx=ctx, amp_dtype=amp,
-                       channels_last=channels_last)
+        val = evaluate(
+            model,
+            valid_loader,
+            device,
+            score_size,
+            loss_fn=loss_fn,
+            ctx=ctx,
+            amp_dtype=amp,
+            channels_last=channels_last,
+        )
         scheduler.step(val["loss"])
         improved = best is None or val["miou"] > best["miou"]
         if improved:
             best = {**val, "epoch": epoch}
         rngs = distributed.gather_lists([rng_state(gen)], ctx)
         if ctx.is_main:
-            rows.append({"epoch": epoch, "lr": lr, "train_loss": round(train_loss, 6),
-                         "val_loss": round(val["loss"], 6), "val_miou": round(val["miou"], 6),
-                         "val_miou_per_image": round(val["miou_per_image"], 6),
-                         "val_pixel_accuracy": round(val["pixel_accuracy"], 6), "images_per_s": round(rate, 3),
-                         "seconds": round(time.perf_counter() - start, 1)})
+            rows.append(
+                {
+                    "epoch": epoch,
+                    "lr": lr,
+                    "train_loss": round(train_loss, 6),
+                    "val_loss": round(val["loss"], 6),
+                    "val_miou": round(val["miou"], 6),
+                    "val_miou_per_image": round(val["miou_per_image"], 6),
+                    "val_pixel_accuracy": round(val["pixel_accuracy"], 6),
+                    "images_per_s": round(rate, 3),
+                    "seconds": round(time.perf_counter() - start, 1),
+                }
+            )
             if improved:
                 save_checkpoint(out / "best.pt", model, cfg, epoch, val)
-            save_checkpoint(out / "last.pt", model, cfg, epoch, val, training_state={
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(), "best": best, "rng": rngs, "rows": rows})
+            save_checkpoint(
+                out / "last.pt",
+                model,
+                cfg,
+                epoch,
+                val,
+                training_state={
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "best": best,
+                    "rng": rngs,
+                    "rows": rows,
+                },
+            )
             write_metrics_csv(out / "metrics.csv", rows)  # after the checkpoint: never ahead of it
-            print(f"epoch {epoch}/{epochs} train_loss {train_loss:.4f} val_loss {val['loss']:.4f} "
-                  f"mIoU {val['miou']:.4f} (per-image {val['miou_per_image']:.4f}) {rate:.2f} img/s"
-                  f"{'  *best' if improved else ''}", flush=True)
+            print(
+                f"epoch {epoch}/{epochs} train_loss {train_loss:.4f} val_loss {val['loss']:.4f} "
+                f"mIoU {val['miou']:.4f} (per-image {val['miou_per_image']:.4f}) {rate:.2f} img/s"
+                f"{'  *best' if improved else ''}",
+                flush=True,
+            )
         distributed.barrier(ctx)
     if ctx.is_main and best is not None:
         print(f"best epoch {best['epoch']}:\n{format_table(best)}")
