@@ -37,6 +37,8 @@ CRF      ?=
 SPLITS   ?=
 PSEUDO   ?=
 MIXED    ?=
+LOGGER   ?=
+PORT     ?= 6006
 MODEL    ?=
 MODELS   ?=
 TRAIN_ALL ?=
@@ -75,6 +77,7 @@ SETS    = $(strip $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) --set train.
           $(if $(WORKERS),--set data.num_workers=$(WORKERS)) $(if $(call flag,RESUME),--set train.resume=true) \
           $(POST_SETS) \
           $(if $(call flag,PSEUDO),--set data.train_json=train_data_pseudo{fold}.json) \
+          $(if $(LOGGER),--set 'tracking.loggers=[$(subst none,,$(LOGGER))]') \
           $(ARGS))
 
 # TTA=1 / CRF=1 select the post-processing variant; the run layout (trashseg.runs) names its files
@@ -100,7 +103,7 @@ RUN_ENV := $(if $(or $(filter cpu,$(DEVICE)),$(if $(HAS_GPU),,1)),$(CPU_MALLOC))
 
 .PHONY: help setup lint format check-data folds train infer eval ensemble pseudo oof fit-ensemble report \
         predict setup-crf validate-submission weights weights-offline docker-build download submit demo \
-        test test-fast bench-data bench-ensemble bench-cpu bench-gpu bench-durable cv clean
+        test test-fast tensorboard bench-data bench-ensemble bench-cpu bench-gpu bench-durable bench-tracking cv clean
 
 help: ## this list
 	@echo "trashseg: COCO trash photos -> SMP models ($(ALL_MODELS)) -> probabilities -> ensemble -> CSV"
@@ -113,6 +116,7 @@ help: ## this list
 	@echo "  GPUS NNODES NODE_RANK MASTER_ADDR MASTER_PORT RESUME=1"
 	@echo "  NAME SUBMISSIONS PROBS WEIGHTS_ENSEMBLE MIXED=1 GROUP(regex) JSON OUT FILE COMPETITION MESSAGE"
 	@echo "  IMAGE DOCKER_WEIGHTS TTA=1 CRF=1 SPLITS PSEUDO=1 MODEL MODELS TRAIN_ALL RUN IMAGES N"
+	@echo "  LOGGER(tensorboard|wandb|tensorboard,wandb|none) PORT"
 	@echo "  VENV (the virtual environment every target uses; default .venv)"
 
 setup: $(STAMP) ## create .venv: the pinned stack (requirements.txt + constraints.txt) + the kit, editable
@@ -190,6 +194,9 @@ fit-ensemble: $(STAMP) ## weights of MODELS maximising OOF mIoU (simplex search)
 cv: $(STAMP) ## every fold (K) of MODELS, one fold per GPU in parallel when GPUS>1, then infer + ensemble
 	$(RUN_ENV) $(PY) -m trashseg.cv --k $(call count,K) --gpus $(call count,GPUS) --models $(MODELS_OR_ALL)
 
+tensorboard: $(STAMP) ## live curves of every run under RUNS (LOGGER=tensorboard, the default): http://localhost:PORT
+	$(PY) -m tensorboard.main --logdir $(RUNS) --port $(call count,PORT)
+
 validate-submission: $(STAMP) ## check FILE=submission.csv against DATA_DIR/test.json
 	$(RUN_ENV) $(PY) -m trashseg.ensembling.submission $(FILE) --test-json $(DATA)/test.json
 
@@ -252,6 +259,9 @@ bench-gpu: $(STAMP) ## GPU training/inference images/s, fp32 vs the kit's GPU de
 
 bench-cpu: $(STAMP) ## CPU training/inference speed with and without the malloc tuning
 	$(PY) bench/bench_cpu.py
+
+bench-tracking: $(STAMP) ## training epoch time with tracking off vs TensorBoard vs TensorBoard + W&B offline (demo settings)
+	$(RUN_ENV) $(PY) bench/bench_tracking.py
 
 bench-durable: $(STAMP) ## cost of durable (fsync) atomic writes per checkpoint / probability file vs rename only
 	$(PY) bench/bench_durable.py

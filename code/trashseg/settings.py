@@ -97,6 +97,14 @@ class Scheduler(Section):
     min_lr: NonNegativeFloat
 
 
+class Tracking(Section):
+    loggers: list[Literal["tensorboard", "wandb"]]
+    log_every_steps: PositiveInt
+    overlays_every: NonNegativeInt
+    overlays: NonNegativeInt
+    wandb_project: Text
+
+
 class Tta(Section):
     enabled: bool
     hflip: bool
@@ -147,6 +155,7 @@ class Settings(Section):
     loss: Loss
     optimizer: Optimizer
     scheduler: Scheduler
+    tracking: Tracking
     tta: Tta
     crf: Crf
     pseudo: Pseudo

@@ -28,6 +28,7 @@ from trashseg.training.losses import build_loss
 from trashseg.training.run_record import write_run_record
 from trashseg.training.seeding import seed_everything
 from trashseg.training.speed import amp_dtype, configure_backends, use_channels_last
+from trashseg.training.tracking import Tracker, overlay_panels
 
 CSV_FIELDS = [
     "epoch",
@@ -67,8 +68,10 @@ def train_one_epoch(
     channels_last: bool,
     ctx: distributed.Context,
     epoch: int,
+    on_step=None,
 ) -> tuple[float, float]:
-    """Mean training loss and images/s (all ranks together) for one pass over ``loader``."""
+    """Mean training loss and images/s (all ranks together) for one pass over ``loader``;
+    ``on_step(step, loss, lr)`` after every optimizer step (the tracker's per-step curves)."""
     model.train()
     total, seen, start = 0.0, 0, time.perf_counter()
     bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not ctx.is_main)
@@ -92,21 +95,25 @@ def train_one_epoch(
         scaler.update()
         total += loss.item() * images.shape[0]
         seen += images.shape[0]
+        if on_step is not None:
+            on_step(step, loss.item(), optimizer.param_groups[0]["lr"])
         rate = seen * ctx.world / max(time.perf_counter() - start, 1e-9)
         bar.set_postfix(loss=f"{total / seen:.4f}", img_s=f"{rate:.2f}")
     return total / max(seen, 1), seen * ctx.world / max(time.perf_counter() - start, 1e-9)
 
 
-def train(cfg: dict) -> dict | None:
-    """Train one model on one fold; returns the best validation result (on rank 0)."""
+def train(cfg: dict, on_epoch=None) -> dict | None:
+    """Train one model on one fold; returns the best validation result (on rank 0).
+    ``on_epoch(epoch, val)`` runs on rank 0 after each epoch's checkpoint (a sweep's pruning hook;
+    an exception it raises stops the run)."""
     ctx, device = distributed.init(str(cfg["train"]["device"]))
     try:
-        return _train(cfg, ctx, device)
+        return _train(cfg, ctx, device, on_epoch)
     finally:
         distributed.shutdown()
 
 
-def _train(cfg: dict, ctx: distributed.Context, device: torch.device) -> dict | None:
+def _train(cfg: dict, ctx: distributed.Context, device: torch.device, on_epoch=None) -> dict | None:
     cfg = apply_sidecar(cfg)
     gen = seed_everything(int(cfg["train"]["seed"]) + ctx.rank)
     configure_backends(cfg, device)
@@ -203,79 +210,96 @@ def _train(cfg: dict, ctx: distributed.Context, device: torch.device) -> dict | 
             f"{len(train_set)} train / {len(valid_set)} valid images, epochs {start_epoch}..{epochs} -> {out}"
         )
 
-    for epoch in range(start_epoch, epochs + 1):
-        start = time.perf_counter()
-        if ctx.distributed:
-            train_loader.sampler.set_epoch(epoch)
-        lr = optimizer.param_groups[0]["lr"]
-        train_loss, rate = train_one_epoch(
-            train_model,
-            train_loader,
-            loss_fn,
-            optimizer,
-            scaler,
-            device,
-            f"epoch {epoch}/{epochs}",
-            amp,
-            channels_last,
-            ctx,
-            epoch,
-        )
-        distributed.broadcast_buffers(model, ctx)
-        val = evaluate(
-            model,
-            valid_loader,
-            device,
-            score_size,
-            loss_fn=loss_fn,
-            ctx=ctx,
-            amp_dtype=amp,
-            channels_last=channels_last,
-        )
-        scheduler.step(val["loss"])
-        improved = best is None or val["miou"] > best["miou"]
-        if improved:
-            best = {**val, "epoch": epoch}
-        rngs = distributed.gather_lists([rng_state(gen)], ctx)
-        if ctx.is_main:
-            rows.append(
-                {
-                    "epoch": epoch,
-                    "lr": lr,
-                    "train_loss": round(train_loss, 6),
-                    "val_loss": round(val["loss"], 6),
-                    "val_miou": round(val["miou"], 6),
-                    "val_miou_per_image": round(val["miou_per_image"], 6),
-                    "val_pixel_accuracy": round(val["pixel_accuracy"], 6),
-                    "images_per_s": round(rate, 3),
-                    "seconds": round(time.perf_counter() - start, 1),
-                }
-            )
-            if improved:
-                save_checkpoint(out / "best.pt", model, cfg, epoch, val)
-            save_checkpoint(
-                out / "last.pt",
-                model,
-                cfg,
+    steps_per_epoch = len(train_loader)
+    tracker = Tracker(cfg, out, (start_epoch - 1) * steps_per_epoch + 1, enabled=ctx.is_main)
+    try:
+        for epoch in range(start_epoch, epochs + 1):
+            start = time.perf_counter()
+            if ctx.distributed:
+                train_loader.sampler.set_epoch(epoch)
+            lr = optimizer.param_groups[0]["lr"]
+            step_base = (epoch - 1) * steps_per_epoch
+            train_loss, rate = train_one_epoch(
+                train_model,
+                train_loader,
+                loss_fn,
+                optimizer,
+                scaler,
+                device,
+                f"epoch {epoch}/{epochs}",
+                amp,
+                channels_last,
+                ctx,
                 epoch,
-                val,
-                training_state={
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "best": best,
-                    "rng": rngs,
-                    "rows": rows,
-                },
+                on_step=lambda step, loss, lr: tracker.step(step_base + step, loss, lr),
             )
-            write_metrics_csv(out / "metrics.csv", rows)  # after the checkpoint: never ahead of it
-            print(
-                f"epoch {epoch}/{epochs} train_loss {train_loss:.4f} val_loss {val['loss']:.4f} "
-                f"mIoU {val['miou']:.4f} (per-image {val['miou_per_image']:.4f}) {rate:.2f} img/s"
-                f"{'  *best' if improved else ''}",
-                flush=True,
+            distributed.broadcast_buffers(model, ctx)
+            val = evaluate(
+                model,
+                valid_loader,
+                device,
+                score_size,
+                loss_fn=loss_fn,
+                ctx=ctx,
+                amp_dtype=amp,
+                channels_last=channels_last,
             )
-        distributed.barrier(ctx)
+            scheduler.step(val["loss"])
+            improved = best is None or val["miou"] > best["miou"]
+            if improved:
+                best = {**val, "epoch": epoch}
+            rngs = distributed.gather_lists([rng_state(gen)], ctx)
+            if ctx.is_main:
+                rows.append(
+                    {
+                        "epoch": epoch,
+                        "lr": lr,
+                        "train_loss": round(train_loss, 6),
+                        "val_loss": round(val["loss"], 6),
+                        "val_miou": round(val["miou"], 6),
+                        "val_miou_per_image": round(val["miou_per_image"], 6),
+                        "val_pixel_accuracy": round(val["pixel_accuracy"], 6),
+                        "images_per_s": round(rate, 3),
+                        "seconds": round(time.perf_counter() - start, 1),
+                    }
+                )
+                if improved:
+                    save_checkpoint(out / "best.pt", model, cfg, epoch, val)
+                save_checkpoint(
+                    out / "last.pt",
+                    model,
+                    cfg,
+                    epoch,
+                    val,
+                    training_state={
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "scaler": scaler.state_dict(),
+                        "best": best,
+                        "rng": rngs,
+                        "rows": rows,
+                    },
+                )
+                write_metrics_csv(out / "metrics.csv", rows)  # after the checkpoint: never ahead of it
+                tracker.epoch(step_base + steps_per_epoch, rows[-1], val["per_class_iou"])
+                if tracker.wants_overlays(epoch):
+                    tracker.overlays(
+                        step_base + steps_per_epoch,
+                        overlay_panels(model, valid_loader.dataset, tracker.count, device, score_size),
+                    )
+                print(
+                    f"epoch {epoch}/{epochs} train_loss {train_loss:.4f} val_loss {val['loss']:.4f} "
+                    f"mIoU {val['miou']:.4f} (per-image {val['miou_per_image']:.4f}) {rate:.2f} img/s"
+                    f"{'  *best' if improved else ''}",
+                    flush=True,
+                )
+                if on_epoch is not None:
+                    on_epoch(epoch, val)
+            distributed.barrier(ctx)
+    except BaseException:
+        tracker.close()
+        raise
+    tracker.finish(cfg, best)
     if ctx.is_main and best is not None:
         print(f"best epoch {best['epoch']}:\n{format_table(best)}")
     return best

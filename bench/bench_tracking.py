@@ -1,0 +1,98 @@
+"""bench-tracking: what live tracking adds to a training epoch on CPU at the demo's settings (FPN,
+EfficientNet-B0, random init, 256 px, batch 8, 4 epochs, the bundled sample's fold 0), tracking off
+(the baseline, in the same run) against TensorBoard (the default: per-step loss/lr, per-epoch
+metrics, 4 overlays every 2 epochs) and TensorBoard + W&B offline. Runs alternate so the machine's
+state is shared; the epoch time is the trainer's own (metrics.csv), the run time includes start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT
+
+VARIANTS = {"off": "[]", "tensorboard": "[tensorboard]", "tensorboard+wandb": "[tensorboard, wandb]"}
+
+
+def run(variant: str, data: Path, work: Path, epochs: int) -> tuple[list[float], float]:
+    runs = work / f"runs_{variant}"
+    shutil.rmtree(runs, ignore_errors=True)
+    sets = [
+        f"data.data_dir={data}",
+        f"train.runs_dir={runs}",
+        f"data.cache_dir={work / 'cache'}",
+        "model.weights=none",
+        "model.encoder=tu-efficientnet_b0",
+        "train.img_size=256",
+        "train.batch_size=8",
+        "eval.batch_size=8",
+        f"train.epochs={epochs}",
+        "optimizer.lr=1e-3",
+        "train.device=cpu",
+        f"tracking.loggers={VARIANTS[variant]}",
+    ]
+    cmd = [sys.executable, str(ROOT / "code/FPN/train.py")] + [a for s in sets for a in ("--set", s)]
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, env=env)
+    wall = time.perf_counter() - start
+    with open(runs / "fpn" / "fold0" / "metrics.csv", newline="") as fh:
+        seconds = [float(r["seconds"]) for r in csv.DictReader(fh)]
+    return seconds, wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--reps", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        data = work / "data"
+        shutil.copytree(ROOT / "data" / "sample", data, ignore=shutil.ignore_patterns("train_data*", "valid_data*"))
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "trashseg.data.folds",
+                "--data-dir",
+                str(data),
+                "--k",
+                "3",
+                "--group-pattern",
+                r"^(batch_[^/]+)/",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        epochs, walls = {v: [] for v in VARIANTS}, {v: [] for v in VARIANTS}
+        for rep in range(args.reps):
+            order = list(VARIANTS) if rep % 2 == 0 else list(reversed(VARIANTS))
+            for variant in order:
+                seconds, wall = run(variant, data, work, args.epochs)
+                epochs[variant] += seconds[1:]  # the first epoch also builds the mask cache
+                walls[variant].append(wall)
+    base_epoch, base_wall = statistics.mean(epochs["off"]), statistics.mean(walls["off"])
+    print(f"FPN-B0 256 px batch 8, {args.epochs} epochs x {args.reps} runs each (epoch 1 left out of the epoch mean)")
+    for variant in VARIANTS:
+        e, w = statistics.mean(epochs[variant]), statistics.mean(walls[variant])
+        print(
+            f"{variant:<18} epoch {e:6.2f} s ({100 * (e / base_epoch - 1):+5.1f}%)   run {w:6.1f} s "
+            f"({w - base_wall:+5.1f} s)"
+        )
+    for variant in list(VARIANTS)[1:]:
+        key = variant.replace("+", "_")
+        print(f"epoch_overhead_{key}={statistics.mean(epochs[variant]) / base_epoch:.3f}")
+
+
+if __name__ == "__main__":
+    main()
