@@ -39,6 +39,15 @@ PSEUDO   ?=
 MIXED    ?=
 LOGGER   ?=
 PORT     ?= 6006
+TRIALS   ?= 20
+SPACE    ?=
+STUDY    ?=
+STORAGE  ?=
+FILES    ?=
+PRIORITY ?=
+SRC      ?=
+KIND     ?=
+CLASSES  ?=
 MODEL    ?=
 MODELS   ?=
 TRAIN_ALL ?=
@@ -66,7 +75,8 @@ flag = $(if $(filter-out 0 1 true false yes no,$($(1))),$(error $(1)=$($(1)): us
 count = $(if $(shell printf '%s' '$($(1))' | grep -xE '[0-9]+'),$($(1)),$(error $(1)=$($(1)): must be a whole number$(2)))
 folder = $(or $(word 2,$(subst =, ,$(filter $(1)=%,$(MODEL_MAP)))),$(error MODEL=$(1): not in the Makefile's model map; choose one of: $(ALL_MODELS)))
 MODELS_OR_ALL = $(or $(MODELS),$(ALL_MODELS))
-$(foreach m,$(MODELS),$(if $(filter $(m),$(ALL_MODELS)),,$(error MODELS: $(m) is not in the Makefile's model map; choose from: $(ALL_MODELS))))
+# models to train (cv) must be in the map; oof/fit-ensemble/ensemble also take imported ones (make import-probs)
+mapped = $(foreach m,$(1),$(if $(filter $(m),$(ALL_MODELS)),$(m),$(error MODELS: $(m) is not in the Makefile's model map; choose from: $(ALL_MODELS))))
 
 SETS    = $(strip $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) --set train.fold=$(FOLD) \
           --set train.runs_dir=$(RUNS) \
@@ -102,7 +112,7 @@ CPU_MALLOC := MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 MALLOC_TOP_
 RUN_ENV := $(if $(or $(filter cpu,$(DEVICE)),$(if $(HAS_GPU),,1)),$(CPU_MALLOC))
 
 .PHONY: help setup lint format check-data folds train infer eval ensemble pseudo oof fit-ensemble report \
-        predict setup-crf validate-submission weights weights-offline docker-build download submit demo \
+        predict setup-crf validate-submission sweep vote import-probs weights weights-offline docker-build download submit demo \
         test test-fast tensorboard bench-data bench-ensemble bench-cpu bench-gpu bench-durable bench-tracking cv clean
 
 help: ## this list
@@ -116,7 +126,8 @@ help: ## this list
 	@echo "  GPUS NNODES NODE_RANK MASTER_ADDR MASTER_PORT RESUME=1"
 	@echo "  NAME SUBMISSIONS PROBS WEIGHTS_ENSEMBLE MIXED=1 GROUP(regex) JSON OUT FILE COMPETITION MESSAGE"
 	@echo "  IMAGE DOCKER_WEIGHTS TTA=1 CRF=1 SPLITS PSEUDO=1 MODEL MODELS TRAIN_ALL RUN IMAGES N"
-	@echo "  LOGGER(tensorboard|wandb|tensorboard,wandb|none) PORT"
+	@echo "  LOGGER(tensorboard|wandb|tensorboard,wandb|none) PORT TRIALS SPACE STUDY STORAGE(url)"
+	@echo "  FILES PRIORITY SRC KIND(auto|probs|logits) CLASSES"
 	@echo "  VENV (the virtual environment every target uses; default .venv)"
 
 setup: $(STAMP) ## create .venv: the pinned stack (requirements.txt + constraints.txt) + the kit, editable
@@ -169,6 +180,15 @@ ensemble: $(STAMP) ## every fold of MODELS (default: all with test probabilities
 	$(RUN_ENV) $(PY) code/ensemble.py $(MERGE_ARGS) --out $(SUBMISSIONS)/$(NAME).csv \
 	  $(if $(WEIGHTS_ENSEMBLE),--weights $(WEIGHTS_ENSEMBLE)) $(if $(call flag,MIXED),--allow-mixed)
 
+vote: $(STAMP) ## FILES="a.csv b.csv c.csv": pixel-wise majority vote of CSVs from any toolkit -> SUBMISSIONS/NAME.csv (ties: PRIORITY, else file order)
+	$(RUN_ENV) $(PY) -m trashseg.ensembling.vote $(or $(FILES),$(error FILES=: give the CSV files to vote)) \
+	  --test-json $(DATA)/test.json --out $(SUBMISSIONS)/$(NAME).csv $(if $(PRIORITY),--priority $(PRIORITY))
+
+import-probs: $(STAMP) ## SRC=dir MODEL=name: another toolkit's per-image .npy/.png -> RUNS/MODEL/fold<k>/probs_<SPLITS>.npy (KIND, CLASSES, JSON)
+	$(RUN_ENV) $(PY) -m trashseg.ensembling.import_probs --src $(or $(SRC),$(error SRC=: give the folder of per-image outputs)) \
+	  --model $(or $(MODEL),$(error MODEL=: name the imported model)) --split $(or $(SPLITS),test) \
+	  $(if $(KIND),--kind $(KIND)) $(if $(CLASSES),--classes '$(CLASSES)') $(if $(JSON),--json $(JSON)) $(SETS)
+
 pseudo: $(STAMP) ## ensemble test probabilities -> train_data_pseudo{k}.json (K folds; unsure pixels ignored)
 	$(RUN_ENV) $(PY) -m trashseg.ensembling.pseudo $(MERGE_ARGS) --k $(call count,K)
 
@@ -192,7 +212,15 @@ fit-ensemble: $(STAMP) ## weights of MODELS maximising OOF mIoU (simplex search)
 	$(RUN_ENV) $(PY) -m trashseg.ensembling.fit --models $(MODELS_OR_ALL) $(OOF_SETS)
 
 cv: $(STAMP) ## every fold (K) of MODELS, one fold per GPU in parallel when GPUS>1, then infer + ensemble
-	$(RUN_ENV) $(PY) -m trashseg.cv --k $(call count,K) --gpus $(call count,GPUS) --models $(MODELS_OR_ALL)
+	$(RUN_ENV) $(PY) -m trashseg.cv --k $(call count,K) --gpus $(call count,GPUS) --models $(call mapped,$(MODELS_OR_ALL))
+
+# what `make sweep` was given, repeated in the ready `make train` line it prints for the best trial
+SWEEP_VARS = $(strip $(foreach v,DATA_DIR RUNS EPOCHS BATCH IMG_SIZE ENCODER WEIGHTS DEVICE WORKERS SEED,$(if $($(v)),$(v)=$($(v)))))
+sweep: $(STAMP) ## Optuna study of MODEL on FOLD: TRIALS=N, SPACE=yaml, STUDY=name, STORAGE=url (default: SQLite under RUNS/sweeps)
+	$(if $(MULTI),$(error GPUS=$(GPUS): a sweep trains one trial per process; for several GPUs start one make sweep per GPU (CUDA_VISIBLE_DEVICES) with the same STUDY and STORAGE))
+	$(RUN_ENV) $(PY) -m trashseg.training.sweep --config code/$(call folder,$(or $(MODEL),$(error MODEL=: give a model, one of: $(ALL_MODELS))))/config.yaml \
+	  --model $(MODEL) --trials $(call count,TRIALS) $(if $(SPACE),--space $(SPACE)) $(if $(STUDY),--study $(STUDY)) \
+	  $(if $(STORAGE),--storage '$(STORAGE)') --make-vars '$(SWEEP_VARS)' --make-args '$(ARGS)' $(SETS)
 
 tensorboard: $(STAMP) ## live curves of every run under RUNS (LOGGER=tensorboard, the default): http://localhost:PORT
 	$(PY) -m tensorboard.main --logdir $(RUNS) --port $(call count,PORT)

@@ -43,39 +43,50 @@ def _quote(value: str) -> str:
 
 def validate_submission(csv_path: Path, expected_ids: list[str], size: int = SUBMISSION_SIZE) -> int:
     """Raise TrashsegError naming the first problem; return the number of rows checked."""
+    rows = 0
+    for _ in read_rows(csv_path, expected_ids, size):
+        rows += 1
+    return rows
+
+
+def read_rows(csv_path: Path, expected_ids: list[str], size: int = SUBMISSION_SIZE):
+    """Yield (image_id, class ids as a flat int64 array) row by row, checking each as it goes (header,
+    order against ``expected_ids``, integers, count, range) and the row count at the end."""
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise TrashsegError(f"{csv_path}: submission file not found")
     n_pixels = size * size
     csv.field_size_limit(max(csv.field_size_limit(), 8 * n_pixels))
+    rows = 0
     try:
-        rows = _validate_rows(csv_path, expected_ids, n_pixels, size)
+        for row in _rows(csv_path, expected_ids, n_pixels, size):
+            rows += 1
+            yield row
     except UnicodeDecodeError as exc:
         raise TrashsegError(f"{csv_path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except csv.Error as exc:
         raise TrashsegError(f"{csv_path}: not a readable CSV ({exc})") from None
     if rows != len(expected_ids):
         raise TrashsegError(f"{csv_path}: {rows} rows, expected {len(expected_ids)} (one per test image)")
-    return rows
 
 
-def _validate_rows(csv_path: Path, expected_ids: list[str], n_pixels: int, size: int) -> int:
-    rows = 0
+def _rows(csv_path: Path, expected_ids: list[str], n_pixels: int, size: int):
     with open(csv_path, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header != HEADER:
             raise TrashsegError(f"{csv_path}: header is {header!r}, expected {','.join(HEADER)}")
         for line_no, row in enumerate(reader, start=2):
+            index = line_no - 2
             if len(row) != 2:
                 raise TrashsegError(f"{csv_path}: line {line_no} has {len(row)} columns, expected 2")
-            if rows >= len(expected_ids):
+            if index >= len(expected_ids):
                 raise TrashsegError(f"{csv_path}: line {line_no}: more rows than the {len(expected_ids)} test images")
             image_id, pred = row
-            if image_id != expected_ids[rows]:
+            if image_id != expected_ids[index]:
                 raise TrashsegError(
                     f"{csv_path}: line {line_no}: image_id {image_id!r}, expected "
-                    f"{expected_ids[rows]!r} (rows must follow test.json order)"
+                    f"{expected_ids[index]!r} (rows must follow test.json order)"
                 )
             try:
                 if not pred.isascii():
@@ -94,8 +105,7 @@ def _validate_rows(csv_path: Path, expected_ids: list[str], n_pixels: int, size:
                 raise TrashsegError(
                     f"{csv_path}: line {line_no} ({image_id}): class id out of range 0..{NUM_CLASSES - 1}"
                 )
-            rows += 1
-    return rows
+            yield image_id, values
 
 
 def expected_ids_from_test_json(test_json: Path) -> list[str]:
