@@ -65,7 +65,7 @@ def test_ddp_two_processes_match_single_process_evaluation(tiny, coco_dir, tmp_p
 def test_resume_after_sigkill_mid_run_ends_at_planned_epoch(tiny, tmp_path):
     run = tmp_path / "runs" / "fpn" / "fold0"
     proc = subprocess.Popen(
-        make_cmd("train-fpn", **tiny, EPOCHS=4),
+        make_cmd("train-fpn", **tiny, EPOCHS=4, LOGGER="none"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -81,7 +81,7 @@ def test_resume_after_sigkill_mid_run_ends_at_planned_epoch(tiny, tmp_path):
     done_before = len(rows(run))
     assert 1 <= done_before < 4
 
-    out = run_make("train-fpn", **tiny, EPOCHS=4, RESUME=1)
+    out = run_make("train-fpn", **tiny, EPOCHS=4, RESUME=1, LOGGER="none")
     assert f"resuming {run} after epoch" in out
     assert [int(r["epoch"]) for r in rows(run)] == [1, 2, 3, 4]
     last = torch.load(run / "last.pt", weights_only=True)
@@ -89,3 +89,4 @@ def test_resume_after_sigkill_mid_run_ends_at_planned_epoch(tiny, tmp_path):
     assert last["epoch"] == 4 and 1 <= best["epoch"] <= 4
     assert best["metrics"]["miou"] == pytest.approx(max(float(r["val_miou"]) for r in rows(run)), abs=1e-6)
     assert json.loads((run / "run_record.json").read_text())["resumed_from_epoch"] >= 1
+    assert not (run / "tensorboard").exists() and not (run / "wandb").exists()  # LOGGER=none: no tracking files

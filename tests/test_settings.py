@@ -59,6 +59,22 @@ def test_bad_setting_is_one_line_naming_key_value_and_what_is_allowed(override, 
     assert len(lines) == 2 and expected in lines[1], lines
 
 
+def test_list_entries_of_the_augmentation_recipe_are_addressed_by_position():
+    cfg = load_config(
+        FPN, ["augment.train.1.RandomBrightnessContrast.p=0.8", "augment.train.0.OneOf.transforms.2.GaussianBlur.p=0.6"]
+    )
+    train = cfg["augment"]["train"]
+    assert train[1] == {"RandomBrightnessContrast": {"brightness_limit": 0.15, "contrast_limit": 0.2, "p": 0.8}}
+    assert train[0]["OneOf"]["transforms"][2] == {"GaussianBlur": {"blur_limit": [3, 3], "p": 0.6}}
+    assert train[4]["Affine"]["p"] == 0.5  # the rest untouched
+    with pytest.raises(TrashsegError, match=r"augment.train.9: augment.train has 5 entries \(0..4\)"):
+        load_config(FPN, ["augment.train.9.Affine.p=1"])
+    with pytest.raises(TrashsegError, match="augment.train.1 is RandomBrightnessContrast, not Affine"):
+        load_config(FPN, ["augment.train.1.Affine.p=1"])
+    with pytest.raises(TrashsegError, match=r"RandomBrightnessContrast\(.*\) rejected: .*less than or equal to 1"):
+        load_config(FPN, ["augment.train.1.RandomBrightnessContrast.p=2"])
+
+
 def test_every_problem_is_reported_at_once_a_line_each():
     with pytest.raises(TrashsegError) as info:
         load_config(FPN, ["train.epochs=0", "train.device=gpu", "optimizer.lr=0", "loss.name=x"])

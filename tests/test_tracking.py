@@ -1,6 +1,6 @@
 """Live tracking: TensorBoard events, read back with TensorBoard's own reader, equal metrics.csv
 (across a resume, with no duplicated epoch); an offline W&B run holds the same summary; no key is
-ever written or printed; tracking off writes nothing."""
+ever written or printed (tracking off: test_scale's resume run)."""
 
 import json
 import struct
@@ -101,26 +101,3 @@ def test_tensorboard_and_offline_wandb_follow_metrics_csv_across_a_resume(coco_d
     assert summary["epoch/val_miou"] == pytest.approx(float(rows[-1][header.index("val_miou")]), rel=1e-5)
     leaked = [p for p in run.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
     assert not leaked
-
-
-@pytest.mark.slow
-def test_logger_none_writes_no_tracking_files(coco_dir, tmp_path):
-    from trashseg.data.folds import make_folds
-
-    make_folds(coco_dir / "train_all.json", coco_dir, 3, 0, {})
-    run_make(
-        "train-fpn",
-        DATA_DIR=coco_dir,
-        RUNS=tmp_path / "runs",
-        BATCH=2,
-        IMG_SIZE=64,
-        ENCODER=TINY_ENCODER,
-        WEIGHTS="none",
-        WORKERS=0,
-        DEVICE="cpu",
-        EPOCHS=1,
-        LOGGER="none",
-        ARGS=f"--set data.cache_dir={tmp_path / 'cache'}",
-    )
-    run = tmp_path / "runs" / "fpn" / "fold0"
-    assert (run / "best.pt").is_file() and not (run / "tensorboard").exists() and not (run / "wandb").exists()

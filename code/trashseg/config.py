@@ -46,7 +46,9 @@ def merge(base: dict, override: dict, source: str, prefix: tuple = ()) -> dict:
     for key, value in override.items():
         path = prefix + (key,)
         if path in FREE_FORM:  # user data: new keys allowed, mappings extended
-            if isinstance(out.get(key), dict) and isinstance(value, dict):
+            if isinstance(out.get(key), list) and _indexed(value):
+                out[key] = _into_list(out[key], value, ".".join(map(str, path)))
+            elif isinstance(out.get(key), dict) and isinstance(value, dict):
                 out[key] = {**out[key], **copy.deepcopy(value)}
             else:
                 out[key] = copy.deepcopy(value)
@@ -57,6 +59,37 @@ def merge(base: dict, override: dict, source: str, prefix: tuple = ()) -> dict:
             out[key] = merge(out[key], value, source, path)
         else:
             out[key] = copy.deepcopy(value)
+    return out
+
+
+def _indexed(value) -> bool:
+    """{'1': {...}} from ``--set augment.train.1.X.p=0.5``: entries of a list addressed by position."""
+    return isinstance(value, dict) and bool(value) and all(str(k).isdigit() for k in value)
+
+
+def _deep(base, override, where: str):
+    """``override`` merged into ``base``: mappings key by key, lists by position (digit keys)."""
+    if isinstance(base, list) and _indexed(override):
+        return _into_list(base, override, where)
+    if isinstance(base, dict) and isinstance(override, dict):
+        if len(base) == 1 and len(override) == 1 and next(iter(base)) != next(iter(override)) and where.count("."):
+            name = next(iter(base))
+            if isinstance(base[name], dict | type(None)) and str(name)[:1].isupper():
+                raise TrashsegError(f"{where} is {name}, not {next(iter(override))}")
+        out = dict(base)
+        for k, v in override.items():
+            out[k] = _deep(base[k], v, f"{where}.{k}") if k in base else copy.deepcopy(v)
+        return out
+    return copy.deepcopy(override)
+
+
+def _into_list(items: list, override: dict, where: str) -> list:
+    out = list(items)
+    for k, v in override.items():
+        i = int(k)
+        if i >= len(out):
+            raise TrashsegError(f"{where}.{i}: {where} has {len(out)} entries (0..{len(out) - 1})")
+        out[i] = _deep(out[i], v, f"{where}.{i}")
     return out
 
 

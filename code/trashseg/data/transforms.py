@@ -23,7 +23,8 @@ def _build_one(spec, img_size: int):
     try:
         return cls(**kwargs)
     except Exception as exc:
-        raise TrashsegError(f"augment: {name}({kwargs}) rejected: {exc}") from None
+        detail = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip() and "errors.pydantic" not in line)
+        raise TrashsegError(f"augment: {name}({kwargs}) rejected: {detail}") from None
 
 
 def _tail(cfg: dict) -> list:

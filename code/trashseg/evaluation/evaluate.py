@@ -25,8 +25,12 @@ def evaluate(
     ctx: distributed.Context | None = None,
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
+    keep: list | None = None,
+    keep_count: int = 0,
 ) -> dict:
-    """Dataset-level and per-image mIoU at ``score_size``; truth is nearest-resized to it."""
+    """Dataset-level and per-image mIoU at ``score_size``; truth is nearest-resized to it.
+    ``keep``: a list that receives (dataset index, truth, prediction) of the first ``keep_count``
+    images of this process, for overlays without a second forward pass."""
     ctx = ctx or distributed.Context()
     model.eval()
     scorer = Scorer()
@@ -44,7 +48,12 @@ def evaluate(
         if loss_fn is not None:
             loss_sum += loss_fn(logits, target).item() * images.shape[0]
             n += images.shape[0]
-        scorer.update(target.cpu(), scoring_probs(raw, score_size).argmax(1).cpu())  # as every scorer does
+        pred = scoring_probs(raw, score_size).argmax(1).cpu()  # as every scorer does
+        scorer.update(target.cpu(), pred)
+        if keep is not None:
+            for index, t, p in zip(batch["index"].tolist(), target.cpu(), pred):
+                if len(keep) < keep_count:
+                    keep.append((index, t.numpy().astype(np.uint8), p.numpy().astype(np.uint8)))
     scorer.cm = distributed.sum_array(scorer.cm, ctx, device).round().astype(np.int64)
     scorer.per_image = distributed.gather_lists(scorer.per_image, ctx)
     result = scorer.result()

@@ -13,6 +13,7 @@ written here: W&B takes its key from its own login or WANDB_API_KEY.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -49,6 +50,7 @@ class Tracker:
         self.step_every = int(tc["log_every_steps"])
         self.run_dir = Path(run_dir)
         self.tb = self.wb = None
+        self.spent = 0.0  # seconds spent in the trainer's process on tracking (after start-up)
         if "tensorboard" in self.loggers:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -87,14 +89,19 @@ class Tracker:
     def step(self, step: int, loss: float, lr: float) -> None:
         if not self.active or step % self.step_every:
             return
+        start = time.perf_counter()
         if self.tb:
             self.tb.add_scalar("train/loss_step", loss, step)
             self.tb.add_scalar("train/lr", lr, step)
         if self.wb:
             self.wb.log({"train/loss_step": loss, "train/lr": lr}, step=step)
+        self.spent += time.perf_counter() - start
 
     def epoch(self, step: int, row: dict, per_class_iou: dict) -> None:
         """One metrics.csv row (same names and values) plus the per-class IoU."""
+        if not self.active:
+            return
+        start = time.perf_counter()
         scalars = {f"epoch/{k}": float(v) for k, v in row.items() if k != "epoch"}
         scalars["epoch/epoch"] = float(row["epoch"])
         scalars.update({f"iou/{name}": v for name, v in per_class_iou.items() if v is not None})
@@ -104,8 +111,12 @@ class Tracker:
             self.tb.flush()
         if self.wb:
             self.wb.log(scalars, step=step)
+        self.spent += time.perf_counter() - start
 
-    def overlays(self, step: int, panels: list[np.ndarray]) -> None:
+    def overlays(self, step: int, make_panels) -> None:
+        """Log the panels ``make_panels()`` draws (called only here, so its cost is counted)."""
+        start = time.perf_counter()
+        panels = make_panels()
         if self.tb:
             for i, panel in enumerate(panels):
                 self.tb.add_image(f"overlays/{i}", panel, step, dataformats="HWC")
@@ -113,10 +124,18 @@ class Tracker:
             import wandb
 
             self.wb.log({"overlays": [wandb.Image(p) for p in panels]}, step=step)
+        self.spent += time.perf_counter() - start
 
-    def finish(self, cfg: dict, best: dict | None) -> None:
+    def finish(self, cfg: dict, best: dict | None, epoch_seconds: float = 0.0) -> None:
+        """Hyper-parameters with the best metrics; prints what tracking cost in this process."""
         if not self.active:
             return
+        if epoch_seconds > 0:
+            print(
+                f"tracking ({', '.join(self.loggers)}): {self.spent:.2f} s in the training process, "
+                f"{100 * self.spent / epoch_seconds:.1f}% of the epochs' {epoch_seconds:.1f} s",
+                flush=True,
+            )
         metrics = {}
         if best is not None:
             metrics = {
@@ -139,25 +158,17 @@ class Tracker:
             self.wb.finish(exit_code=1)
 
 
-def overlay_panels(model, dataset, count: int, device, size: int) -> list[np.ndarray]:
-    """image | truth | prediction for the first ``count`` images of a validation dataset (a
-    SegDataset, or its DDP shard), at the scoring size, predicted as every scorer predicts."""
+def overlay_panels(dataset, kept: list, size: int) -> list[np.ndarray]:
+    """image | truth | prediction for validation images already predicted by the epoch's
+    validation (``evaluate(keep=...)``): no second forward pass."""
     import cv2
-    import torch
 
     from trashseg.data.images import read_rgb
     from trashseg.drawing import blend
-    from trashseg.inference.tta import scoring_probs
 
     base = getattr(dataset, "dataset", dataset)
     panels = []
-    model.eval()
-    with torch.no_grad():
-        for i in range(min(count, len(dataset))):
-            sample = dataset[i]
-            pred = scoring_probs(model(sample["image"][None].to(device)), size).argmax(1)[0].cpu().numpy()
-            image = read_rgb(base.items[sample["index"]].image_path)
-            image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-            truth = sample["mask"].numpy().astype(np.uint8)
-            panels.append(np.concatenate([image, blend(image, truth), blend(image, pred.astype(np.uint8))], 1))
+    for index, truth, pred in kept:
+        image = cv2.resize(read_rgb(base.items[index].image_path), (size, size), interpolation=cv2.INTER_AREA)
+        panels.append(np.concatenate([image, blend(image, truth), blend(image, pred)], 1))
     return panels

@@ -234,6 +234,7 @@ def _train(cfg: dict, ctx: distributed.Context, device: torch.device, on_epoch=N
                 on_step=lambda step, loss, lr: tracker.step(step_base + step, loss, lr),
             )
             distributed.broadcast_buffers(model, ctx)
+            kept = []
             val = evaluate(
                 model,
                 valid_loader,
@@ -243,6 +244,8 @@ def _train(cfg: dict, ctx: distributed.Context, device: torch.device, on_epoch=N
                 ctx=ctx,
                 amp_dtype=amp,
                 channels_last=channels_last,
+                keep=kept,
+                keep_count=tracker.count if tracker.wants_overlays(epoch) else 0,
             )
             scheduler.step(val["loss"])
             improved = best is None or val["miou"] > best["miou"]
@@ -285,7 +288,7 @@ def _train(cfg: dict, ctx: distributed.Context, device: torch.device, on_epoch=N
                 if tracker.wants_overlays(epoch):
                     tracker.overlays(
                         step_base + steps_per_epoch,
-                        overlay_panels(model, valid_loader.dataset, tracker.count, device, score_size),
+                        lambda: overlay_panels(valid_loader.dataset, kept, score_size),
                     )
                 print(
                     f"epoch {epoch}/{epochs} train_loss {train_loss:.4f} val_loss {val['loss']:.4f} "
@@ -299,7 +302,7 @@ def _train(cfg: dict, ctx: distributed.Context, device: torch.device, on_epoch=N
     except BaseException:
         tracker.close()
         raise
-    tracker.finish(cfg, best)
+    tracker.finish(cfg, best, sum(float(r["seconds"]) for r in rows if int(r["epoch"]) >= start_epoch))
     if ctx.is_main and best is not None:
         print(f"best epoch {best['epoch']}:\n{format_table(best)}")
     return best
