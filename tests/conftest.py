@@ -53,6 +53,24 @@ def run_make(target: str, env: dict | None = None, directory: Path = ROOT, **var
     return proc.stdout + proc.stderr
 
 
+def tiny_run(data: Path, tmp_path: Path, **variables) -> dict:
+    """Make variables of a tiny CPU training run on ``data`` (3 fold files written when missing):
+    TINY_BUDGET without EPOCHS (each test says how many), runs and mask cache under ``tmp_path``;
+    ``variables`` override or add."""
+    from trashseg.data.folds import make_folds
+
+    if not (data / "valid_data0.json").is_file():
+        make_folds(data / "train_all.json", data, 3, 0, {})
+    budget = {k: v for k, v in TINY_BUDGET.items() if k != "EPOCHS"}
+    return {
+        **budget,
+        "DATA_DIR": data,
+        "RUNS": tmp_path / "runs",
+        "ARGS": f"--set data.cache_dir={tmp_path / 'cache'}",
+        **variables,
+    }
+
+
 def make_coco(root: Path, n_train: int = 12, n_test: int = 4, seed: int = 0) -> Path:
     """Write batch folders + train_all.json + test.json; every object class appears in train."""
     rng = np.random.default_rng(seed)

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, TINY_ENCODER, run_make
+from conftest import ROOT, TINY_ENCODER, run_make, tiny_run
 from trashseg.config import load_config
 from trashseg.data.classes import NUM_CLASSES
 from trashseg.inference.tta import probabilities
@@ -80,8 +80,6 @@ def test_other_smp_architectures_are_a_config_away(arch, params):
 @pytest.mark.slow
 def test_a_new_architecture_is_a_folder_plus_one_makefile_line(coco_dir, tmp_path):
     """On a copy of the kit: add code/Unet/ and one map line; train, infer and ensemble it."""
-    from trashseg.data.folds import make_folds
-
     kit = tmp_path / "kit"
     shutil.copytree(ROOT / "code", kit / "code", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("requirements.txt", "constraints.txt", "pyproject.toml"):  # older than the venv: no reinstall
@@ -97,20 +95,7 @@ def test_a_new_architecture_is_a_folder_plus_one_makefile_line(coco_dir, tmp_pat
     (kit / "Makefile").write_text("".join(lines))
     assert len(set((kit / "Makefile").read_text().splitlines()) - set(makefile.splitlines())) == 1
 
-    make_folds(coco_dir / "train_all.json", coco_dir, 3, 0, {})
-    common = dict(
-        VENV=ROOT / ".venv",
-        DATA_DIR=coco_dir,
-        RUNS=tmp_path / "runs",
-        EPOCHS=1,
-        BATCH=2,
-        IMG_SIZE=64,
-        ENCODER=TINY_ENCODER,
-        WEIGHTS="none",
-        WORKERS=0,
-        DEVICE="cpu",
-        ARGS=f"--set data.cache_dir={tmp_path / 'cache'}",
-    )
+    common = tiny_run(coco_dir, tmp_path, VENV=ROOT / ".venv", EPOCHS=1, BATCH=2)
     out = run_make("help", directory=kit)
     assert "unet" in next(line for line in out.splitlines() if line.startswith("Models "))
     out = run_make("train", directory=kit, MODEL="unet", **common)

@@ -11,8 +11,7 @@ import time
 import pytest
 import torch
 
-from conftest import TINY_ENCODER, make_cmd, run_make
-from trashseg.data.folds import make_folds
+from conftest import make_cmd, run_make, tiny_run
 
 pytestmark = pytest.mark.slow  # drives make targets / trains in subprocesses
 
@@ -25,19 +24,7 @@ def free_port() -> int:
 
 @pytest.fixture
 def tiny(coco_dir, tmp_path):
-    make_folds(coco_dir / "train_all.json", coco_dir, 3, 0, {})
-    return dict(
-        DATA_DIR=coco_dir,
-        RUNS=tmp_path / "runs",
-        FOLD=0,
-        BATCH=2,
-        IMG_SIZE=64,
-        ENCODER=TINY_ENCODER,
-        WEIGHTS="none",
-        WORKERS=0,
-        DEVICE="cpu",
-        ARGS=f"--set data.cache_dir={tmp_path / 'cache'}",
-    )
+    return tiny_run(coco_dir, tmp_path, FOLD=0, BATCH=2)
 
 
 def rows(run):

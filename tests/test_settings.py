@@ -6,7 +6,7 @@ import time
 import pytest
 import yaml
 
-from conftest import ROOT, TINY_ENCODER, make_process
+from conftest import ROOT, make_process, tiny_run
 from trashseg.config import load_config
 from trashseg.errors import TrashsegError
 
@@ -133,22 +133,9 @@ def test_bad_make_variable_stops_before_any_work(variables, expected, tmp_path):
 
 @pytest.mark.slow
 def test_imagenet_weights_without_hub_or_cache_stop_in_seconds_naming_three_ways_out(tmp_path, coco_dir):
-    from trashseg.data.folds import make_folds
-
-    make_folds(coco_dir / "train_all.json", coco_dir, 3, 0, {})
     start = time.perf_counter()
-    proc = make_process(
-        "train-fpn",
-        env={"HF_HOME": str(tmp_path / "empty-cache")},
-        DATA_DIR=coco_dir,
-        RUNS=tmp_path / "runs",
-        ENCODER=TINY_ENCODER,
-        WEIGHTS="imagenet",
-        EPOCHS=1,
-        IMG_SIZE=64,
-        WORKERS=0,
-        ARGS=f"--set data.cache_dir={tmp_path / 'cache'}",
-    )
+    variables = tiny_run(coco_dir, tmp_path, WEIGHTS="imagenet", EPOCHS=1)
+    proc = make_process("train-fpn", env={"HF_HOME": str(tmp_path / "empty-cache")}, **variables)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     message = proc.stderr.strip().splitlines()[-2]  # the line before make's own
     for way_out in ("make weights ENCODER=", "make weights-offline", "WEIGHTS=none"):

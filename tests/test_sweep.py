@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, SAMPLE, SAMPLE_DATES, TINY_ENCODER, make_cmd, run_make
+from conftest import ROOT, SAMPLE, SAMPLE_DATES, TINY_ENCODER, make_cmd, run_make, tiny_run
 
 pytestmark = pytest.mark.slow
 
@@ -33,21 +33,7 @@ def test_killed_sweep_resumes_the_same_study_and_prunes(tmp_path):
     shutil.copytree(SAMPLE, data, ignore=shutil.ignore_patterns("train_data*", "valid_data*"))
     run_make("folds", DATA_DIR=data, K=3, GROUP=SAMPLE_DATES)
     (tmp_path / "space.yaml").write_text(SPACE)
-    variables = dict(
-        MODEL="fpn",
-        TRIALS=3,
-        SPACE=tmp_path / "space.yaml",
-        DATA_DIR=data,
-        RUNS=tmp_path / "runs",
-        ENCODER=TINY_ENCODER,
-        WEIGHTS="none",
-        IMG_SIZE=64,
-        BATCH=4,
-        WORKERS=0,
-        DEVICE="cpu",
-        LOGGER="none",
-        ARGS=f"--set data.cache_dir={tmp_path / 'cache'}",
-    )
+    variables = tiny_run(data, tmp_path, MODEL="fpn", TRIALS=3, SPACE=tmp_path / "space.yaml", LOGGER="none")
     storage = f"sqlite:///{tmp_path / 'runs' / 'sweeps' / 'fpn-fold0.db'}"
 
     proc = subprocess.Popen(

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from conftest import TINY_ENCODER, run_make
+from conftest import run_make, tiny_run
 from trashseg.training.tracking import Tracker, flat_config
 
 SECRET = "sk-test-0123456789abcdef0123456789abcdef01234567"
@@ -51,22 +51,9 @@ def test_flat_config_and_disabled_tracker(tmp_path, base_cfg):
 def test_tensorboard_and_offline_wandb_follow_metrics_csv_across_a_resume(coco_dir, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from trashseg.data.folds import make_folds
-
-    make_folds(coco_dir / "train_all.json", coco_dir, 3, 0, {})
     run = tmp_path / "runs" / "fpn" / "fold0"
-    common = dict(
-        DATA_DIR=coco_dir,
-        RUNS=tmp_path / "runs",
-        BATCH=2,
-        IMG_SIZE=64,
-        ENCODER=TINY_ENCODER,
-        WEIGHTS="none",
-        WORKERS=0,
-        DEVICE="cpu",
-        LOGGER="tensorboard,wandb",
-        ARGS=f"--set data.cache_dir={tmp_path / 'cache'} --set tracking.overlays_every=1 --set tracking.overlays=2",
-    )
+    common = tiny_run(coco_dir, tmp_path, BATCH=2, LOGGER="tensorboard,wandb")
+    common["ARGS"] += " --set tracking.overlays_every=1 --set tracking.overlays=2"
     env = {"WANDB_MODE": "offline", "WANDB_API_KEY": SECRET, "WANDB_SILENT": "true"}
     out = run_make("train-fpn", env=env, **common, EPOCHS=2)
     out += run_make("train-fpn", env=env, **common, EPOCHS=3, RESUME=1)
