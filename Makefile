@@ -245,7 +245,8 @@ submit: $(STAMP) ## kaggle: validate FILE against test.json, then submit it to C
 # --- Docker (CUDA image, no network at run time) ---------------------------------------------
 IMAGE ?= trashseg:latest
 DOCKER_WEIGHTS ?= offline-lite0
-PASS_VARS := FOLD K SEED EPOCHS BATCH IMG_SIZE DEVICE WORKERS GPUS RESUME NAME PROBS WEIGHTS_ENSEMBLE JSON OUT FILE ARGS
+PASS_VARS := FOLD K SEED EPOCHS BATCH IMG_SIZE DEVICE WORKERS GPUS RESUME NAME PROBS WEIGHTS_ENSEMBLE JSON OUT FILE ARGS \
+             MODEL MODELS TTA CRF SPLITS MIXED PSEUDO LOGGER FILES PRIORITY TRIALS STUDY STORAGE
 DOCKER_RUN = docker run --rm --gpus all --ipc=host --user $$(id -u):$$(id -g) \
 	-v $(abspath $(DATA)):/app/data -v $(CURDIR)/runs:/app/runs -v $(CURDIR)/weights:/app/weights \
 	-v $(CURDIR)/submissions:/app/submissions $(IMAGE)
