@@ -289,7 +289,7 @@ bench-gpu: $(STAMP) ## GPU training/inference images/s, fp32 vs the kit's GPU de
 bench-cpu: $(STAMP) ## CPU training/inference speed with and without the malloc tuning
 	$(PY) bench/bench_cpu.py
 
-bench-tracking: $(STAMP) ## training epoch time with tracking off vs TensorBoard vs TensorBoard + W&B offline (demo settings)
+bench-tracking: $(STAMP) ## training epoch time and tracking cost: off vs TensorBoard vs W&B offline vs both (demo settings)
 	$(RUN_ENV) $(PY) bench/bench_tracking.py
 
 bench-durable: $(STAMP) ## cost of durable (fsync) atomic writes per checkpoint / probability file vs rename only
