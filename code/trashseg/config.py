@@ -72,7 +72,7 @@ def _deep(base, override, where: str):
     if isinstance(base, list) and _indexed(override):
         return _into_list(base, override, where)
     if isinstance(base, dict) and isinstance(override, dict):
-        if len(base) == 1 and len(override) == 1 and next(iter(base)) != next(iter(override)) and where.count("."):
+        if len(base) == 1 and len(override) == 1 and next(iter(base)) != next(iter(override)):
             name = next(iter(base))
             if isinstance(base[name], dict | type(None)) and str(name)[:1].isupper():
                 raise TrashsegError(f"{where} is {name}, not {next(iter(override))}")

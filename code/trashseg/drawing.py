@@ -41,6 +41,14 @@ def blend(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return cv2.addWeighted(image, 0.45, colorize(mask), 0.55, 0)
 
 
+def truth_prediction_panel(image_path: Path, truth: np.ndarray, pred: np.ndarray, size: int) -> np.ndarray:
+    """image | truth | prediction side by side, the photo resized to the scoring size of the masks."""
+    from trashseg.data.images import read_rgb
+
+    image = cv2.resize(read_rgb(image_path), (size, size), interpolation=cv2.INTER_AREA)
+    return np.concatenate([image, blend(image, truth.astype(np.uint8)), blend(image, pred.astype(np.uint8))], 1)
+
+
 def save_png(path: Path, rgb: np.ndarray) -> None:
     ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:

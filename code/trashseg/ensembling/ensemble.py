@@ -134,6 +134,18 @@ def find_test_probs(layout: Layout, models: list[str] | None) -> list[Path]:
     return [p for m in found for p in layout.fold_probs(m, "test")]
 
 
+def merge_inputs(
+    layout: Layout, probs: list[Path], models: list[str] | None, weights_file: Path | None, use_fitted: bool = True
+) -> tuple[list[Path], Path | None]:
+    """What `ensemble` and `pseudo` merge: the files given, or every fold's test probabilities of
+    ``models`` in this variant; and the weights file given, else this variant's fitted weights when
+    `make fit-ensemble` has written them (unless ``use_fitted`` is off)."""
+    files = list(probs) or find_test_probs(layout, models)
+    if weights_file is None and use_fitted and layout.fitted_weights().is_file():
+        weights_file = layout.fitted_weights()
+    return files, weights_file
+
+
 def main(argv=None) -> None:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument(
@@ -162,11 +174,10 @@ def main(argv=None) -> None:
     def run():
         cfg = load_config(None, args.overrides, models=False)
         layout = Layout.of(cfg)
-        files = args.probs or find_test_probs(layout, args.models)
+        files, weights_file = merge_inputs(
+            layout, args.probs, args.models, args.weights_file, use_fitted=not args.weights and not args.equal
+        )
         test_json = args.test_json or data_dir(cfg) / cfg["data"]["test_json"]
-        weights_file = args.weights_file
-        if weights_file is None and not args.weights and not args.equal and layout.fitted_weights().is_file():
-            weights_file = layout.fitted_weights()
         w = ensemble_to_csv(
             files, args.out, test_json, args.weights, weights_file=weights_file, allow_mixed=args.allow_mixed
         )

@@ -20,7 +20,7 @@ from trashseg.cli import base_parser, friendly_errors
 from trashseg.config import load_config
 from trashseg.data.classes import CLASSES, IGNORE_CATEGORY, resolve_category_ids
 from trashseg.data.coco import read_json
-from trashseg.ensembling.ensemble import check_manifests, find_test_probs, normalise_weights, weights_from_file
+from trashseg.ensembling.ensemble import check_manifests, merge_inputs, normalise_weights, weights_from_file
 from trashseg.errors import TrashsegError
 from trashseg.inference.probs import ProbsReader
 from trashseg.runs import Layout
@@ -123,9 +123,7 @@ def main(argv=None) -> None:
         if args.k < 2:
             raise TrashsegError(f"K={args.k}: the number of folds must be 2 or more")
         layout = Layout.of(cfg)
-        files = args.probs or find_test_probs(layout, args.models)
-        fitted = layout.fitted_weights()
-        weights_file = args.weights_file or (fitted if fitted.is_file() else None)
+        files, weights_file = merge_inputs(layout, args.probs, args.models, args.weights_file)
         threshold = float(cfg["pseudo"]["threshold"])
         for out in make_pseudo(cfg, files, weights_file, threshold, args.k, args.out_dir):
             print(f"wrote {out}")

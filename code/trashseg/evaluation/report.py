@@ -9,15 +9,13 @@ import argparse
 import csv
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from trashseg.atomic import atomic_open
 from trashseg.cli import friendly_errors
 from trashseg.data.classes import CLASSES
-from trashseg.data.images import read_rgb
 from trashseg.data.loaders import load_set
-from trashseg.drawing import blend, legend_png, pyplot, save_figure, save_png
+from trashseg.drawing import legend_png, pyplot, save_figure, save_png, truth_prediction_panel
 from trashseg.errors import TrashsegError
 from trashseg.evaluation.metrics import Scorer, class_note
 from trashseg.inference.predictor import Predictor
@@ -102,10 +100,7 @@ def report(run: Path, n_overlays: int) -> Path:
         scorer.update(truth, pred)
         if shown < n_overlays:
             image_path = cs.image_path(cs.image_ids[index])
-            image = cv2.resize(read_rgb(image_path), (size, size), interpolation=cv2.INTER_AREA)
-            panel = np.concatenate(
-                [image, blend(image, truth.astype(np.uint8)), blend(image, pred.astype(np.uint8))], 1
-            )
+            panel = truth_prediction_panel(image_path, truth, pred, size)
             save_png(out / "overlays" / f"{shown:02d}_{Path(image_path).stem}.png", panel)
             shown += 1
     result = scorer.result()

@@ -49,7 +49,7 @@ class Predictor:
         self.cfg = with_checkpoint_inputs(cfg, self.ckpt_cfg)
         self.size = int(cfg["eval"]["score_size"])
         self.tta = tta_views(cfg)
-        self.crf = cfg if cfg["crf"]["enabled"] else None
+        self.crf = cfg["crf"] if cfg["crf"]["enabled"] else None
         self.transform = eval_transform(self.cfg)
         self.multiple = input_multiple(self.ckpt_cfg)
 
@@ -65,7 +65,7 @@ class Predictor:
             "checkpoint_epoch": self.epoch,
             "resolution": self.size,
             "tta": self.tta,
-            "crf": self.crf["crf"] if self.crf else None,
+            "crf": self.crf,
             "classes": list(CLASSES),
         }
 
@@ -79,7 +79,7 @@ class Predictor:
         if self.crf is None:
             return probs
         rgb = cv2.resize(read_rgb(image_path), (self.size, self.size), interpolation=cv2.INTER_AREA)
-        return refine(probs, rgb, self.crf)
+        return refine(probs, rgb, {"crf": self.crf})
 
     def predict_set(
         self, cs: CocoSet, with_masks: bool = False, desc: str = "predict", progress: bool = True

@@ -161,14 +161,7 @@ class Tracker:
 def overlay_panels(dataset, kept: list, size: int) -> list[np.ndarray]:
     """image | truth | prediction for validation images already predicted by the epoch's
     validation (``evaluate(keep=...)``): no second forward pass."""
-    import cv2
-
-    from trashseg.data.images import read_rgb
-    from trashseg.drawing import blend
+    from trashseg.drawing import truth_prediction_panel
 
     base = getattr(dataset, "dataset", dataset)
-    panels = []
-    for index, truth, pred in kept:
-        image = cv2.resize(read_rgb(base.items[index].image_path), (size, size), interpolation=cv2.INTER_AREA)
-        panels.append(np.concatenate([image, blend(image, truth), blend(image, pred)], 1))
-    return panels
+    return [truth_prediction_panel(base.items[index].image_path, truth, pred, size) for index, truth, pred in kept]
