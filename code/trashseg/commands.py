@@ -8,6 +8,7 @@ from pathlib import Path
 from trashseg.atomic import write_json
 from trashseg.cli import base_parser, friendly_errors
 from trashseg.config import load_config
+from trashseg.errors import TrashsegError
 
 
 def train_main(config_path: Path, argv=None) -> None:
@@ -55,6 +56,10 @@ def infer(cfg: dict, ckpt: Path, splits: list[str]) -> None:
     from trashseg.inference.predictor import Predictor, write_probabilities
     from trashseg.runs import data_json, probs_path
 
+    if cfg["train"]["train_all"] and "valid" in splits:
+        if splits == ["valid"]:
+            raise TrashsegError("TRAIN_ALL=1: a run on all data has no validation images (SPLITS=test)")
+        splits = [s for s in splits if s != "valid"]  # trained on every image: nothing is out of fold
     sets = {split: data_json(cfg, "test_json" if split == "test" else "valid_json") for split in splits}
     predictor = Predictor(ckpt, cfg)
     for split, json_path in sets.items():

@@ -3,6 +3,8 @@ run, its post-processed variants and the stages after it write (checkpoints, pro
 scores, fitted ensemble weights). Commands and the Makefile pass settings; paths come from here.
 
     <runs>/<model>/fold<k>/best.pt, last.pt, config.yaml, metrics.csv, run_record.json
+    <runs>/<model>/all/...    the same for a run on all data (TRAIN_ALL=1): test probabilities only,
+                              never read by OOF; the ensemble takes it beside the model's folds
     <runs>/<model>/fold<k>/probs_{test,valid}<post>.npy (+ .json manifest), eval_<json>.json
     <runs>/<model>/fold<k>/report/, predict/
     <runs>/<model>/oof<post>.json
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trashseg.errors import TrashsegError
+
+ALL = "all"  # the run folder of a model trained on all data
 
 
 def data_dir(cfg: dict) -> Path:
@@ -70,16 +74,20 @@ class Layout:
     def model_dir(self, model: str) -> Path:
         return self.runs_dir / model
 
-    def run(self, model: str, fold: int) -> Path:
-        return self.model_dir(model) / f"fold{fold}"
+    def run(self, model: str, fold: int | str) -> Path:
+        """fold<k>, or ``all`` (fold="all"): the run on all data."""
+        return self.model_dir(model) / (fold if fold == ALL else f"fold{fold}")
 
-    def probs(self, model: str, fold: int, split: str) -> Path:
+    def probs(self, model: str, fold: int | str, split: str) -> Path:
         return self.run(model, fold) / f"probs_{split}{self.post}.npy"
 
     def fold_probs(self, model: str, split: str) -> list[Path]:
-        """Every fold's probability file of ``model`` for ``split`` in this variant, fold order."""
-        files = self.model_dir(model).glob(f"fold*/probs_{split}{self.post}.npy")
-        return sorted(files, key=lambda p: (len(p.parent.name), p.parent.name))
+        """Every fold's probability file of ``model`` for ``split`` in this variant, fold order; for
+        the test split the all-data run's too (after the folds). OOF reads valid: folds only."""
+        files = list(self.model_dir(model).glob(f"fold*/probs_{split}{self.post}.npy"))
+        ordered = sorted(files, key=lambda p: (len(p.parent.name), p.parent.name))
+        everything = self.model_dir(model) / ALL / f"probs_{split}{self.post}.npy"
+        return ordered + ([everything] if split == "test" and everything.is_file() else [])
 
     def require_fold_probs(self, model: str, split: str) -> list[Path]:
         files = self.fold_probs(model, split)
@@ -116,12 +124,16 @@ def load_run(run: Path) -> tuple[dict, Path]:
     return upgrade(yaml.safe_load(cfg_path.read_text())), ckpt
 
 
+def run_fold(cfg: dict) -> int | str:
+    return ALL if cfg["train"]["train_all"] else cfg["train"]["fold"]
+
+
 def run_dir(cfg: dict) -> Path:
-    return Layout.of(cfg).run(cfg["model"]["name"], cfg["train"]["fold"])
+    return Layout.of(cfg).run(cfg["model"]["name"], run_fold(cfg))
 
 
 def probs_path(cfg: dict, split: str) -> Path:
-    return Layout.of(cfg).probs(cfg["model"]["name"], cfg["train"]["fold"], split)
+    return Layout.of(cfg).probs(cfg["model"]["name"], run_fold(cfg), split)
 
 
 def eval_result(cfg: dict, json_path: Path) -> Path:

@@ -57,6 +57,8 @@ class Train(Section):
     runs_dir: Text
     resume: bool
     sync_bn: bool
+    accumulate: PositiveInt
+    train_all: bool
 
     @field_validator("device")
     @classmethod
@@ -83,18 +85,38 @@ class Loss(Section):
     name: Literal["ce_dice", "bce_dice"]
     ce_weight: NonNegativeFloat
     dice_weight: NonNegativeFloat
+    lovasz_weight: NonNegativeFloat
+    focal_weight: NonNegativeFloat
+    focal_gamma: NonNegativeFloat
     smoothing: Annotated[float, Field(ge=0, lt=1)]
+    class_weights: Literal["auto"] | list[NonNegativeFloat] | None
+    class_weight_cap: Annotated[float, Field(ge=1)]
 
 
 class Optimizer(Section):
+    name: Literal["adam", "adamw", "sgd"]
     lr: PositiveFloat
     weight_decay: NonNegativeFloat
+    momentum: Annotated[float, Field(ge=0, lt=1)]
+    encoder_lr_mult: PositiveFloat
+    decay_norms_biases: bool
+    clip_grad_norm: NonNegativeFloat
 
 
 class Scheduler(Section):
+    name: Literal["plateau", "cosine", "poly"]
+    warmup_epochs: NonNegativeFloat
+    warmup_factor: Annotated[float, Field(gt=0, le=1)]
+    power: PositiveFloat
     factor: Annotated[float, Field(gt=0, lt=1)]
     patience: NonNegativeInt
     min_lr: NonNegativeFloat
+
+
+class Ema(Section):
+    enabled: bool
+    decay: Annotated[float, Field(gt=0, lt=1)]
+    warmup: bool
 
 
 class Tracking(Section):
@@ -155,6 +177,7 @@ class Settings(Section):
     loss: Loss
     optimizer: Optimizer
     scheduler: Scheduler
+    ema: Ema
     tracking: Tracking
     tta: Tta
     crf: Crf
@@ -174,7 +197,7 @@ def _line(error: dict) -> str:
 def _cross_checks(cfg: dict, models: bool) -> list[str]:
     """Checks that need another key or a library: names that must exist, sizes that must fit
     (the model's only when ``models``: commands that build no model skip importing SMP)."""
-    from trashseg.data.classes import class_index
+    from trashseg.data.classes import CLASSES, class_index
 
     if models:
         from trashseg.data.transforms import train_transform
@@ -202,8 +225,16 @@ def _cross_checks(cfg: dict, models: bool) -> list[str]:
                 f"train.img_size={train['img_size']}: must be a multiple of {multiple} for "
                 f"{mc['arch']} (its encoder's output stride), e.g. {lower} or {lower + multiple}"
             )
-    if cfg["loss"]["ce_weight"] == 0 and cfg["loss"]["dice_weight"] == 0:
-        problems.append("loss.ce_weight=0 and loss.dice_weight=0: at least one must be positive")
+    lc = cfg["loss"]
+    if not any(lc[k] > 0 for k in ("ce_weight", "dice_weight", "lovasz_weight", "focal_weight")):
+        problems.append(
+            "loss: ce_weight, dice_weight, lovasz_weight and focal_weight are all 0; at least one must be positive"
+        )
+    if isinstance(lc["class_weights"], list) and len(lc["class_weights"]) != len(CLASSES):
+        problems.append(
+            f"loss.class_weights: {len(lc['class_weights'])} numbers given; give one per class ({len(CLASSES)}: "
+            f"{', '.join(CLASSES)}), or auto"
+        )
     if cfg["scheduler"]["min_lr"] > cfg["optimizer"]["lr"]:
         problems.append(
             f"scheduler.min_lr={cfg['scheduler']['min_lr']}: must not exceed optimizer.lr={cfg['optimizer']['lr']}"

@@ -1,14 +1,22 @@
-"""Training losses from SMP: default 0.6 x soft cross-entropy + 0.4 x (1 - Dice)."""
+"""Training losses, a weighted sum of SMP's terms: the original 0.6 x soft cross-entropy +
+0.4 x (1 - Dice), plus optional Lovasz-softmax (a direct surrogate of IoU) and focal terms.
+
+Class weights (``loss.class_weights``) weight the cross-entropy term: a list of 11 numbers, or
+``auto`` = median-frequency balancing over the training set's pixels (median class frequency /
+class frequency, at most ``class_weight_cap``; classes absent from the set keep 1, as they never
+appear as a target). With class weights the cross-entropy is torch's own (which takes weights and
+label smoothing); without, it stays SMP's SoftCrossEntropyLoss of the original recipe.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import segmentation_models_pytorch as smp
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from trashseg.data.classes import IGNORE_INDEX
-from trashseg.errors import TrashsegError
+from trashseg.data.classes import CLASSES, IGNORE_INDEX
 
 
 class WeightedSum(nn.Module):
@@ -25,23 +33,97 @@ class WeightedSum(nn.Module):
 
 
 class OneHotBCE(nn.Module):
-    """Binary cross-entropy of every class channel against the one-hot target, ignoring 255."""
+    """Binary cross-entropy of every class channel against the one-hot target, ignoring 255;
+    ``class_weights`` weight each channel."""
+
+    def __init__(self, class_weights: torch.Tensor | None = None):
+        super().__init__()
+        self.register_buffer("class_weights", class_weights, persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         valid = target != IGNORE_INDEX
         onehot = F.one_hot(target.clamp(max=logits.shape[1] - 1), logits.shape[1]).permute(0, 3, 1, 2)
         loss = F.binary_cross_entropy_with_logits(logits, onehot.to(logits.dtype), reduction="none")
+        if self.class_weights is not None:
+            loss = loss * self.class_weights.to(loss.device).view(1, -1, 1, 1)
         weight = valid.unsqueeze(1).to(logits.dtype)
         return (loss * weight).sum() / (weight.sum() * logits.shape[1]).clamp(min=1)
 
 
-def build_loss(cfg: dict) -> nn.Module:
+class WeightedCE(nn.Module):
+    """torch's cross-entropy with class weights, label smoothing and the ignore index."""
+
+    def __init__(self, class_weights: torch.Tensor, smoothing: float):
+        super().__init__()
+        self.register_buffer("class_weights", class_weights, persistent=False)
+        self.smoothing = smoothing
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(
+            logits,
+            target,
+            weight=self.class_weights.to(logits.device),
+            ignore_index=IGNORE_INDEX,
+            label_smoothing=self.smoothing,
+        )
+
+
+def pixel_counts(cfg: dict, cs) -> np.ndarray:
+    """Pixels of each class over a COCO set's masks (from the mask cache; 255 not counted)."""
+    from trashseg.data.masks import MaskCache, read_mask
+
+    counts = np.zeros(256, dtype=np.int64)
+    for path in MaskCache(cfg["data"]["cache_dir"]).build(cs, progress=False):
+        counts += np.bincount(read_mask(path).ravel(), minlength=256)
+    return counts[: len(CLASSES)]
+
+
+def auto_class_weights(counts: np.ndarray, cap: float) -> np.ndarray:
+    """Median-frequency balancing: median(present frequencies) / frequency, capped; absent -> 1."""
+    counts = np.asarray(counts, dtype=np.float64)
+    weights = np.ones(len(counts))
+    present = counts > 0
+    if present.any():
+        freq = counts / counts.sum()
+        weights[present] = np.minimum(cap, np.median(freq[present]) / freq[present])
+    return weights
+
+
+def class_weights(cfg: dict, train_set=None, quiet: bool = False) -> torch.Tensor | None:
     lc = cfg["loss"]
-    dice = smp.losses.DiceLoss(mode="multiclass", from_logits=True, ignore_index=IGNORE_INDEX)
-    if lc["name"] == "ce_dice":
-        first = smp.losses.SoftCrossEntropyLoss(smooth_factor=lc["smoothing"], ignore_index=IGNORE_INDEX)
-    elif lc["name"] == "bce_dice":
-        first = OneHotBCE()
+    spec = lc["class_weights"]
+    if spec is None:
+        return None
+    if spec == "auto":
+        if train_set is None:
+            return None  # no training set (a loss built to score validation only): unweighted
+        weights = auto_class_weights(pixel_counts(cfg, train_set), float(lc["class_weight_cap"]))
+        if not quiet:
+            shown = ", ".join(f"{name} {w:.2f}" for name, w in zip(CLASSES, weights))
+            print(f"class weights (auto, cap {lc['class_weight_cap']:g}): {shown}")
     else:
-        raise TrashsegError(f"loss.name {lc['name']!r}: choose ce_dice or bce_dice")
-    return WeightedSum([(float(lc["ce_weight"]), first), (float(lc["dice_weight"]), dice)])
+        weights = np.asarray(spec, dtype=np.float64)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def build_loss(cfg: dict, train_set=None, quiet: bool = False) -> nn.Module:
+    lc = cfg["loss"]
+    weights = class_weights(cfg, train_set, quiet)
+    terms = []
+    if lc["ce_weight"] > 0:
+        if lc["name"] == "bce_dice":
+            first = OneHotBCE(weights)
+        elif weights is not None:
+            first = WeightedCE(weights, float(lc["smoothing"]))
+        else:
+            first = smp.losses.SoftCrossEntropyLoss(smooth_factor=lc["smoothing"], ignore_index=IGNORE_INDEX)
+        terms.append((float(lc["ce_weight"]), first))
+    if lc["dice_weight"] > 0:
+        dice = smp.losses.DiceLoss(mode="multiclass", from_logits=True, ignore_index=IGNORE_INDEX)
+        terms.append((float(lc["dice_weight"]), dice))
+    if lc["lovasz_weight"] > 0:
+        terms.append((float(lc["lovasz_weight"]), smp.losses.LovaszLoss(mode="multiclass", ignore_index=IGNORE_INDEX)))
+    if lc["focal_weight"] > 0:
+        focal = smp.losses.FocalLoss(mode="multiclass", gamma=float(lc["focal_gamma"]), ignore_index=IGNORE_INDEX)
+        terms.append((float(lc["focal_weight"]), focal))
+    return WeightedSum(terms)

@@ -68,7 +68,7 @@ class Tracker:
         run_id = id_file.read_text().strip() if resumed else uuid.uuid4().hex[:12]
         with atomic_open(id_file) as fh:
             fh.write(run_id + "\n")
-        name = f"{cfg['model']['name']}-fold{cfg['train']['fold']}"
+        name = f"{cfg['model']['name']}-{self.run_dir.name}"
         return wandb.init(
             project=cfg["tracking"]["wandb_project"],
             dir=str(self.run_dir),
@@ -102,7 +102,7 @@ class Tracker:
         if not self.active:
             return
         start = time.perf_counter()
-        scalars = {f"epoch/{k}": float(v) for k, v in row.items() if k != "epoch"}
+        scalars = {f"epoch/{k}": float(v) for k, v in row.items() if k != "epoch" and v != ""}
         scalars["epoch/epoch"] = float(row["epoch"])
         scalars.update({f"iou/{name}": v for name, v in per_class_iou.items() if v is not None})
         if self.tb:
@@ -137,7 +137,7 @@ class Tracker:
                 flush=True,
             )
         metrics = {}
-        if best is not None:
+        if best is not None and "miou" in best:
             metrics = {
                 "best/miou": best["miou"],
                 "best/miou_per_image": best["miou_per_image"],
