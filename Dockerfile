@@ -34,7 +34,7 @@ COPY --chown=trashseg:trashseg . .
 RUN /opt/venv/bin/pip install --no-deps --no-build-isolation -e . \
     && mkdir -p /opt/weights \
     && if [ "$DOCKER_WEIGHTS" = "offline-lite0" ]; then \
-         /opt/venv/bin/python -m trashseg.modeling.encoder_weights offline-lite0 --out /opt/weights/encoder.pth; \
+         /opt/venv/bin/python -m trashseg.modeling.encoder_weights offline --out /opt/weights/encoder.pth; \
        elif [ "$DOCKER_WEIGHTS" = "hub" ]; then \
          /opt/venv/bin/python -m trashseg.modeling.encoder_weights hub --encoder "$ENCODER" --out /opt/weights/encoder.pth; \
        fi \

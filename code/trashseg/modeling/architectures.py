@@ -94,9 +94,16 @@ def weights_route(weights, encoder: str | None = None) -> tuple[str | None, Path
         return text, None
     if text.lower() == "imagenet":
         return "imagenet", None
+    if text.lower() == "offline":
+        from trashseg.modeling.encoder_weights import ensure_offline, require_offline
+
+        if encoder is None:
+            raise TrashsegError("model.weights=offline: needs model.encoder to pick the file")
+        require_offline(encoder)
+        return None, ensure_offline(encoder)
     path = Path(text)
     if not path.is_file():
-        names = ["imagenet", "none"] if encoder is None else hub_weights_names(encoder) + ["none"]
+        names = ["imagenet", "offline", "none"] if encoder is None else hub_weights_names(encoder) + ["offline", "none"]
         raise TrashsegError(
             f"model.weights={text!r}: not {', '.join(repr(n) for n in names)} nor an existing "
             f"file{closest(text, names)}"
@@ -124,11 +131,21 @@ def input_multiple(cfg: dict) -> int:
     return stride
 
 
+def fixed_size_params(encoder: str, img_size: int, params: dict) -> dict:
+    """timm's Swin family builds its attention grid for one input size (224 by default) and refuses
+    others; the kit builds it for train.img_size and lets it pad other sizes (TTA scales), unless
+    model.params already says otherwise."""
+    if encoder.startswith("tu-") and "swin" in encoder.split(".")[0]:
+        return {"img_size": img_size, "strict_img_size": False, **params}
+    return params
+
+
 def build_model(cfg: dict) -> torch.nn.Module:
     mc = cfg["model"]
     cls = architecture(mc["arch"])
     params = dict(mc.get("params") or {})
     check_params(mc["arch"], params)
+    params = fixed_size_params(mc["encoder"], int(cfg["train"]["img_size"]), params)
     check_encoder(mc["encoder"])
     hub, local = weights_route(mc["weights"], mc["encoder"])
     if hub is not None:

