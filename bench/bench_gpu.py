@@ -1,8 +1,10 @@
-"""bench-gpu: training and inference images/s at 512 px for FPN and DeepLabV3Plus with an
-EfficientNet-B3 encoder, plain fp32 against the kit's GPU defaults (bf16/fp16 autocast,
-channels_last, cuDNN autotuning, TF32) in the same run. Synthetic batches already on the GPU, so
-the figures are the model's step, not the data loader's. `--device cpu` with a tiny encoder is the
-test suite's smoke run of this very script (on CPU the kit's defaults are plain fp32)."""
+"""bench-gpu: training and inference images/s and peak GPU memory at 512 px, plain fp32 against
+the kit's GPU defaults (bf16/fp16 autocast, channels_last, cuDNN autotuning, TF32) in the same run,
+for FPN and DeepLabV3Plus with an EfficientNet-B3 encoder and for the GPU presets (configs/:
+UPerNet-ConvNeXt, UPerNet-Swin, Segformer-MiT-B2, each at its own batch size and optimizer).
+Synthetic batches already on the GPU, so the figures are the model's step, not the data loader's.
+`--device cpu --smoke` with tiny encoders is the test suite's run of this very script (on CPU the
+kit's defaults are plain fp32)."""
 
 from __future__ import annotations
 
@@ -11,17 +13,41 @@ import time
 
 import torch
 
+from pathlib import Path
+
 from trashseg.config import load_config
 from trashseg.modeling.architectures import build_model
 from trashseg.training.losses import build_loss
+from trashseg.training.optim import build_optimizer
 from trashseg.training.speed import amp_dtype, configure_backends, use_channels_last
 
+ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = {"fpn": "FPN", "deeplab": "DeepLabV3Plus", "upernet": "UPerNet", "segformer": "Segformer"}
+GPU_PRESETS = ("upernet-convnext", "upernet-swin", "segformer-mit-b2")
+SMOKE_ENCODERS = {"UPerNet": "tu-convnext_atto", "Segformer": "mit_b0"}  # --smoke: tiny, same family
 
-def setup(arch: str, encoder: str, fast: bool, device: torch.device):
-    overrides = [f"model.arch={arch}", f"model.encoder={encoder}", "model.weights=none"]
+
+def preset_config(name: str, overrides: list[str]) -> dict:
+    import yaml
+
+    path = ROOT / "configs" / f"{name}.yaml"
+    base = yaml.safe_load(path.read_text())["base"]
+    return load_config(ROOT / "code" / FOLDERS[base] / "config.yaml", overrides, preset=path)
+
+
+def setup(spec, fast: bool, device: torch.device, smoke: bool):
+    """``spec``: (arch, encoder) or a preset name."""
+    overrides = ["model.weights=none"]
     if not fast:
         overrides += ["speed.amp=off", "speed.channels_last=false", "speed.cudnn_benchmark=false"]
-    cfg = load_config(None, overrides)
+    if isinstance(spec, str):
+        cfg = preset_config(spec, overrides)
+        if smoke:
+            tiny = SMOKE_ENCODERS.get(cfg["model"]["arch"], cfg["model"]["encoder"])
+            cfg = preset_config(spec, overrides + [f"model.encoder={tiny}"])
+    else:
+        arch, encoder = spec
+        cfg = load_config(None, overrides + [f"model.arch={arch}", f"model.encoder={encoder}"])
     torch.backends.cudnn.benchmark = False
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     if fast:
@@ -49,15 +75,16 @@ def timed(step, warmup: int, iters: int, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def bench(arch, encoder, fast, args, device) -> tuple[float, float, float]:
-    cfg, model, amp, cl = setup(arch, encoder, fast, device)
+def bench(spec, fast, args, device) -> tuple[float, float, float]:
+    cfg, model, amp, cl = setup(spec, fast, device, args.smoke)
     loss_fn = build_loss(cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    opt = build_optimizer(model, cfg)  # the recipe's own (AdamW groups for the presets)
+    batch = args.batch if not isinstance(spec, str) or args.smoke else int(cfg["train"]["batch_size"])
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
-    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    x = torch.randn(batch, 3, args.size, args.size, device=device)
     if cl:
         x = x.contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 11, (args.batch, args.size, args.size), device=device)
+    y = torch.randint(0, 11, (batch, args.size, args.size), device=device)
 
     def train_step():
         opt.zero_grad(set_to_none=True)
@@ -85,7 +112,7 @@ def bench(arch, encoder, fast, args, device) -> tuple[float, float, float]:
             model(xi).float().softmax(1)
 
     infer_s = timed(infer_step, args.warmup, args.iters, device)
-    return args.batch * args.iters / train_s, args.infer_batch * args.iters / infer_s, peak_gb
+    return batch * args.iters / train_s, args.infer_batch * args.iters / infer_s, peak_gb
 
 
 def main():
@@ -97,6 +124,8 @@ def main():
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--encoder", default="tu-tf_efficientnet_b3")
     parser.add_argument("--device", default="cuda", help="cuda (the benchmark) or cpu (a smoke run)")
+    parser.add_argument("--presets", nargs="*", default=list(GPU_PRESETS), help="configs/<name>.yaml to bench")
+    parser.add_argument("--smoke", action="store_true", help="tiny encoders of each preset's family")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -109,13 +138,16 @@ def main():
     if device.type != "cuda":
         print("smoke run: on CPU the defaults are fp32 too, so these figures are not a benchmark")
     figures = {}
-    for arch, short in (("FPN", "fpn"), ("DeepLabV3Plus", "deeplab")):
+    rows = [(("FPN", args.encoder), "fpn"), (("DeepLabV3Plus", args.encoder), "deeplab")]
+    rows += [(name, name.replace("-", "_")) for name in args.presets]
+    for spec, short in rows:
+        title = spec[0] if isinstance(spec, tuple) else spec
         for fast, label in ((False, "fp32"), (True, "defaults")):
-            train, infer, peak = bench(arch, args.encoder, fast, args, device)
+            train, infer, peak = bench(spec, fast, args, device)
             figures[f"{short}_train_images_per_s_{label}"] = train
             figures[f"{short}_infer_images_per_s_{label}"] = infer
             figures[f"{short}_train_peak_gb_{label}"] = peak
-            print(f"{arch:<14} {label:<9} train {train:8.1f} img/s  infer {infer:8.1f} img/s  peak {peak:5.1f} GB")
+            print(f"{title:<18} {label:<9} train {train:8.1f} img/s  infer {infer:8.1f} img/s  peak {peak:5.1f} GB")
         figures[f"{short}_train_speedup"] = (
             figures[f"{short}_train_images_per_s_defaults"] / figures[f"{short}_train_images_per_s_fp32"]
         )

@@ -30,6 +30,7 @@ def test_bench_gpu_script_runs_and_prints_every_figure():
             "1",
             "--encoder",
             TINY_ENCODER,
+            "--smoke",
         ],
         capture_output=True,
         text=True,
@@ -37,7 +38,7 @@ def test_bench_gpu_script_runs_and_prints_every_figure():
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     keys = {line.split("=")[0] for line in proc.stdout.splitlines() if "=" in line and " " not in line}
-    for model in ("fpn", "deeplab"):
+    for model in ("fpn", "deeplab", "upernet_convnext", "upernet_swin", "segformer_mit_b2"):
         assert {
             f"{model}_train_speedup",
             f"{model}_infer_speedup",

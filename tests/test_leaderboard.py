@@ -1,146 +1,77 @@
-"""The leaderboard moves through the real make targets on the bundled sample of real photos
-(3 folds split by recording date, both models, tiny budget): out-of-fold scoring, fitted ensemble
-weights, TTA, CRF, pseudo-labels (and training on them with copy-paste on), reports, predict."""
+"""The leaderboard-class folders and the recipe around them, end to end through the real make
+targets: UPerNet and Segformer on the bundled real photos (tiny random-init encoders of their
+families, 64 px); a preset (EXP) trained on every fold, souped and scored out of fold; a run on all
+data (TRAIN_ALL=1) that the ensemble takes and OOF never reads."""
 
 import json
+import shutil
 
-import numpy as np
 import pytest
 import torch
 
-from conftest import run_make
+from conftest import SAMPLE, SAMPLE_DATES, TINY_ENCODER, run_make, tiny_run
+
+pytestmark = pytest.mark.slow
+
+FAMILY_TINY = {"upernet": "tu-convnext_atto", "segformer": "mit_b0"}
 
 
-@pytest.mark.slow
-def test_oof_fit_tta_ensemble_pseudo(sample_runs):
-    s = sample_runs
-    runs, base = s.runs, s.base
-    out = run_make("oof", **base, MODEL="fpn")
-    oof = json.loads((runs / "fpn" / "oof.json").read_text())
-    assert oof["images"] == 45 and len(oof["folds"]) == 3 and "mIoU (dataset)" in out
-    assert sorted(oof["folds"]) == [str(runs / "fpn" / f"fold{k}" / "probs_valid.npy") for k in range(3)]
-    assert "warning" not in out  # every train_all.json image has exactly one out-of-fold prediction
-    out_tta = run_make("oof", **base, MODEL="fpn", TTA=1)
-    tta = json.loads((runs / "fpn" / "oof_tta.json").read_text())
-    assert tta["post"] == "tta" and tta["images"] == 45 and tta["miou"] != oof["miou"]
-    assert tta["vs_plain"]["miou"] == pytest.approx(tta["miou"] - oof["miou"])
-    assert (
-        f"tta vs plain OOF: {'gain' if tta['miou'] > oof['miou'] else 'loss'} {tta['vs_plain']['miou']:+.4f}" in out_tta
-    )
-    run_make("oof", **base, MODEL="fpn", CRF=1)
-    assert json.loads((runs / "fpn" / "oof_crf.json").read_text())["post"] == "crf"
-    plain = np.load(runs / "fpn" / "fold0" / "probs_valid.npy").astype(np.float32)
-    crf = np.load(runs / "fpn" / "fold0" / "probs_valid_crf.npy").astype(np.float32)
-    assert np.allclose(crf.sum(1), 1.0, atol=1e-2) and not np.allclose(crf, plain, atol=1e-3)
-    manifest = json.loads((runs / "fpn" / "fold0" / "probs_valid_tta.json").read_text())
-    assert manifest["tta"] == {"hflip": True, "scales": [0.75, 1.0, 1.25]}
-
-    out = run_make("fit-ensemble", **base)
-    fitted = json.loads((runs / "ensemble_weights.json").read_text())
-    assert fitted["images"] == 45 and abs(sum(fitted["fitted"]["weights"].values()) - 1) < 1e-9
-    best = fitted["fitted"]["oof_miou"]
-    assert best >= fitted["equal_mean"]["oof_miou"] and best >= max(r["oof_miou"] for r in fitted["per_model"].values())
-    assert fitted["per_model"]["fpn"]["oof_miou"] == pytest.approx(oof["miou"], abs=1e-9)
-    assert "OOF mIoU equal mean" in out
-
-    out = run_make("ensemble", **base, SUBMISSIONS=s.tmp / "subs", NAME="fit")
-    assert "fitted" in out and "valid submission, 15 rows" in out
-
-    run_make("pseudo", **base, K=3)
-    pseudo = json.loads((s.data / "train_data_pseudo0.json").read_text())
-    fold_train = json.loads((s.data / "train_data0.json").read_text())
-    assert len(pseudo["images"]) == len(fold_train["images"]) + 15
-    names = {c["id"]: c["name"] for c in pseudo["categories"]}
-    pseudo_anns = [a for a in pseudo["annotations"] if a.get("pseudo")]
-    assert pseudo_anns and all(isinstance(a["segmentation"]["counts"], str) for a in pseudo_anns)
-    # a one-epoch tiny model is unsure almost everywhere, so the ignore label must appear and paint 255
-    assert any(names[a["category_id"]] == "__ignore__" for a in pseudo_anns)
-    from trashseg.data.coco import load_coco
-    from trashseg.data.masks import paint_mask
-
-    cs = load_coco(s.data / "train_data_pseudo0.json", s.data, {})
-    assert any((paint_mask(cs, i) == 255).any() for i in cs.image_ids[-15:])
-
-    copy_paste = "--set augment.copy_paste.p=1.0 --set 'augment.copy_paste.classes=[Plastic bag]'"
-    out = run_make(
-        "train-fpn",
-        **{**s.train, "RUNS": s.tmp / "pseudo_runs", "ARGS": f"{base['ARGS']} {copy_paste}"},
-        FOLD=0,
-        PSEUDO=1,
-    )
-    assert "best epoch 1" in out and "copy-paste: Plastic bag from" in out
-    used = torch.load(s.tmp / "pseudo_runs" / "fpn" / "fold0" / "best.pt", weights_only=True)["config"]
-    assert used["data"]["train_json"] == "train_data_pseudo{fold}.json"
+@pytest.mark.parametrize("model", sorted(FAMILY_TINY))
+def test_model_folder_trains_resumes_infers_with_tta_and_ensembles(model, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data, ignore=shutil.ignore_patterns("train_data*", "valid_data*"))
+    run_make("folds", DATA_DIR=data, K=3, GROUP=SAMPLE_DATES)
+    v = tiny_run(data, tmp_path, ENCODER=FAMILY_TINY[model], LOGGER="none", MODEL=model)
+    out = run_make("train", **v, EPOCHS=1)
+    assert f"training {'UPerNet' if model == 'upernet' else 'Segformer'} ({FAMILY_TINY[model]}" in out
+    assert "adamw lr" in out and "poly, EMA" in out  # the folder's own recipe
+    out = run_make("train", **v, EPOCHS=2, RESUME=1)
+    run = tmp_path / "runs" / model / "fold0"
+    assert f"resuming {run} after epoch 1" in out
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 2
+    run_make("infer", **v, TTA=1)
+    manifest = json.loads((run / "probs_test_tta.json").read_text())
+    assert manifest["arch"] in ("UPerNet", "Segformer") and manifest["tta"]["scales"] == [0.75, 1.0, 1.25]
+    subs = tmp_path / "subs"
+    run_make("ensemble", **v, MODELS=model, TTA=1, SUBMISSIONS=subs, NAME=model)
+    out = run_make("validate-submission", DATA_DIR=data, FILE=subs / f"{model}.csv")
+    assert "valid submission" in out
 
 
-@pytest.mark.slow
-def test_report_and_predict(sample_runs, tmp_path):
-    run = sample_runs.runs / "fpn" / "fold0"
-    out = run_make("report", RUN=run, N=3)
-    report = run / "report"
-    for name in ("per_class_iou.md", "confusion_matrix.png", "curves.png", "legend.png"):
-        assert (report / name).stat().st_size > 0
-    assert len(list((report / "overlays").glob("*.png"))) == 3
-    table = (report / "per_class_iou.md").read_text()
-    metrics = torch.load(run / "best.pt", weights_only=True)["metrics"]
-    assert f"**{metrics['miou']:.4f}**" in table  # report re-scores to the trainer's own figure
-    assert "| Plastic bag |" in out and "| General trash |" in out
-    test_images = sample_runs.data / "batch_04"
-    run_make("predict", RUN=run, IMAGES=test_images, OUT=tmp_path / "pred")
-    overlays = list((tmp_path / "pred").glob("*_overlay.png"))
-    assert len(overlays) == len(list(test_images.glob("*.jpg"))) == 15
-    assert (tmp_path / "pred" / "legend.png").is_file()
+def test_preset_folds_soup_and_a_run_on_all_data(coco_dir, tmp_path):
+    # cpu-lite's own settings (AdamW, warmup + poly, 256 px ...) with a tiny encoder at 64 px
+    v = tiny_run(coco_dir, tmp_path, LOGGER="none", EXP="cpu-lite", BATCH=2)
+    v["ARGS"] += " --set train.keep_last=2"
+    for fold in range(3):
+        out = run_make("train", **v, FOLD=fold, EPOCHS=2)
+    assert "adamw lr 0.001 poly" in out and f"-> {tmp_path / 'runs' / 'cpu-lite' / 'fold2'}" in out
+    runs = tmp_path / "runs"
+    assert sorted(p.name for p in (runs / "cpu-lite" / "fold0").glob("epoch*.pt")) == ["epoch1.pt", "epoch2.pt"]
+
+    out = run_make("soup", **v)
+    assert "fold 2: soup of epoch1.pt, epoch2.pt" in out and "OOF cpu-lite-soup: mIoU" in out
+    one = torch.load(runs / "cpu-lite" / "fold1" / "epoch1.pt", weights_only=True)["model"]
+    two = torch.load(runs / "cpu-lite" / "fold1" / "epoch2.pt", weights_only=True)["model"]
+    soup = torch.load(runs / "cpu-lite-soup" / "fold1" / "best.pt", weights_only=True)["model"]
+    key = next(k for k in soup if soup[k].is_floating_point() and soup[k].ndim == 4)
+    torch.testing.assert_close(soup[key], (one[key] + two[key]) / 2)
+    assert json.loads((runs / "cpu-lite-soup" / "oof.json").read_text())["images"] == 12
+
+    out = run_make("train", **v, TRAIN_ALL=1, EPOCHS=1)
+    assert "on all data" in out and "(all data, no validation)" in out
+    everything = runs / "cpu-lite" / "all"
+    assert (everything / "best.pt").is_file() and not list(everything.glob("probs_valid*"))
+    run_make("infer", **v, TRAIN_ALL=1)
+    assert (everything / "probs_test.npy").is_file() and not (everything / "probs_valid.npy").exists()
+    for fold in range(3):
+        run_make("infer", **v, FOLD=fold, SPLITS="test")
+    out = run_make("ensemble", **v, MODELS="cpu-lite", SUBMISSIONS=tmp_path / "subs", NAME="all")
+    assert "cpu-lite/all/probs_test.npy" in out and "cpu-lite/fold2/probs_test.npy" in out
+    out = run_make("oof", **v, MODEL="cpu-lite-soup")
+    assert "/all/" not in json.dumps(json.loads((runs / "cpu-lite-soup" / "oof.json").read_text())["folds"])
 
 
-@pytest.mark.slow
-def test_copy_paste_without_donors_says_so(sample_runs):
-    """The defaults (Battery, Clothing) have no objects in the sample: the log says nothing is pasted."""
-    out = run_make(
-        "train-fpn",
-        **{
-            **sample_runs.train,
-            "RUNS": sample_runs.tmp / "cp_runs",
-            "ARGS": f"{sample_runs.base['ARGS']} --set augment.copy_paste.p=0.5",
-        },
-        FOLD=1,
-    )
-    assert "copy-paste: no Battery, Clothing in the training masks" in out
+def test_tiny_encoders_of_each_family_exist():
+    import timm
 
-
-def test_copy_paste_adds_rare_class_pixels(coco_dir, base_cfg):
-    from trashseg.data.classes import class_index
-    from trashseg.data.coco import load_coco
-    from trashseg.data.copy_paste import CopyPaste
-    from trashseg.data.dataset import SegDataset, make_items
-    from trashseg.data.masks import MaskCache
-    from trashseg.data.transforms import eval_transform
-
-    cfg = {**base_cfg, "train": {**base_cfg["train"], "img_size": 64}}
-    cs = load_coco(coco_dir / "train_all.json", coco_dir, {})
-    items = make_items(cs, MaskCache(cfg["data"]["cache_dir"]), progress=False)
-    battery = class_index("Battery")
-    plain = SegDataset(items, eval_transform(cfg))
-    pasted = SegDataset(items, eval_transform(cfg), copy_paste=CopyPaste(items, [battery], p=1.0, max_objects=2))
-    np.random.seed(0)
-    before = sum(int((plain[i]["mask"] == battery).sum()) for i in range(len(items)))
-    after = sum(int((pasted[i]["mask"] == battery).sum()) for i in range(len(items)))
-    assert after > before
-    assert pasted.copy_paste.donors and all(c == battery for _, c in pasted.copy_paste.donors)
-
-
-def test_crf_pulls_labels_onto_colour_edges():
-    from trashseg.config import load_config
-    from trashseg.inference.crf import refine
-
-    rgb = np.zeros((64, 64, 3), dtype=np.uint8)
-    rgb[:, 32:] = 255  # two flat halves
-    truth = np.zeros((64, 64), dtype=np.int64)
-    truth[:, 32:] = 1
-    rng = np.random.default_rng(0)
-    probs = np.full((2, 64, 64), 0.3, dtype=np.float32)
-    probs[truth, np.arange(64)[:, None], np.arange(64)[None, :]] = 0.7
-    flip = rng.random((64, 64)) < 0.2  # 20% of pixels made wrong but unsure
-    probs[:, flip] = probs[::-1][:, flip] * 0.9 + 0.05
-    before = (probs.argmax(0) == truth).mean()
-    after = (refine(probs, rgb, load_config())[:2].argmax(0) == truth).mean()
-    assert before < 0.85 and after > 0.98
+    assert timm.is_model("convnext_atto") and TINY_ENCODER.startswith("tu-")

@@ -59,6 +59,7 @@ class Train(Section):
     sync_bn: bool
     accumulate: PositiveInt
     train_all: bool
+    keep_last: NonNegativeInt
 
     @field_validator("device")
     @classmethod

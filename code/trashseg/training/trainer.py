@@ -32,7 +32,7 @@ from trashseg.training.ema import build_ema, scored_model
 from trashseg.training.losses import build_loss
 from trashseg.training.optim import Schedule, build_optimizer
 from trashseg.training.run_record import write_run_record
-from trashseg.training.seeding import seed_everything
+from trashseg.training.seeding import seed_epoch, seed_everything
 from trashseg.training.speed import amp_dtype, configure_backends, use_channels_last
 from trashseg.training.tracking import Tracker, overlay_panels
 
@@ -90,6 +90,19 @@ class Stepper:
             self.ema.update(checkpoint_unwrap(self.model), step=self.steps)
         if self.on_step is not None:
             self.on_step(self.steps, loss, lr)
+
+
+def keep_epoch_weights(out: Path, model, cfg: dict, epoch: int, val: dict) -> None:
+    """train.keep_last: N: this epoch's weights (EMA when on) as epoch<e>.pt, the last N kept, for
+    `make soup`."""
+    keep = int(cfg["train"]["keep_last"])
+    if keep <= 0:
+        return
+    save_checkpoint(out / f"epoch{epoch}.pt", model, cfg, epoch, val)
+    for old in out.glob("epoch*.pt"):
+        number = old.stem.removeprefix("epoch")
+        if number.isdigit() and int(number) <= epoch - keep:
+            old.unlink()
 
 
 def checkpoint_unwrap(model):
@@ -279,6 +292,7 @@ def _train(cfg: dict, ctx: distributed.Context, device: torch.device, on_epoch=N
             start = time.perf_counter()
             if ctx.distributed:
                 train_loader.sampler.set_epoch(epoch)
+            seed_epoch(train_loader.dataset, int(cfg["train"]["seed"]), epoch, ctx.rank)
             lr = optimizer.param_groups[0]["lr"]
             step_base = (epoch - 1) * steps_per_epoch
             stepper.on_step = tracker.step
@@ -334,6 +348,7 @@ def _train(cfg: dict, ctx: distributed.Context, device: torch.device, on_epoch=N
                 )
                 if improved:
                     save_checkpoint(out / "best.pt", scored, cfg, epoch, val)
+                keep_epoch_weights(out, scored, cfg, epoch, val)
                 training_state = {
                     "raw_model": model.state_dict(),
                     "optimizer": {**optimizer.state_dict(), "kind": cfg["optimizer"]["name"]},
