@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
-
-from pathlib import Path
 
 from trashseg.config import load_config
 from trashseg.modeling.architectures import build_model

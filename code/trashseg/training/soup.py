@@ -118,9 +118,7 @@ def score(cfg: dict, models: list[str]) -> None:
     truth = Truth(cfg, load_set(cfg, data_dir(cfg) / "train_all.json", quiet=True), int(cfg["eval"]["score_size"]))
     for model in models:
         if not layout.fold_probs(model, "valid"):
-            print(
-                f"no OOF of {model} to compare with: `make infer MODEL=... FOLD=k SPLITS=valid` for its folds, then `make oof`"
-            )
+            print(f"no OOF of {model} to compare with: infer its folds' validation images (SPLITS=valid) first")
         else:
             result = score_and_write(layout, truth, model)
             print(
