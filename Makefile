@@ -232,8 +232,9 @@ soup: $(STAMP) ## MODEL (or EXP): average each fold's last kept epochs (train.ke
 	$(RUN_ENV) $(PY) -m trashseg.training.soup --config code/$(call folder,$(call RUN_MODEL,$(MODEL)))/config.yaml \
 	  $(PRESET_ARG) --kind $(SOUP) $(SETS)
 
-cv: $(STAMP) ## every fold (K) of MODELS, one fold per GPU in parallel when GPUS>1, then infer + ensemble
-	$(RUN_ENV) $(PY) -m trashseg.cv --k $(call count,K) --gpus $(call count,GPUS) --models $(call mapped,$(MODELS_OR_ALL))
+cv: $(STAMP) ## every fold (K) of MODELS (or of EXP's preset), one fold per GPU in parallel when GPUS>1, then infer + ensemble
+	$(RUN_ENV) $(PY) -m trashseg.cv --k $(call count,K) --gpus $(call count,GPUS) \
+	  $(if $(EXP),--models $(EXP_MODEL) --runs $(EXP),--models $(call mapped,$(MODELS_OR_ALL)))
 
 # what `make sweep` was given, repeated in the ready `make train` line it prints for the best trial
 SWEEP_VARS = $(strip $(foreach v,DATA_DIR RUNS EPOCHS BATCH IMG_SIZE ENCODER WEIGHTS DEVICE WORKERS SEED,$(if $($(v)),$(v)=$($(v)))))

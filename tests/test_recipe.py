@@ -243,6 +243,7 @@ class Killed(Exception):
     pass
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("schedule", ["poly", "plateau"])
 def test_a_run_killed_mid_warmup_resumes_the_same_learning_rate_curve(coco_dir, tmp_path, schedule):
     tiny_run(coco_dir, tmp_path)  # fold files
@@ -283,6 +284,7 @@ def test_a_run_killed_mid_warmup_resumes_the_same_learning_rate_curve(coco_dir, 
         assert a == pytest.approx(b, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_best_pt_holds_the_ema_weights(coco_dir, tmp_path):
     tiny_run(coco_dir, tmp_path)
     train_in_process(coco_dir, tmp_path, "train.epochs=1", "ema.enabled=true", "tracking.loggers=[]")

@@ -68,6 +68,7 @@ def main(argv=None) -> None:
     parser.add_argument("--gpus", type=int, default=1)
     parser.add_argument("--models", nargs="+", required=True, help="model map names (make: MODELS)")
     parser.add_argument("--make", default=os.environ.get("MAKE", "make"))
+    parser.add_argument("--runs", nargs="+", help="run names to ensemble (default: --models; EXP=<preset>: its name)")
     args = parser.parse_args(argv)
     if args.k < 2 or args.gpus < 1:
         bad = (
@@ -86,7 +87,9 @@ def main(argv=None) -> None:
                 print(f"[cv] {job.target} FOLD={job.fold} failed (exit {code})", file=sys.stderr)
             raise SystemExit(1)
     raise SystemExit(
-        subprocess.call([args.make, "--no-print-directory", "ensemble", "GPUS=1", f"MODELS={' '.join(args.models)}"])
+        subprocess.call(
+            [args.make, "--no-print-directory", "ensemble", "GPUS=1", f"MODELS={' '.join(args.runs or args.models)}"]
+        )
     )
 
 
