@@ -127,7 +127,7 @@ RUN_ENV := $(if $(or $(filter cpu,$(DEVICE)),$(if $(HAS_GPU),,1)),$(CPU_MALLOC))
 
 .PHONY: help setup lint format check-data folds train infer eval ensemble pseudo oof fit-ensemble report \
         predict setup-crf validate-submission soup sweep vote import-probs weights weights-offline docker-build download submit demo \
-        test test-fast tensorboard bench-data bench-ensemble bench-cpu bench-gpu bench-durable bench-tracking cv clean
+        test test-fast tensorboard bench-data bench-ensemble bench-cpu bench-gpu bench-durable bench-tracking bench-recipes cv clean
 
 help: ## this list
 	@echo "trashseg: COCO trash photos -> SMP models ($(ALL_MODELS)) -> probabilities -> ensemble -> CSV"
@@ -137,7 +137,7 @@ help: ## this list
 	@echo "Models (MODEL=, MODELS=; the model map at the top of the Makefile): $(ALL_MODELS)"
 	@echo "Variables (empty = config value): DATA_DIR FOLD K SEED EPOCHS BATCH IMG_SIZE ENCODER"
 	@echo "  WEIGHTS(imagenet|offline|none|file) DEVICE(auto|cpu|cuda|cuda:N) WORKERS RUNS ARGS='--set key=value'"
-	@echo "  EXP(preset: $(PRESETS)) TRAIN_ALL=1 SOUP(epochs|folds)"
+	@echo "  EXP(preset: $(PRESETS)) TRAIN_ALL=1 SOUP(epochs|folds) ROWS(bench-recipes)"
 	@echo "  GPUS NNODES NODE_RANK MASTER_ADDR MASTER_PORT RESUME=1"
 	@echo "  NAME SUBMISSIONS PROBS WEIGHTS_ENSEMBLE MIXED=1 GROUP(regex) JSON OUT FILE COMPETITION MESSAGE"
 	@echo "  IMAGE DOCKER_WEIGHTS TTA=1 CRF=1 SPLITS PSEUDO=1 MODEL MODELS RUN IMAGES N"
@@ -318,6 +318,10 @@ bench-cpu: $(STAMP) ## CPU training/inference speed with and without the malloc 
 
 bench-tracking: $(STAMP) ## training epoch time and tracking cost: off vs TensorBoard vs W&B offline vs both (demo settings)
 	$(RUN_ENV) $(PY) bench/bench_tracking.py
+
+ROWS ?=
+bench-recipes: $(STAMP) ## OOF table on ../shared woosong photos, 3 date folds, CPU budget: original recipe vs each change (ROWS=...; ~40 min a row on 2 cores)
+	$(PY) bench/bench_recipes.py $(if $(ROWS),--rows $(ROWS))
 
 bench-durable: $(STAMP) ## cost of durable (fsync) atomic writes per checkpoint / probability file vs rename only
 	$(PY) bench/bench_durable.py

