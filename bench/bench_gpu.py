@@ -23,7 +23,8 @@ from trashseg.training.speed import amp_dtype, configure_backends, use_channels_
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"fpn": "FPN", "deeplab": "DeepLabV3Plus", "upernet": "UPerNet", "segformer": "Segformer"}
 GPU_PRESETS = ("upernet-convnext", "upernet-swin", "segformer-mit-b2")
-SMOKE_ENCODERS = {"UPerNet": "tu-convnext_atto", "Segformer": "mit_b0"}  # --smoke: tiny, same family
+# --smoke: the smallest encoder of each preset's family
+SMOKE_ENCODERS = {"convnext": "tu-convnext_atto", "swin": "tu-swin_tiny_patch4_window7_224", "mit_b": "mit_b0"}
 
 
 def preset_config(name: str, overrides: list[str]) -> dict:
@@ -42,7 +43,8 @@ def setup(spec, fast: bool, device: torch.device, smoke: bool):
     if isinstance(spec, str):
         cfg = preset_config(spec, overrides)
         if smoke:
-            tiny = SMOKE_ENCODERS.get(cfg["model"]["arch"], cfg["model"]["encoder"])
+            encoder = cfg["model"]["encoder"]
+            tiny = next((t for family, t in SMOKE_ENCODERS.items() if family in encoder), encoder)
             cfg = preset_config(spec, overrides + [f"model.encoder={tiny}"])
     else:
         arch, encoder = spec

@@ -40,6 +40,13 @@ ROWS = {
         ADAMW_POLY + " --set loss.ce_weight=0.5 --set loss.dice_weight=0.25 --set loss.lovasz_weight=0.25",
         "... + Lovasz (0.5 CE + 0.25 Dice + 0.25 Lovasz)",
     ),
+    "adamw-poly-lovasz-ema": (
+        "fpn",
+        LITE0,
+        ADAMW_POLY
+        + " --set loss.ce_weight=0.5 --set loss.dice_weight=0.25 --set loss.lovasz_weight=0.25 --set ema.enabled=true",
+        "... + Lovasz + EMA",
+    ),
     "adamw-poly-cw": ("fpn", LITE0, ADAMW_POLY + " --set loss.class_weights=auto", "... + auto class weights"),
     "adamw-poly-lite2": ("fpn", LITE2, ADAMW_POLY, "... on EfficientNet-Lite2"),
     "upernet-lite2": ("upernet", LITE2, ADAMW_POLY + " --set ema.enabled=false", "UPerNet, Lite2, the same recipe"),

@@ -40,7 +40,7 @@ FPN = ROOT / "code" / "FPN" / "config.yaml"
         ("model.encoder=efficientnet-b9", "closest: efficientnet-b7"),
         (
             "model.weights=imagnet",
-            "model.weights='imagnet': not 'imagenet', 'none' nor an existing file; closest: imagenet",
+            "model.weights='imagnet': not 'imagenet', 'offline', 'none' nor an existing file; closest: imagenet",
         ),
         ("model.params={decoder_channel: 64}", "model.params.decoder_channel: FPN takes no such parameter; closest: "),
         ("augment.copy_paste.classes=[Batery]", "augment.copy_paste.classes: unknown class 'Batery'"),
