@@ -296,7 +296,7 @@ demo: $(STAMP) ## the whole path on data/sample, CPU: folds -> FPN (EXP=cpu-lite
 	$(MAKE) --no-print-directory infer EXP=cpu-lite $(DEMO)
 	$(MAKE) --no-print-directory train-deeplab $(DEMO_DEEPLAB)
 	$(MAKE) --no-print-directory infer-deeplab $(DEMO_DEEPLAB)
-	$(MAKE) --no-print-directory ensemble DATA_DIR=data/sample RUNS=runs/demo NAME=demo
+	$(MAKE) --no-print-directory ensemble DATA_DIR=data/sample RUNS=runs/demo NAME=demo MODELS="cpu-lite deeplab"
 
 test: $(STAMP) $(CRF_STAMP) ## the full test suite (unit + end-to-end through these make targets; what CI runs)
 	$(PY) -m pytest -q tests
