@@ -13,6 +13,7 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -24,7 +25,7 @@ from trashseg.errors import TrashsegError
 from trashseg.evaluation.evaluate import evaluate
 from trashseg.evaluation.metrics import format_table
 from trashseg.modeling.architectures import build_model
-from trashseg.modeling.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from trashseg.modeling.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint, unwrap
 from trashseg.modeling.encoder_weights import apply_sidecar
 from trashseg.runs import data_dir, data_json, run_dir
 from trashseg.training import distributed
@@ -87,7 +88,7 @@ class Stepper:
         if self.schedule is not None:
             self.schedule.step()
         if self.ema is not None:
-            self.ema.update(checkpoint_unwrap(self.model), step=self.steps)
+            self.ema.update(unwrap(self.model), step=self.steps)
         if self.on_step is not None:
             self.on_step(self.steps, loss, lr)
 
@@ -103,10 +104,6 @@ def keep_epoch_weights(out: Path, model, cfg: dict, epoch: int, val: dict) -> No
         number = old.stem.removeprefix("epoch")
         if number.isdigit() and int(number) <= epoch - keep:
             old.unlink()
-
-
-def checkpoint_unwrap(model):
-    return model.module if hasattr(model, "module") else model
 
 
 def train_one_epoch(
@@ -325,8 +322,8 @@ def _train(cfg: dict, ctx: distributed.Context, device: torch.device, on_epoch=N
                     keep_count=tracker.count if tracker.wants_overlays(epoch) else 0,
                 )
                 improved = best is None or val["miou"] > best["miou"]
-            else:  # all data: no validation; the plateau rule watches the training loss
-                val = {"loss": train_loss}
+            else:  # all data: no validation; the plateau rule watches the training loss (all ranks' mean)
+                val = {"loss": float(distributed.sum_array(np.array([train_loss]), ctx, device)[0]) / ctx.world}
                 improved = True
             schedule.epoch_end(val["loss"])
             if improved:
