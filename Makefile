@@ -288,7 +288,8 @@ docker-%: ## run any target in the image: make docker-train-fpn FOLD=0, make doc
 DEMO := DATA_DIR=data/sample RUNS=runs/demo FOLD=0
 DEMO_DEEPLAB := $(DEMO) ENCODER=tu-tf_efficientnet_lite0 WEIGHTS=offline IMG_SIZE=256 EPOCHS=4 BATCH=8 \
         ARGS="--set optimizer.name=adamw --set optimizer.lr=1e-3 --set optimizer.weight_decay=1e-4 \
-        --set optimizer.decay_norms_biases=false --set scheduler.name=poly --set scheduler.warmup_epochs=0.25"
+        --set optimizer.decay_norms_biases=false --set scheduler.name=poly --set scheduler.warmup_epochs=0.25 \
+        --set loss.ce_weight=0.5 --set loss.dice_weight=0.25 --set loss.lovasz_weight=0.25 --set ema.enabled=true"
 demo: $(STAMP) ## the whole path on data/sample, CPU: folds -> FPN (EXP=cpu-lite) + DeepLabV3Plus from offline ImageNet weights -> submissions/demo.csv
 	$(MAKE) --no-print-directory check-data DATA_DIR=data/sample
 	$(MAKE) --no-print-directory folds DATA_DIR=data/sample K=3 GROUP='^(batch_[^/]+)/'
