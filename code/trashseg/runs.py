@@ -124,6 +124,17 @@ def load_run(run: Path) -> tuple[dict, Path]:
     return upgrade(yaml.safe_load(cfg_path.read_text())), ckpt
 
 
+def epoch_checkpoint(run: Path, epoch: int) -> Path:
+    """One kept epoch's weights (train.keep_last), which `make soup` averages."""
+    return Path(run) / f"epoch{epoch}.pt"
+
+
+def epoch_checkpoints(run: Path) -> list[tuple[int, Path]]:
+    """(epoch, file) of every kept epoch in a run folder, oldest first."""
+    found = [(p.stem.removeprefix("epoch"), p) for p in Path(run).glob("epoch*.pt")]
+    return sorted((int(n), p) for n, p in found if n.isdigit())
+
+
 def run_fold(cfg: dict) -> int | str:
     return ALL if cfg["train"]["train_all"] else cfg["train"]["fold"]
 

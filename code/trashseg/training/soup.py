@@ -23,7 +23,7 @@ from trashseg.cli import friendly_errors
 from trashseg.config import dump, load_config
 from trashseg.errors import TrashsegError
 from trashseg.modeling.checkpoint import load_checkpoint
-from trashseg.runs import ALL, Layout
+from trashseg.runs import ALL, Layout, epoch_checkpoints
 
 
 def average(paths: list[Path]) -> dict:
@@ -56,11 +56,6 @@ def write_soup(out_dir: Path, state: dict, cfg: dict, sources: list[Path]) -> Pa
     return ckpt
 
 
-def epoch_files(run: Path) -> list[Path]:
-    files = [p for p in run.glob("epoch*.pt") if p.stem.removeprefix("epoch").isdigit()]
-    return sorted(files, key=lambda p: int(p.stem.removeprefix("epoch")))
-
-
 def soup(cfg: dict, kind: str) -> list[Path]:
     from trashseg.commands import infer
 
@@ -87,7 +82,7 @@ def soup(cfg: dict, kind: str) -> list[Path]:
         )
         return [ckpt]
     for run in folds:
-        sources = epoch_files(run)
+        sources = [path for _, path in epoch_checkpoints(run)]
         if len(sources) < 2:
             raise TrashsegError(
                 f"{run}: {len(sources)} kept epoch file(s); train with train.keep_last=N (N >= 2, e.g. "

@@ -27,7 +27,7 @@ from trashseg.evaluation.metrics import format_table
 from trashseg.modeling.architectures import build_model
 from trashseg.modeling.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint, unwrap
 from trashseg.modeling.encoder_weights import apply_sidecar
-from trashseg.runs import data_dir, data_json, run_dir
+from trashseg.runs import data_dir, data_json, epoch_checkpoint, epoch_checkpoints, run_dir
 from trashseg.training import distributed
 from trashseg.training.ema import build_ema, scored_model
 from trashseg.training.losses import build_loss
@@ -99,10 +99,9 @@ def keep_epoch_weights(out: Path, model, cfg: dict, epoch: int, val: dict) -> No
     keep = int(cfg["train"]["keep_last"])
     if keep <= 0:
         return
-    save_checkpoint(out / f"epoch{epoch}.pt", model, cfg, epoch, val)
-    for old in out.glob("epoch*.pt"):
-        number = old.stem.removeprefix("epoch")
-        if number.isdigit() and int(number) <= epoch - keep:
+    save_checkpoint(epoch_checkpoint(out, epoch), model, cfg, epoch, val)
+    for number, old in epoch_checkpoints(out):
+        if number <= epoch - keep:
             old.unlink()
 
 
