@@ -65,11 +65,13 @@ PRESENT = ("Background", "General trash", "Plastic bag")
 def prepare(data: Path) -> None:
     """The woosong photos in the kit's layout, with 3 folds split by recording date."""
     src = require_woosong()
-    if (data / "valid_data2.json").is_file():
+    if (data / "images").is_symlink():  # an older bench linked the photos; the kit refuses links out of DATA_DIR
+        (data / "images").unlink()
+    if (data / "valid_data2.json").is_file() and (data / "images").is_dir():
         return
     data.mkdir(parents=True, exist_ok=True)
-    if not (data / "images").exists():
-        (data / "images").symlink_to(src / "images")
+    if not (data / "images").exists():  # a copy (42 MB): a link out of the data folder is refused
+        shutil.copytree(src / "images", data / "images")
     shutil.copy(src / "annotations.json", data / "train_all.json")
     coco = json.loads((data / "train_all.json").read_text())
     test = {**coco, "images": coco["images"][:4], "annotations": []}  # infer needs a test file

@@ -16,6 +16,7 @@ from pathlib import Path
 from pycocotools.coco import COCO
 
 from trashseg.data.classes import resolve_category_ids
+from trashseg.paths import check_name, contained
 from trashseg.errors import TrashsegError
 
 REQUIRED_KEYS = ("images",)
@@ -122,9 +123,7 @@ def _check_images(images, json_path: Path) -> dict:
         for key in ("width", "height"):
             if not _is_int(img.get(key)) or img[key] <= 0:
                 raise TrashsegError(f"{json_path}: images[{i}] ({img['file_name']}) has no valid {key}")
-        name = img["file_name"]
-        if name.startswith(("/", "\\")) or Path(name).is_absolute() or ".." in Path(name.replace("\\", "/")).parts:
-            raise TrashsegError(f"{json_path}: images[{i}] file_name {name!r} escapes the data folder")
+        check_name(img["file_name"], f"{json_path}: images[{i}] file_name")
         by_id[img["id"]] = img
     return by_id
 
@@ -198,7 +197,7 @@ class CocoSet:
         return self.coco.imgs[image_id]["file_name"]
 
     def image_path(self, image_id: int) -> Path:
-        return self.image_root / self.file_name(image_id)
+        return contained(self.image_root, self.file_name(image_id), f"{self.json_path}: file_name")
 
     def annotations(self, image_id: int) -> list[dict]:
         return self.coco.imgToAnns.get(image_id, [])

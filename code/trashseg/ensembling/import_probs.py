@@ -25,17 +25,19 @@ from trashseg.data.coco import read_json
 from trashseg.errors import TrashsegError
 from trashseg.inference.probs import ProbsWriter
 from trashseg.inference.tta import resize
+from trashseg.paths import check_name, contained
 from trashseg.runs import Layout, data_dir, data_json
 
 SUFFIXES = (".npy", ".png")
 
 
-def source_file(src: Path, file_name: str) -> Path | None:
-    """The file for one image: <src>/<file_name minus extension>.npy|.png, or <src>/<stem>.npy|.png."""
-    rel = Path(file_name).with_suffix("")
+def source_file(src: Path, file_name: str, source: str) -> Path | None:
+    """The file for one image: <src>/<file_name minus extension>.npy|.png, or <src>/<stem>.npy|.png;
+    the name (read from ``source``) must stay inside ``src``, symbolic links followed."""
+    rel = Path(check_name(file_name, source, f"SRC={src}")).with_suffix("")
     for base in (rel, Path(rel.name)):
         for suffix in SUFFIXES:
-            candidate = src / base.with_suffix(suffix)
+            candidate = contained(src, str(base.with_suffix(suffix)), source)
             if candidate.is_file():
                 return candidate
     return None
@@ -94,7 +96,7 @@ def import_probs(
         raise TrashsegError(f"SRC={src}: not a folder")
     images = read_json(json_path)["images"]
     file_names = [str(img["file_name"]) for img in images]
-    found = {name: source_file(Path(src), name) for name in file_names}
+    found = {name: source_file(Path(src), name, f"{json_path}: file_name") for name in file_names}
     missing = [n for n, p in found.items() if p is None]
     if missing:
         raise TrashsegError(

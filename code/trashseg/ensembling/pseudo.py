@@ -23,6 +23,7 @@ from trashseg.data.coco import read_json
 from trashseg.ensembling.ensemble import check_manifests, merge_inputs, normalise_weights, weights_from_file
 from trashseg.errors import TrashsegError
 from trashseg.inference.probs import ProbsReader
+from trashseg.paths import check_name
 from trashseg.runs import Layout
 
 
@@ -70,7 +71,8 @@ def make_pseudo(
     out_dir = out_dir or data_dir
     test = read_json(data_dir / cfg["data"]["test_json"])
     readers = [ProbsReader(p) for p in prob_files]
-    check_manifests(readers, [str(img["file_name"]) for img in test["images"]])
+    source = f"{data_dir / cfg['data']['test_json']}: file_name"
+    check_manifests(readers, [check_name(str(img["file_name"]), source) for img in test["images"]])
     w = normalise_weights(weights_from_file(weights_file, readers) if weights_file else None, len(readers))
     labels = []
     for i, img in enumerate(tqdm(test["images"], desc="pseudo-labels", leave=False)):

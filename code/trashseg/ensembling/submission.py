@@ -13,6 +13,7 @@ import numpy as np
 from trashseg.atomic import atomic_open
 from trashseg.data.classes import NUM_CLASSES
 from trashseg.errors import TrashsegError
+from trashseg.paths import check_name
 
 HEADER = ["image_id", "PredictionString"]
 SUBMISSION_SIZE = 256
@@ -111,7 +112,9 @@ def _rows(csv_path: Path, expected_ids: list[str], n_pixels: int, size: int):
 def expected_ids_from_test_json(test_json: Path) -> list[str]:
     from trashseg.data.coco import read_json
 
-    return [str(img["file_name"]) for img in read_json(Path(test_json))["images"]]
+    return [
+        check_name(str(img["file_name"]), f"{test_json}: file_name") for img in read_json(Path(test_json))["images"]
+    ]
 
 
 def main(argv=None) -> None:

@@ -13,16 +13,18 @@ from trashseg.data.images import read_rgb
 from trashseg.drawing import blend, legend_png, save_png
 from trashseg.errors import TrashsegError
 from trashseg.inference.predictor import Predictor
+from trashseg.paths import contained
 from trashseg.runs import load_run
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 def predict_folder(run: Path, images: Path, out: Path) -> list[Path]:
-    cfg, ckpt = load_run(run)
-    files = sorted(p for p in Path(images).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    found = sorted(p for p in Path(images).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = [contained(images, str(p.relative_to(images)), f"IMAGES={images}") for p in found]
     if not files:
         raise TrashsegError(f"{images}: no .jpg/.png images found")
+    cfg, ckpt = load_run(run)
     predictor = Predictor(ckpt, cfg)
     written = []
     for path in files:
