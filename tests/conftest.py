@@ -115,10 +115,14 @@ def make_coco(root: Path, n_train: int = 12, n_test: int = 4, seed: int = 0) -> 
 
 
 def pytest_collection_modifyitems(items):
-    """A test on the sample runs drives make targets, so it is slow whether or not it says so."""
+    """A test on the sample runs drives make targets, so it is slow whether or not it says so; and
+    under pytest-xdist (make test) every such test runs on one worker, which builds the session's
+    sample runs once (--dist loadgroup), while the other workers take the rest."""
     for item in items:
-        if "sample_runs" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("slow"):
-            item.add_marker(pytest.mark.slow)
+        if "sample_runs" in getattr(item, "fixturenames", ()):
+            if not item.get_closest_marker("slow"):
+                item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.xdist_group("sample"))
 
 
 @pytest.fixture
@@ -167,3 +171,115 @@ def sample_runs(tmp_path_factory) -> SampleRuns:
         run_make("infer-fpn", **s.train, FOLD=fold, TTA=1, SPLITS="valid")
         run_make("infer-fpn", **s.train, FOLD=fold, CRF=1, SPLITS="valid")
     return s
+
+
+def wait_for(condition, what: str, timeout: float = 180.0, every: float = 0.2):
+    """Wait for a state (a file, a database row, a process's exit), polling ``condition`` until it
+    returns something true, which is returned; fail naming ``what`` after ``timeout`` seconds. The
+    wait ends on the state, not on a guessed duration, so a slow or busy machine only waits longer."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:.0f} s for {what}")
+        time.sleep(every)
+
+
+def start_make(target: str, log: Path | None = None, env: dict | None = None, **variables) -> subprocess.Popen:
+    """A make target started in its own process group (so the test can kill it and every child),
+    its output piped (``log=None``: read it with read_until) or written to ``log``."""
+    out = subprocess.PIPE if log is None else open(log, "w")
+    return subprocess.Popen(
+        make_cmd(target, **variables),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": "", **(env or {})},
+    )
+
+
+def read_until(proc: subprocess.Popen, text: str) -> list[str]:
+    """The lines ``proc`` prints up to and including the first that holds ``text`` (an event in
+    its output); fails with what it printed when it ends first."""
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if text in line:
+            return lines
+    raise AssertionError(f"ended without printing {text!r}:\n{''.join(lines)[-3000:]}")
+
+
+def stale_trials(storage_url: str, study_name: str, heartbeat: int = 1) -> list[int]:
+    """Numbers of the study's running trials whose heartbeat is older than the sweep's grace period
+    (2 x heartbeat), as Optuna's own check finds them: trials of a killed worker."""
+    import warnings
+
+    import optuna
+    from optuna.storages import RDBStorage
+
+    with warnings.catch_warnings():  # heartbeats are 'experimental' in Optuna's words; the sweep uses them
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = RDBStorage(storage_url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat)
+    study_id = storage.get_study_id_from_name(study_name)
+    stale = set(storage._get_stale_trial_ids(study_id))  # Optuna's own staleness rule
+    trials = optuna.load_study(study_name=study_name, storage=storage).trials
+    storage.remove_session()
+    return [t.number for t in trials if t._trial_id in stale]
+
+
+def heartbeat_of(storage_url: str, study_name: str, number: int) -> bool:
+    """Whether trial ``number`` has written a heartbeat (from then on a kill is detectable)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(storage_url)
+    try:
+        with engine.connect() as db:
+            return bool(
+                db.execute(
+                    sqlalchemy.text(
+                        "SELECT count(*) FROM trial_heartbeats h JOIN trials t ON t.trial_id = h.trial_id "
+                        "JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = :study AND t.number = :n"
+                    ),
+                    {"study": study_name, "n": number},
+                ).scalar()
+            )
+    finally:
+        engine.dispose()
+
+
+KILL_HOOK = '''"""Test hook (conftest.kill_hook): SIGKILL this process at the Nth call of one function."""
+import importlib, os, signal
+
+_module, _attr, _calls = os.environ["TRASHSEG_TEST_KILL_AT"].split(":")
+_owner = importlib.import_module(_module)
+_names = _attr.split(".")
+for _name in _names[:-1]:
+    _owner = getattr(_owner, _name)
+_real, _count = getattr(_owner, _names[-1]), [0]
+
+
+def _counted(*args, **kwargs):
+    _count[0] += 1
+    if _count[0] == int(_calls):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _real(*args, **kwargs)
+
+
+setattr(_owner, _names[-1], _counted)
+'''
+
+
+def kill_hook(folder: Path, module: str, attribute: str, call: int) -> dict:
+    """Environment that makes every Python process started with it SIGKILL itself at the ``call``-th
+    call of ``module.attribute`` (a function or Class.method), before that call runs: an
+    interruption at an exact point of the work, on no clock. Python imports the hook as
+    ``sitecustomize`` from PYTHONPATH at start-up."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(KILL_HOOK)
+    path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH", "")]))
+    return {"PYTHONPATH": path, "TRASHSEG_TEST_KILL_AT": f"{module}:{attribute}:{call}"}

@@ -2,14 +2,12 @@
 
 import json
 import os
-import signal
 import subprocess
-import time
 
 import numpy as np
 import pytest
 
-from conftest import make_cmd, run_make
+from conftest import kill_hook, make_process, run_make
 from trashseg.data.classes import CLASSES
 from trashseg.inference.probs import ProbsWriter
 
@@ -36,18 +34,12 @@ def test_killed_ensemble_leaves_no_partial_csv(tmp_path):
     old.write_text("previous submission\n")
 
     ensemble = dict(DATA_DIR=data, RUNS=tmp_path / "runs", SUBMISSIONS=subs, NAME="e")
-    proc = subprocess.Popen(
-        make_cmd("ensemble", **ensemble), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        partial = [p for p in subs.glob(".e.csv.*.tmp") if p.stat().st_size > 0]
-        if partial:
-            break
-        time.sleep(0.01)
-    assert proc.poll() is None, "ensemble finished before it could be interrupted"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    # SIGKILL halfway through the rows, from inside: a power cut at an exact point, on no clock
+    hook = kill_hook(tmp_path / "hook", "trashseg.ensembling.submission", "SubmissionWriter.add", N // 2)
+    proc = make_process("ensemble", env=hook, **ensemble)
+    assert proc.returncode != 0 and "Killed" in proc.stderr, proc.stderr  # make saw its child die
+    partial = [p for p in subs.glob(".e.csv.*.tmp") if p.stat().st_size > 0]
+    assert len(partial) == 1  # the killed writer's rows so far, in its temp file only
     assert old.read_text() == "previous submission\n"  # untouched, never half-written
     assert [p.name for p in subs.iterdir() if not p.name.startswith(".")] == ["e.csv"]
 

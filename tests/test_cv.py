@@ -1,11 +1,13 @@
 import threading
-import time
 
 from trashseg.cv import Job, run_jobs
 
 
 def test_jobs_spread_one_per_gpu_never_two_on_one():
     busy, lock, seen, peak = set(), threading.Lock(), [], [0]
+    # the first three jobs hold their GPU until all three run at once: run_jobs must start them
+    # together (a serial runner would leave the barrier waiting and fail it), on no clock
+    together = threading.Barrier(3, timeout=60)
 
     def runner(job, gpu):
         with lock:
@@ -13,7 +15,9 @@ def test_jobs_spread_one_per_gpu_never_two_on_one():
             busy.add(gpu)
             seen.append(gpu)
             peak[0] = max(peak[0], len(busy))
-        time.sleep(0.05)
+            first = len(seen) <= 3
+        if first:
+            together.wait()
         with lock:
             busy.remove(gpu)
         return 0

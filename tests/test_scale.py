@@ -2,16 +2,12 @@
 
 import csv
 import json
-import os
-import signal
 import socket
-import subprocess
-import time
 
 import pytest
 import torch
 
-from conftest import make_cmd, run_make, tiny_run
+from conftest import kill_hook, make_process, run_make, tiny_run
 
 pytestmark = pytest.mark.slow  # drives make targets / trains in subprocesses
 
@@ -51,22 +47,11 @@ def test_ddp_two_processes_match_single_process_evaluation(tiny, coco_dir, tmp_p
 
 def test_resume_after_sigkill_mid_run_ends_at_planned_epoch(tiny, tmp_path):
     run = tmp_path / "runs" / "fpn" / "fold0"
-    proc = subprocess.Popen(
-        make_cmd("train-fpn", **tiny, EPOCHS=4, LOGGER="none"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if (run / "metrics.csv").is_file() and len(rows(run)) >= 1:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "training finished before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    done_before = len(rows(run))
-    assert 1 <= done_before < 4
+    # SIGKILL as epoch 3 begins (epochs 1 and 2 saved), from inside the trainer: on no clock
+    hook = kill_hook(tmp_path / "hook", "trashseg.training.trainer", "train_one_epoch", 3)
+    proc = make_process("train-fpn", env=hook, **tiny, EPOCHS=4, LOGGER="none")
+    assert proc.returncode != 0 and "Killed" in proc.stderr, proc.stderr
+    assert len(rows(run)) == 2 and torch.load(run / "last.pt", weights_only=True)["epoch"] == 2
 
     out = run_make("train-fpn", **tiny, EPOCHS=4, RESUME=1, LOGGER="none")
     assert f"resuming {run} after epoch" in out

@@ -6,12 +6,22 @@ retried), records a pruned trial, keeps each trial an ordinary run folder and pr
 import os
 import shutil
 import signal
-import subprocess
-import time
 
 import pytest
 
-from conftest import ROOT, SAMPLE, SAMPLE_DATES, TINY_ENCODER, make_cmd, run_make, tiny_run
+from conftest import (
+    ROOT,
+    SAMPLE,
+    SAMPLE_DATES,
+    TINY_ENCODER,
+    heartbeat_of,
+    read_until,
+    run_make,
+    stale_trials,
+    start_make,
+    tiny_run,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -36,24 +46,17 @@ def test_killed_sweep_resumes_the_same_study_and_prunes(tmp_path):
     variables = tiny_run(data, tmp_path, MODEL="fpn", TRIALS=3, SPACE=tmp_path / "space.yaml", LOGGER="none")
     storage = f"sqlite:///{tmp_path / 'runs' / 'sweeps' / 'fpn-fold0.db'}"
 
-    proc = subprocess.Popen(
-        make_cmd("sweep", **variables),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
-    )
-    lines = []
-    for line in proc.stdout:  # kill once trial 1 has started training
-        lines.append(line)
-        if "[sweep] trial 1:" in line:
-            break
-    time.sleep(2)
+    proc = start_make("sweep", **variables)
+    lines = read_until(proc, "[sweep] trial 1:")  # trial 1 has started: it is RUNNING in the study
+    # kill it mid-trial, once its heartbeat is in the database (from then on the kill is detectable);
+    # trial 1 cannot finish first: the kill comes before its first epoch
+    wait_for(lambda: heartbeat_of(storage, "fpn-fold0", 1), "trial 1's first heartbeat")
+    lines += read_until(proc, "training FPN")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert any("trial 0 pruned after epoch 2" in line for line in lines), "".join(lines)[-2000:]
-    time.sleep(3)  # past the heartbeat's grace period: the killed trial is stale
+    # past the heartbeat's grace period, by Optuna's own rule: the killed trial is stale
+    wait_for(lambda: stale_trials(storage, "fpn-fold0") == [1], "the killed trial 1 to go stale")
 
     out = run_make("sweep", **variables)
     assert f"[sweep] study fpn-fold0 in {storage}: 1 of 3 trials finished" in out

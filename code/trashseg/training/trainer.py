@@ -278,7 +278,8 @@ def _train(cfg: dict, ctx: distributed.Context, device: torch.device, on_epoch=N
             f"(amp={amp}, channels_last={channels_last}): {len(train_set)} train / "
             f"{len(valid_set) if valid_set is not None else 0} valid images, epochs {start_epoch}..{epochs}, "
             f"{cfg['optimizer']['name']} lr {cfg['optimizer']['lr']:g} {cfg['scheduler']['name']}"
-            f"{', EMA' if ema is not None else ''} -> {out}"
+            f"{', EMA' if ema is not None else ''} -> {out}",
+            flush=True,
         )
 
     stepper = Stepper(train_model, optimizer, scaler, schedule, ema, cfg["optimizer"]["clip_grad_norm"], accumulate)
