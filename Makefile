@@ -238,12 +238,17 @@ cv: $(STAMP) ## every fold (K) of MODELS (or of EXP's preset), one fold per GPU 
 
 # what `make sweep` was given, repeated in the ready `make train` line it prints for the best trial
 SWEEP_VARS = $(strip $(foreach v,DATA_DIR RUNS EPOCHS BATCH IMG_SIZE ENCODER WEIGHTS DEVICE WORKERS SEED,$(if $($(v)),$(v)=$($(v)))))
+# STORAGE reaches the sweep (and the image) through the environment, never the echoed command line:
+# a database URL may hold a password
+STORAGE := $(or $(STORAGE),$(TRASHSEG_STORAGE))
+sweep: export TRASHSEG_STORAGE := $(STORAGE)
+docker-%: export TRASHSEG_STORAGE := $(STORAGE)
 sweep: $(STAMP) ## Optuna study of MODEL on FOLD: TRIALS=N, SPACE=yaml, STUDY=name, STORAGE=url (default: SQLite under RUNS/sweeps)
 	$(if $(EXP),$(error EXP=$(EXP): make sweep takes MODEL= and --set values (ARGS); it does not layer presets))
 	$(if $(MULTI),$(error GPUS=$(GPUS): a sweep trains one trial per process; for several GPUs start one make sweep per GPU (CUDA_VISIBLE_DEVICES) with the same STUDY and STORAGE))
 	$(RUN_ENV) $(PY) -m trashseg.training.sweep --config code/$(call folder,$(or $(MODEL),$(error MODEL=: give a model, one of: $(ALL_MODELS))))/config.yaml \
 	  --model $(MODEL) --trials $(call count,TRIALS) $(if $(SPACE),--space $(SPACE)) $(if $(STUDY),--study $(STUDY)) \
-	  $(if $(STORAGE),--storage '$(STORAGE)') --make-vars '$(SWEEP_VARS)' --make-args '$(ARGS)' $(SETS)
+	  --make-vars '$(SWEEP_VARS)' --make-args '$(ARGS)' $(SETS)
 
 tensorboard: $(STAMP) ## live curves of every run under RUNS (LOGGER=tensorboard, the default): http://localhost:PORT
 	$(PY) -m tensorboard.main --logdir $(RUNS) --port $(call count,PORT)

@@ -50,6 +50,8 @@ def test_download_unzips_and_never_shows_the_key(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert SECRET not in proc.stdout + proc.stderr and "debug key=****" in proc.stdout
     assert (tmp_path / "data" / "train_all.json").is_file() and not (tmp_path / "data" / "comp.zip").exists()
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "called"]  # the stand-in's own log aside
+    assert written and not [p for p in written if SECRET.encode() in p.read_bytes()]
 
 
 def test_submit_validates_before_sending(tmp_path):

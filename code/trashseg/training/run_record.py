@@ -1,5 +1,5 @@
 """What a run ran on: git commit (and whether the tree was dirty), pip freeze, torch / CUDA /
-cuDNN versions, device names, seed and command line, written into the run folder."""
+cuDNN versions, device names, seed and command line (secrets masked), written into the run folder."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from trashseg.atomic import atomic_open, write_json
+from trashseg.redact import redact_argv
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,7 +34,7 @@ def write_run_record(out: Path, cfg: dict, device: torch.device, world: int, res
     status = _git("status", "--porcelain")
     record = {
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": sys.argv,
+        "command": redact_argv(sys.argv),  # no password or key from the command line
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": None if status is None else bool(status),
         "python": sys.version.split()[0],

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import warnings
 from pathlib import Path
 
 import yaml
@@ -20,6 +22,7 @@ import yaml
 from trashseg.cli import friendly_errors
 from trashseg.config import load_config
 from trashseg.errors import TrashsegError
+from trashseg.redact import redact
 
 DEFAULT_SPACE = Path(__file__).with_name("sweep_space.yaml")
 METRICS = ("miou", "miou_per_image")
@@ -100,22 +103,40 @@ def build_pruner(spec: dict):
 def open_study(name: str, storage_url: str, space: dict):
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
     heartbeat = int(space.get("heartbeat_seconds", 60))
-    storage = RDBStorage(
-        storage_url,
-        heartbeat_interval=heartbeat,
-        grace_period=2 * heartbeat,
-        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-    )
-    return optuna.create_study(
-        study_name=name,
-        storage=storage,
-        direction="maximize",
-        load_if_exists=True,
-        sampler=build_sampler(space.get("sampler")),
-        pruner=build_pruner(space.get("pruner")),
-    )
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: chosen
+    try:
+        storage = None
+        for attempt in range(3):
+            try:
+                storage = RDBStorage(
+                    storage_url,
+                    heartbeat_interval=heartbeat,
+                    grace_period=2 * heartbeat,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                )
+                break
+            except IntegrityError:
+                # workers started together on a new database race to create its tables; the loser's
+                # CREATE fails once the winner's has committed, so opening it again finds them made
+                if attempt == 2:
+                    raise
+        return optuna.create_study(
+            study_name=name,
+            storage=storage,
+            direction="maximize",
+            load_if_exists=True,
+            sampler=build_sampler(space.get("sampler")),
+            pruner=build_pruner(space.get("pruner")),
+        )
+    except (ImportError, SQLAlchemyError, ValueError) as exc:  # no driver, server unreachable, bad URL
+        first = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        raise TrashsegError(
+            f"STORAGE={redact(storage_url)}: cannot open the study database ({first}); "
+            "SQLite (the default) and PostgreSQL (postgresql://user:password@host:port/db) work after make setup"
+        ) from None
 
 
 def finished(study) -> int:
@@ -163,7 +184,12 @@ def main(argv=None) -> None:
     parser.add_argument("--trials", type=int, required=True, help="finished (complete or pruned) trials wanted")
     parser.add_argument("--space", type=Path, default=DEFAULT_SPACE)
     parser.add_argument("--study", help="default: <model>-fold<k>")
-    parser.add_argument("--storage", help="any Optuna storage URL; default sqlite:///<runs>/sweeps/<study>.db")
+    parser.add_argument(
+        "--storage",
+        default=os.environ.get("TRASHSEG_STORAGE") or None,
+        help="any Optuna storage URL (or the TRASHSEG_STORAGE variable, which keeps a password off the command "
+        "line); default sqlite:///<runs>/sweeps/<study>.db",
+    )
     parser.add_argument("--make-vars", default="", help="the Make variables given, repeated in the printed line")
     parser.add_argument("--make-args", default="", help="the ARGS given, repeated in the printed line")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -172,7 +198,6 @@ def main(argv=None) -> None:
     @friendly_errors
     def run():
         import optuna
-        from sqlalchemy.engine import make_url
 
         if args.trials < 1:
             raise TrashsegError(f"TRIALS={args.trials}: must be 1 or more")
@@ -192,8 +217,7 @@ def main(argv=None) -> None:
         storage = args.storage or f"sqlite:///{sweep_runs.parent / f'{study_name}.db'}"
         study = open_study(study_name, storage, space)
         done = finished(study)
-        shown = make_url(storage).render_as_string(hide_password=True)  # never print a database password
-        print(f"[sweep] study {study_name} in {shown}: {done} of {args.trials} trials finished", flush=True)
+        print(f"[sweep] study {study_name} in {redact(storage)}: {done} of {args.trials} trials finished", flush=True)
         if done < args.trials:
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             study.optimize(
