@@ -59,6 +59,8 @@ def test_preset_folds_soup_and_a_run_on_all_data(coco_dir, tmp_path):
 
     out = run_make("train", **v, TRAIN_ALL=1, EPOCHS=1)
     assert "on all data" in out and "(all data, no validation)" in out
+    every = len(json.loads((coco_dir / "train_all.json").read_text())["images"])
+    assert f": {every} train / 0 valid images" in out  # every image of train_all.json, none held out
     everything = runs / "cpu-lite" / "all"
     assert (everything / "best.pt").is_file() and not list(everything.glob("probs_valid*"))
     run_make("infer", **v, TRAIN_ALL=1)

@@ -4,6 +4,7 @@ multi-scale crops and presets."""
 
 import csv
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -294,3 +295,164 @@ def test_best_pt_holds_the_ema_weights(coco_dir, tmp_path):
     ema, raw = last["training"]["ema"], last["training"]["raw_model"]
     assert all(torch.equal(best["model"][k], ema[k]) for k in ema)
     assert any(not torch.equal(ema[k], raw[k]) for k in raw if raw[k].is_floating_point())
+
+
+def test_ema_is_the_hand_computed_average_with_its_decay_warmup():
+    """After every optimizer step s (1, 2, ...) the average moves by timm's warmed-up decay:
+    ema = d * ema + (1 - d) * weights, d = 0 at the first step (a copy), then min(decay, 1 - s ** -0.75)."""
+    from trashseg.training.ema import build_ema
+    from trashseg.training.trainer import Stepper
+
+    cfg = recipe_cfg("ema.enabled=true", "ema.decay=0.9", "optimizer.name=sgd", "optimizer.lr=0.5")
+    model = Toy()
+    optimizer = build_optimizer(model, cfg)
+    ema = build_ema(model, cfg)
+    stepper = Stepper(
+        model, optimizer, torch.amp.GradScaler("cpu", enabled=False), Schedule(optimizer, cfg, 40, 1), ema
+    )
+    expected = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(3)
+    x, y = torch.randn(2, 3, 8, 8), torch.randint(0, 11, (2, 8, 8))
+    decays = []
+    for s in range(1, 41):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        stepper.step(loss.item())
+        d = 0.0 if s == 1 else min(0.9, 1 - s**-0.75)
+        decays.append(d)
+        for k, v in model.state_dict().items():
+            expected[k] = d * expected[k] + (1 - d) * v.detach()
+    assert decays[1] == pytest.approx(1 - 2**-0.75) and decays[-1] == 0.9  # the warmup, then the cap
+    averaged = ema.module.state_dict()
+    for k, v in expected.items():
+        torch.testing.assert_close(averaged[k], v, rtol=1e-5, atol=1e-6)
+    assert any(not torch.allclose(averaged[k], w, atol=1e-4) for k, w in model.state_dict().items())
+
+
+@pytest.mark.parametrize("clip", [0.0, 0.05])
+def test_clipping_bounds_the_gradient_norm_the_optimizer_sees(clip):
+    from trashseg.training.trainer import Stepper
+
+    model = Toy()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    seen, step = [], optimizer.step
+
+    def spy(*args, **kwargs):  # the gradient as the optimizer receives it
+        seen.append(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()])).item())
+        return step(*args, **kwargs)
+
+    optimizer.step = spy
+    stepper = Stepper(model, optimizer, torch.amp.GradScaler("cpu", enabled=False), clip=clip)
+    torch.manual_seed(4)
+    for _ in range(5):
+        x, y = torch.randn(2, 3, 8, 8) * 10, torch.randint(0, 11, (2, 8, 8))
+        loss = torch.nn.functional.cross_entropy(model(x), y) * 100
+        loss.backward()
+        stepper.step(loss.item())
+    assert len(seen) == 5
+    if clip:
+        assert max(seen) <= clip * (1 + 1e-4) and min(seen) == pytest.approx(clip, rel=1e-4)
+    else:
+        assert min(seen) > 0.05 * 10  # unclipped, the same steps are far larger than the bound
+
+
+def test_lovasz_and_focal_equal_their_definitions_on_a_tiny_case():
+    """Lovasz-softmax = for each class present, the Lovasz extension of the Jaccard loss over the
+    pixels' errors sorted high to low, averaged; focal = per class, the mean over pixels of
+    (1 - p_t) ** gamma x binary cross-entropy of the class's sigmoid, averaged over all classes.
+    Computed here from those definitions, pixel by pixel; ignored pixels (255) take no part."""
+    from trashseg.training.losses import build_loss
+
+    logits = torch.tensor([[[[2.0, -1.0], [0.5, 0.0]], [[0.0, 1.5], [0.5, -2.0]], [[-1.0, 0.0], [1.0, 3.0]]]])
+    target = torch.tensor([[[0, 1], [2, 255]]])
+    probs = logits.softmax(1)[0].reshape(3, -1).T.tolist()  # pixel -> class probabilities
+    labels = target.reshape(-1).tolist()
+    pixels = [(p, t) for p, t in zip(probs, labels) if t != 255]
+
+    def jaccard_loss(fg: list[bool], wrong: set[int]) -> float:
+        g = {i for i, f in enumerate(fg) if f}
+        if not g and not wrong:
+            return 0.0
+        return 1 - (len(g) - len(g & wrong)) / (len(g) + len(wrong - g))
+
+    per_class = []
+    for c in range(3):
+        fg = [t == c for _, t in pixels]
+        if not any(fg):
+            continue
+        errors = [abs(float(f) - p[c]) for (p, _), f in zip(pixels, fg)]
+        order = sorted(range(len(errors)), key=lambda i: -errors[i])
+        total, previous = 0.0, 0.0
+        for k in range(1, len(order) + 1):
+            current = jaccard_loss(fg, set(order[:k]))
+            total += errors[order[k - 1]] * (current - previous)
+            previous = current
+        per_class.append(total)
+    lovasz = sum(per_class) / len(per_class)
+
+    gamma = 2.0
+    flat_logits = logits[0].reshape(3, -1).T.tolist()
+    focal_classes = []
+    for c in range(3):
+        terms = []
+        for z, t in zip(flat_logits, labels):
+            if t == 255:
+                continue
+            y, s = float(t == c), 1 / (1 + math.exp(-z[c]))
+            bce = -(y * math.log(s) + (1 - y) * math.log(1 - s))
+            terms.append((1 - math.exp(-bce)) ** gamma * bce)
+        focal_classes.append(sum(terms) / len(terms))
+    focal = sum(focal_classes) / 3
+
+    only = ("loss.dice_weight=0", "loss.ce_weight=0")
+    kit_lovasz = build_loss(recipe_cfg(*only, "loss.lovasz_weight=1"))(logits, target).item()
+    kit_focal = build_loss(recipe_cfg(*only, "loss.focal_weight=1", f"loss.focal_gamma={gamma}"))(logits, target)
+    assert kit_lovasz == pytest.approx(lovasz, rel=1e-5) and kit_focal.item() == pytest.approx(focal, rel=1e-5)
+    weighted = build_loss(recipe_cfg(*only, "loss.lovasz_weight=0.3", "loss.focal_weight=2"))(logits, target)
+    assert weighted.item() == pytest.approx(0.3 * lovasz + 2 * focal, rel=1e-5)
+
+
+def make_sets(target: str, **variables) -> tuple[list[str], Path | None]:
+    """The --set values and --preset that a real make target passes (read from `make -n`)."""
+    import shlex
+    import subprocess
+
+    cmd = ["make", "-n", "--no-print-directory", "-C", str(ROOT), target] + [f"{k}={v}" for k, v in variables.items()]
+    words = shlex.split(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.replace("\\\n", " "))
+    sets = [words[i + 1] for i, w in enumerate(words) if w == "--set"]
+    preset = next((ROOT / words[i + 1] for i, w in enumerate(words) if w == "--preset"), None)
+    return sets, preset
+
+
+def test_cpu_lite_is_its_recipe_row_key_by_key(monkeypatch):
+    """configs/cpu-lite.yaml names the OOF table row it was chosen from; the preset, resolved as
+    `make train EXP=cpu-lite` resolves it, equals that row as `make bench-recipes` trains it, in every
+    key but the run's name, its log setting and its folders."""
+    import re
+
+    import yaml
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import bench_recipes
+
+    row = re.search(r"^# recipe row: (\S+)", (ROOT / "configs/cpu-lite.yaml").read_text(), flags=re.M).group(1)
+    model, variables, sets, _ = bench_recipes.ROWS[row]
+    assert model == yaml.safe_load((ROOT / "configs/cpu-lite.yaml").read_text())["base"] == "fpn"
+    row_sets, _ = make_sets(f"train-{model}", **bench_recipes.BUDGET, **variables, ARGS=sets)
+    preset_sets, preset = make_sets("train", EXP="cpu-lite")
+    config = ROOT / "code/FPN/config.yaml"
+    trained = load_config(config, row_sets, models=False)
+    claimed = load_config(config, preset_sets, models=False, preset=preset)
+
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    own = {"model.name", "tracking.loggers", "data.cache_dir", "train.runs_dir", "data.data_dir", "train.fold"}
+    a, b = flat(trained), flat(claimed)
+    assert set(a) == set(b)
+    differ = {k: (a[k], b[k]) for k in a if k not in own and a[k] != b[k]}
+    assert not differ, f"cpu-lite differs from its row {row}: {differ}"
+    assert b["loss.lovasz_weight"] == 0.25 and b["ema.enabled"] is True and b["model.weights"] == "offline"
