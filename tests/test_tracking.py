@@ -88,3 +88,33 @@ def test_tensorboard_and_offline_wandb_follow_metrics_csv_across_a_resume(coco_d
     assert summary["epoch/val_miou"] == pytest.approx(float(rows[-1][header.index("val_miou")]), rel=1e-5)
     leaked = [p for p in run.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
     assert not leaked
+
+
+@pytest.mark.slow
+def test_make_tensorboard_serves_the_runs_folder(tmp_path):
+    import os
+    import signal
+    import socket
+    import urllib.request
+
+    from conftest import start_make, wait_for
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "runs").mkdir()
+    server = start_make("tensorboard", log=tmp_path / "tb.log", RUNS=tmp_path / "runs", PORT=port)
+
+    def answers():
+        assert server.poll() is None, (tmp_path / "tb.log").read_text()[-2000:]
+        try:
+            with urllib.request.urlopen(f"http://localhost:{port}/data/logdir", timeout=2) as response:
+                return json.loads(response.read())
+        except OSError:
+            return None
+
+    try:
+        assert wait_for(answers, "TensorBoard to answer on its port", timeout=120)["logdir"] == str(tmp_path / "runs")
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()

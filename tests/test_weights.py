@@ -121,3 +121,19 @@ def test_make_weights_without_network_points_to_offline_route(tmp_path):
     )
     assert proc.returncode != 0 and "use `make weights-offline`" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "w.pth").exists()
+
+
+@pytest.mark.slow
+def test_make_weights_offline_writes_the_file_its_sidecar_vouches_for(lite0_file, tmp_path):
+    import hashlib
+    import json
+
+    from conftest import run_make
+
+    out = run_make("weights-offline", ENCODER=ENCODER, OUT=tmp_path / "lite0.pth")
+    written = (tmp_path / "lite0.pth").read_bytes()
+    sidecar = json.loads((tmp_path / "lite0.json").read_text())
+    assert sidecar["encoder"] == ENCODER and sidecar["normalize"] == NORMALIZE
+    assert sidecar["sha256"] == hashlib.sha256(written).hexdigest() and f"sha256={sidecar['sha256']}" in out
+    made, reference = torch.load(tmp_path / "lite0.pth", weights_only=True), torch.load(lite0_file, weights_only=True)
+    assert made.keys() == reference.keys() and all(torch.equal(made[k], reference[k]) for k in made)

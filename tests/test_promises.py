@@ -1,0 +1,134 @@
+"""Nothing the README promises goes untested unnoticed: every make target the README tells a user to
+type is driven by some test (through make, in a subprocess), or is listed below with the reason no
+test drives it; and every feature the README promises names the tests that drive it, which must
+exist. Deleting a test, or documenting a target without one, fails here."""
+
+import re
+
+from test_docs_agree import readme_code
+
+from conftest import ROOT
+
+TESTS = ROOT / "tests"
+# a test drives a target when it calls one of these helpers with the target's name
+DRIVERS = r"(?:run_make|make_process|start_make|make_cmd|make_sets|make)\(\s*\"([a-z][a-z0-9-]*)\""
+# what the pattern rules make: train-fpn is train MODEL=fpn, and so on
+PATTERNS = ("train", "infer", "eval")
+
+NOT_DRIVEN = {
+    # target: why no test runs it through make (each still checked as said)
+    "test": ".ci/run runs it: it is the suite itself",
+    "lint": ".ci/run runs it before the suite",
+    "test-fast": "pytest -m 'not slow' over this suite; make test runs every test",
+    "format": "ruff's own fixer; make lint checks its result",
+    "setup": "every target depends on it, so every make test drives it",
+    "setup-crf": "make test depends on it; test_crf_pulls_labels_onto_colour_edges needs what it installs",
+    "docker-build": "no container engine runs in CI; the Dockerfile is checked statically (test_docker_static)",
+    "docker-train-fpn": "as docker-build",
+    "docker-infer-fpn": "as docker-build",
+    "docker-ensemble": "as docker-build",
+    "demo": "minutes of real training (Lite0, 256 px); its steps are the targets driven here, run by hand",
+    "bench-cpu": "a benchmark, not a test: figures in the README",
+    "bench-data": "a benchmark, not a test",
+    "bench-durable": "a benchmark, not a test",
+    "bench-ensemble": "a benchmark, not a test",
+    "bench-gpu": "needs a GPU; test_bench_smoke runs its script on CPU at tiny size",
+    "bench-recipes": "~40 min a row on the real photos; test_recipe holds cpu-lite to its row",
+    "bench-tracking": "a benchmark, not a test",
+}
+
+# README promise -> the tests that drive it (file::function)
+FEATURES = {
+    "out-of-fold (OOF) predictions": ["test_winning_moves.py::test_oof_fit_tta_ensemble_pseudo"],
+    "prints its OOF gain or loss": ["test_winning_moves.py::test_oof_fit_tta_ensemble_pseudo"],
+    "simplex search": ["test_winning_moves.py::test_oof_fit_tta_ensemble_pseudo"],
+    "now uses the fitted weights": ["test_winning_moves.py::test_oof_fit_tta_ensemble_pseudo"],
+    "train_data_pseudo{k}.json": ["test_winning_moves.py::test_oof_fit_tta_ensemble_pseudo"],
+    "paste Battery/Clothing objects": [
+        "test_winning_moves.py::test_copy_paste_adds_rare_class_pixels",
+        "test_winning_moves.py::test_copy_paste_without_donors_says_so",
+    ],
+    "DenseCRF post-processing": [
+        "test_winning_moves.py::test_crf_pulls_labels_onto_colour_edges",
+        "test_winning_moves.py::test_oof_fit_tta_ensemble_pseudo",
+    ],
+    "IoU table, confusion matrix, curves, overlays": [
+        "test_winning_moves.py::test_report_equals_eval_and_predict_draws_every_photo"
+    ],
+    "overlays for any photos": ["test_winning_moves.py::test_report_equals_eval_and_predict_draws_every_photo"],
+    "Averaged weights": [
+        "test_recipe.py::test_ema_is_the_hand_computed_average_with_its_decay_warmup",
+        "test_recipe.py::test_best_pt_holds_the_ema_weights",
+    ],
+    "clip the gradient norm": ["test_recipe.py::test_clipping_bounds_the_gradient_norm_the_optimizer_sees"],
+    "Lovasz-softmax": ["test_recipe.py::test_lovasz_and_focal_equal_their_definitions_on_a_tiny_case"],
+    "focal_weight": ["test_recipe.py::test_lovasz_and_focal_equal_their_definitions_on_a_tiny_case"],
+    "Train on all data": ["test_leaderboard.py::test_preset_folds_soup_and_a_run_on_all_data"],
+    "make soup": ["test_leaderboard.py::test_preset_folds_soup_and_a_run_on_all_data"],
+    "cpu-lite": ["test_recipe.py::test_cpu_lite_is_its_recipe_row_key_by_key"],
+    "continues exactly the learning-rate curve": [
+        "test_recipe.py::test_a_run_killed_mid_warmup_resumes_the_same_learning_rate_curve"
+    ],
+    "tested with SIGKILL": ["test_scale.py::test_resume_after_sigkill_mid_run_ends_at_planned_epoch"],
+    "equals a single-process evaluation": ["test_scale.py::test_ddp_two_processes_match_single_process_evaluation"],
+    "Settings are checked before anything runs": [
+        "test_settings.py::test_bad_setting_is_one_line_naming_key_value_and_what_is_allowed",
+        "test_settings.py::test_bad_make_variable_stops_before_any_work",
+    ],
+    "continues the same study": ["test_sweep.py::test_killed_sweep_resumes_the_same_study_and_prunes"],
+    "several machines or GPUs": [
+        "test_sweep_postgres.py::test_two_workers_share_one_study_on_postgresql_and_survive_a_kill"
+    ],
+    "pixel-wise majority": ["test_blend.py::test_make_vote_writes_a_validated_blend"],
+    "import-probs": ["test_blend.py::test_imported_logits_and_label_maps_round_trip_through_oof_and_ensemble"],
+    "never printed": [
+        "test_kaggle.py::test_download_unzips_and_never_shows_the_key",
+        "test_secrets.py::test_an_unreachable_database_is_one_line_with_the_password_masked",
+    ],
+    "No key is read, printed or written": [
+        "test_tracking.py::test_tensorboard_and_offline_wandb_follow_metrics_csv_across_a_resume"
+    ],
+    "stays inside its folder": ["test_paths.py::test_links_out_of_the_folder_are_refused_links_inside_are_not"],
+    "atomically and durably": [
+        "test_atomic.py::test_atomic_write_flushes_the_file_before_the_rename_and_the_folder_after",
+        "test_atomic.py::test_killed_ensemble_leaves_no_partial_csv",
+    ],
+}
+
+
+def driven_targets() -> set[str]:
+    found = set()
+    for path in [*TESTS.glob("test_*.py"), TESTS / "conftest.py"]:
+        found |= set(re.findall(DRIVERS, path.read_text()))
+    return found
+
+
+def covered(target: str, driven: set[str]) -> bool:
+    if target in driven:
+        return True
+    prefix, _, stem = target.partition("-")
+    return prefix in PATTERNS and (prefix in driven or any(t.startswith(f"{prefix}-") for t in driven))
+
+
+def test_every_readme_target_is_driven_by_a_test_or_says_why_not():
+    used = set(re.findall(r"\bmake ([a-z][a-z0-9-]*)", readme_code()))
+    driven = driven_targets()
+    missing = sorted(t for t in used if not covered(t, driven) and t not in NOT_DRIVEN)
+    assert not missing, f"README targets no test drives (drive them, or say why in NOT_DRIVEN): {missing}"
+    stale = sorted(t for t in NOT_DRIVEN if t in driven or t not in used)
+    assert not stale, f"NOT_DRIVEN lists targets that are driven now or no longer in the README: {stale}"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make lint" in ci and "make test" in ci
+
+
+def test_every_readme_feature_names_tests_that_exist():
+    readme = (ROOT / "README.md").read_text()
+    gone = [phrase for phrase in FEATURES if phrase not in readme]
+    assert not gone, f"promises no longer in the README (update FEATURES): {gone}"
+    missing = []
+    for tests in FEATURES.values():
+        for name in tests:
+            module, function = name.split("::")
+            if not re.search(rf"^def {function}\(", (TESTS / module).read_text(), flags=re.M):
+                missing.append(name)
+    assert not missing, f"README promises whose tests are gone: {missing}"
