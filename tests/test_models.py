@@ -82,7 +82,7 @@ def test_a_new_architecture_is_a_folder_plus_one_makefile_line(coco_dir, tmp_pat
     """On a copy of the kit: add code/Unet/ and one map line; train, infer and ensemble it."""
     kit = tmp_path / "kit"
     shutil.copytree(ROOT / "code", kit / "code", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("requirements.txt", "constraints.txt", "pyproject.toml"):
+    for name in ("requirements.txt", "requirements-dev.txt", "constraints.txt", "pyproject.toml"):
         shutil.copy2(ROOT / name, kit / name)
         os.utime(kit / name, (0, 0))  # older than the venv's stamp, always: the copy never reinstalls the kit
     (kit / "code" / "Unet").mkdir()

@@ -23,7 +23,12 @@ NOT_DRIVEN = {
     "format": "ruff's own fixer; make lint checks its result",
     "setup": "every target depends on it, so every make test drives it",
     "setup-crf": "make test depends on it; test_crf_pulls_labels_onto_colour_edges needs what it installs",
-    "docker-build": "no container engine runs in CI; the Dockerfile is checked statically (test_docker_static)",
+    "docker-build": "a 7 GB image and minutes of downloads: make docker-smoke builds and runs it, by hand; the "
+    "Dockerfile and the Makefile's switches are checked statically (test_docker_static)",
+    "docker-smoke": "the container proof itself (build, demo inside, CSV checked); run by hand, not in CI",
+    "docker-base": "debootstrap of a Debian base: minutes, root; make docker-smoke uses its image",
+    "docker-gpu-check": "needs a built image; its no-GPU message is in the README",
+    "setup-podman": "installs system packages as root: run by hand once per machine",
     "docker-train-fpn": "as docker-build",
     "docker-infer-fpn": "as docker-build",
     "docker-ensemble": "as docker-build",
