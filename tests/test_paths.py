@@ -36,6 +36,7 @@ def test_links_out_of_the_folder_are_refused_links_inside_are_not(tmp_path):
     assert contained(root, "batch_01/real.jpg", "j") == root / "batch_01" / "real.jpg"
     assert contained(root, "batch_01/alias.jpg", "j") == root / "batch_01" / "alias.jpg"  # stays inside
     assert contained(root, "batch_01/not_yet.png", "j") == root / "batch_01" / "not_yet.png"
+    assert contained(root, "12:00:05.jpg", "j") == root / "12:00:05.jpg"  # a colon is no drive letter
     for name in ("batch_01/link.jpg", "batch_02/secret.jpg"):
         with pytest.raises(TrashsegError, match=rf"^j: '{name}' leads out of .* through a symbolic link"):
             contained(root, name, "j")

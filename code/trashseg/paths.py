@@ -7,6 +7,7 @@ naming the file the name came from, the name and the folder.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path, PurePosixPath
 
 from trashseg.errors import TrashsegError
@@ -21,7 +22,7 @@ def check_name(name: str, source: str, root: Path | str = "the data folder") -> 
         or posix.is_absolute()
         or Path(str(name)).is_absolute()
         or ".." in posix.parts
-        or ":" in (posix.parts[0] if posix.parts else "")
+        or bool(posix.parts and re.fullmatch(r"[A-Za-z]:", posix.parts[0]))  # a Windows drive, C:/...
     ):
         raise TrashsegError(f"{source}: {name!r} escapes {root} (absolute or '..'); names must stay inside it")
     return str(name)
