@@ -331,7 +331,7 @@ demo: $(STAMP) ## the whole path on data/sample, CPU: folds -> FPN (EXP=cpu-lite
 	$(MAKE) --no-print-directory ensemble DATA_DIR=data/sample RUNS=runs/demo NAME=demo MODELS="cpu-lite deeplab"
 
 test: $(STAMP) $(CRF_STAMP) ## the full test suite (unit + end-to-end through these make targets; what CI runs), on every core
-	$(PY) -m pytest -q -n auto --dist loadgroup tests
+	$(PY) -m pytest -q -n auto --dist loadgroup --durations=15 tests
 
 test-fast: $(STAMP) ## the quick loop: every test not marked slow (no make-driven training), well under a minute
 	$(PY) -m pytest -q -m "not slow" tests

@@ -48,7 +48,10 @@ FEATURES = {
     "prints its OOF gain or loss": ["test_winning_moves.py::test_oof_fit_tta_ensemble_pseudo"],
     "simplex search": ["test_winning_moves.py::test_oof_fit_tta_ensemble_pseudo"],
     "now uses the fitted weights": ["test_winning_moves.py::test_oof_fit_tta_ensemble_pseudo"],
-    "train_data_pseudo{k}.json": ["test_winning_moves.py::test_oof_fit_tta_ensemble_pseudo"],
+    "train_data_pseudo{k}.json": [
+        "test_winning_moves.py::test_oof_fit_tta_ensemble_pseudo",
+        "test_winning_moves.py::test_pseudo_labels_keep_confident_pixels_and_ignore_unsure_ones",
+    ],
     "paste Battery/Clothing objects": [
         "test_winning_moves.py::test_copy_paste_adds_rare_class_pixels",
         "test_winning_moves.py::test_copy_paste_without_donors_says_so",

