@@ -86,3 +86,12 @@ def test_atomic_write_flushes_the_file_before_the_rename_and_the_folder_after(tm
     assert events[0][1] == events[1][1] != str(tmp_path / "result.json")  # the temp file, before the rename
     assert events[2][1] == str(tmp_path)  # then the folder holding the rename
     assert json.loads((tmp_path / "result.json").read_text()) == {"miou": 0.5}
+
+
+def test_atomic_files_get_the_permissions_a_plain_open_would(tmp_path):
+    from trashseg.atomic import FILE_MODE, write_json
+
+    write_json(tmp_path / "a.json", {"x": 1})
+    with open(tmp_path / "plain", "w") as fh:
+        fh.write("x")
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777 == FILE_MODE

@@ -19,6 +19,11 @@ import tempfile
 from pathlib import Path
 
 HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+# the permissions a plain open() would give (mkstemp makes 0600 files: a CSV or checkpoint written
+# inside a container would be unreadable to the host's user)
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
 
 
 def _writer_alive(pid: int) -> bool:
@@ -78,6 +83,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "", durable: bool = True)
     remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{HOST}-{os.getpid()}.", suffix=suffix + ".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, FILE_MODE)
     try:
         yield Path(tmp)
         if durable:
