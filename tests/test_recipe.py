@@ -412,8 +412,8 @@ def test_lovasz_and_focal_equal_their_definitions_on_a_tiny_case():
     assert weighted.item() == pytest.approx(0.3 * lovasz + 2 * focal, rel=1e-5)
 
 
-def make_sets(target: str, **variables) -> tuple[list[str], Path | None]:
-    """The --set values and --preset that a real make target passes (read from `make -n`)."""
+def make_sets(target: str, **variables) -> tuple[list[str], Path | None, Path]:
+    """The --set values, --preset and model config that a real make target passes (read from `make -n`)."""
     import shlex
     import subprocess
 
@@ -421,7 +421,8 @@ def make_sets(target: str, **variables) -> tuple[list[str], Path | None]:
     words = shlex.split(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.replace("\\\n", " "))
     sets = [words[i + 1] for i, w in enumerate(words) if w == "--set"]
     preset = next((ROOT / words[i + 1] for i, w in enumerate(words) if w == "--preset"), None)
-    return sets, preset
+    script = next(ROOT / w for w in words if w.endswith("/train.py"))
+    return sets, preset, script.with_name("config.yaml")
 
 
 def test_cpu_lite_is_its_recipe_row_key_by_key(monkeypatch):
@@ -438,9 +439,9 @@ def test_cpu_lite_is_its_recipe_row_key_by_key(monkeypatch):
     row = re.search(r"^# recipe row: (\S+)", (ROOT / "configs/cpu-lite.yaml").read_text(), flags=re.M).group(1)
     model, variables, sets, _ = bench_recipes.ROWS[row]
     assert model == yaml.safe_load((ROOT / "configs/cpu-lite.yaml").read_text())["base"] == "fpn"
-    row_sets, _ = make_sets(f"train-{model}", **bench_recipes.BUDGET, **variables, ARGS=sets)
-    preset_sets, preset = make_sets("train", EXP="cpu-lite")
-    config = ROOT / "code/FPN/config.yaml"
+    row_sets, _, config = make_sets(f"train-{model}", **bench_recipes.BUDGET, **variables, ARGS=sets)
+    preset_sets, preset, preset_config = make_sets("train", EXP="cpu-lite")
+    assert config == preset_config == ROOT / "code/FPN/config.yaml"
     trained = load_config(config, row_sets, models=False)
     claimed = load_config(config, preset_sets, models=False, preset=preset)
 
@@ -456,3 +457,17 @@ def test_cpu_lite_is_its_recipe_row_key_by_key(monkeypatch):
     differ = {k: (a[k], b[k]) for k in a if k not in own and a[k] != b[k]}
     assert not differ, f"cpu-lite differs from its row {row}: {differ}"
     assert b["loss.lovasz_weight"] == 0.25 and b["ema.enabled"] is True and b["model.weights"] == "offline"
+
+
+def test_cpu_lite_deeplab_is_cpu_lites_recipe_on_deeplabv3plus():
+    """The demo's second model: every key of cpu-lite's recipe the same, only the architecture (and the
+    run's name) differing."""
+
+    def resolved(name):
+        sets, preset, config = make_sets("train", EXP=name)
+        cfg = load_config(config, sets, models=False, preset=preset)
+        return {f"{part}.{k}": v for part, values in cfg.items() if isinstance(values, dict) for k, v in values.items()}
+
+    fpn, deeplab = resolved("cpu-lite"), resolved("cpu-lite-deeplab")
+    differ = {k for k in fpn if fpn[k] != deeplab.get(k)}
+    assert differ == {"model.name", "model.arch"} and deeplab["model.arch"] == "DeepLabV3Plus"
