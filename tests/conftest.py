@@ -115,14 +115,13 @@ def make_coco(root: Path, n_train: int = 12, n_test: int = 4, seed: int = 0) -> 
 
 
 def pytest_collection_modifyitems(items):
-    """A test on the sample runs drives make targets, so it is slow whether or not it says so; and
-    under pytest-xdist (make test) every such test runs on one worker, which builds the session's
-    sample runs once (--dist loadgroup), while the other workers take the rest."""
+    """A test on the sample runs drives make targets, so it is slow whether or not it says so. (Under
+    pytest-xdist, `make test` runs file by file, --dist loadfile: every test on the sample runs lives in
+    test_sample_end_to_end.py, so one worker builds them once. xdist 3.8's loadgroup would say so with
+    a mark, but under pytest 9.2 it groups nothing: it rewrites item._nodeid, which pytest 9.2 no longer reads.)"""
     for item in items:
-        if "sample_runs" in getattr(item, "fixturenames", ()):
-            if not item.get_closest_marker("slow"):
-                item.add_marker(pytest.mark.slow)
-            item.add_marker(pytest.mark.xdist_group("sample"))
+        if "sample_runs" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

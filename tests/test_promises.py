@@ -44,26 +44,26 @@ NOT_DRIVEN = {
 
 # README promise -> the tests that drive it (file::function)
 FEATURES = {
-    "out-of-fold (OOF) predictions": ["test_winning_moves.py::test_oof_fit_tta_ensemble_pseudo"],
-    "prints its OOF gain or loss": ["test_winning_moves.py::test_oof_fit_tta_ensemble_pseudo"],
-    "simplex search": ["test_winning_moves.py::test_oof_fit_tta_ensemble_pseudo"],
-    "now uses the fitted weights": ["test_winning_moves.py::test_oof_fit_tta_ensemble_pseudo"],
+    "out-of-fold (OOF) predictions": ["test_sample_end_to_end.py::test_oof_fit_tta_ensemble_pseudo"],
+    "prints its OOF gain or loss": ["test_sample_end_to_end.py::test_oof_fit_tta_ensemble_pseudo"],
+    "simplex search": ["test_sample_end_to_end.py::test_oof_fit_tta_ensemble_pseudo"],
+    "now uses the fitted weights": ["test_sample_end_to_end.py::test_oof_fit_tta_ensemble_pseudo"],
     "train_data_pseudo{k}.json": [
-        "test_winning_moves.py::test_oof_fit_tta_ensemble_pseudo",
+        "test_sample_end_to_end.py::test_oof_fit_tta_ensemble_pseudo",
         "test_winning_moves.py::test_pseudo_labels_keep_confident_pixels_and_ignore_unsure_ones",
     ],
     "paste Battery/Clothing objects": [
         "test_winning_moves.py::test_copy_paste_adds_rare_class_pixels",
-        "test_winning_moves.py::test_copy_paste_without_donors_says_so",
+        "test_sample_end_to_end.py::test_copy_paste_without_donors_says_so",
     ],
     "DenseCRF post-processing": [
         "test_winning_moves.py::test_crf_pulls_labels_onto_colour_edges",
-        "test_winning_moves.py::test_oof_fit_tta_ensemble_pseudo",
+        "test_sample_end_to_end.py::test_oof_fit_tta_ensemble_pseudo",
     ],
     "IoU table, confusion matrix, curves, overlays": [
-        "test_winning_moves.py::test_report_equals_eval_and_predict_draws_every_photo"
+        "test_sample_end_to_end.py::test_report_equals_eval_and_predict_draws_every_photo"
     ],
-    "overlays for any photos": ["test_winning_moves.py::test_report_equals_eval_and_predict_draws_every_photo"],
+    "overlays for any photos": ["test_sample_end_to_end.py::test_report_equals_eval_and_predict_draws_every_photo"],
     "Averaged weights": [
         "test_recipe.py::test_ema_is_the_hand_computed_average_with_its_decay_warmup",
         "test_recipe.py::test_best_pt_holds_the_ema_weights",

@@ -1,0 +1,243 @@
+"""The real make targets on the bundled sample of real photos, on the runs the session's sample fixture
+builds once (3 folds split by recording date, FPN and DeepLabV3Plus, tiny budget): the path to a
+validated CSV, then the winning moves judged by what they produce: out-of-fold scores (plain, TTA,
+CRF) and their gain lines, fitted ensemble weights and the CSV they make, pseudo-labels and a training
+on them with copy-paste, the report against `make eval`, predict. One module, so that `make test`
+(pytest-xdist, --dist loadfile) runs them all on one worker and builds the sample runs once."""
+
+import csv
+import json
+import re
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY_ENCODER, run_make
+from trashseg.data.classes import CLASSES
+from trashseg.ensembling.submission import validate_submission
+
+pytestmark = pytest.mark.slow  # drives make targets / trains in subprocesses
+
+
+def image_names(json_path):
+    return [img["file_name"] for img in json.loads(json_path.read_text())["images"]]
+
+
+def merged_labels(files, weights, row):
+    """What the ensemble should write for one image: the weighted sum of the files' probabilities."""
+    acc = None
+    for path, w in zip(files, np.asarray(weights, dtype=np.float32)):
+        p = np.load(path, mmap_mode="r")[row].astype(np.float32) * w
+        acc = p if acc is None else acc + p
+    return acc.argmax(0)
+
+
+def csv_labels(path):
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))[1:]
+    return {r[0]: np.array(r[1].split(), dtype=np.int64).reshape(256, 256) for r in rows}
+
+
+def read_image(path):
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert image is not None and image.ndim == 3 and min(image.shape[:2]) >= 32, path
+    return image
+
+
+def test_make_targets_on_bundled_sample_to_valid_csv(sample_runs, tmp_path):
+    s = sample_runs
+    assert "fold 2: 30 train / 15 valid" in s.printed["folds"]
+    for fold in range(3):  # one recording date (batch folder) per validation fold, none shared
+        valid_dates = {name.split("/")[0] for name in image_names(s.data / f"valid_data{fold}.json")}
+        train_dates = {name.split("/")[0] for name in image_names(s.data / f"train_data{fold}.json")}
+        assert len(valid_dates) == 1 and not valid_dates & train_dates
+    assert "General trash" in s.printed["check-data"] and "0 problem(s)" in s.printed["check-data"]
+
+    cv = s.printed["cv"]
+    for model in ("fpn", "deeplab"):
+        for fold in range(3):
+            assert f"[cv] make --no-print-directory train-{model} FOLD={fold} GPUS=1  (GPU " in cv
+            assert f"[cv] make --no-print-directory infer-{model} FOLD={fold} GPUS=1  (GPU " in cv
+    assert cv.count("best epoch 1") == 6 and "ensemble.csv: valid submission, 15 rows" in cv
+    assert cv.count("on cpu x1 ") == 6 and "(GPU 1)" in cv  # one process per job, two jobs in flight
+    for model in ("fpn", "deeplab"):
+        run = s.runs / model / "fold0"
+        rows = list(csv.DictReader(open(run / "metrics.csv")))
+        assert len(rows) == 1 and 0.0 <= float(rows[0]["val_miou"]) <= 1.0
+        ckpt = torch.load(run / "best.pt", weights_only=True)
+        assert ckpt["epoch"] == 1 and ckpt["config"]["model"]["encoder"] == TINY_ENCODER
+        assert (run / "last.pt").is_file() and (run / "config.yaml").is_file()
+        assert (run / "run_record.json").is_file()
+        for split, n in (("test", 15), ("valid", 15)):
+            probs = np.load(run / f"probs_{split}.npy", mmap_mode="r")
+            manifest = json.loads((run / f"probs_{split}.json").read_text())
+            assert probs.shape == (n, 11, 256, 256) and probs.dtype == np.float16
+            assert manifest["resolution"] == 256 and len(manifest["image_ids"]) == n
+            assert np.allclose(probs[0].astype(np.float32).sum(0), 1.0, atol=1e-2)
+
+    subs = tmp_path / "subs"
+    out = run_make("ensemble", DATA_DIR=s.data, RUNS=s.runs, SUBMISSIONS=subs, NAME="e2e")
+    assert out.count("probs_test.npy (w=") == 6 and "valid submission, 15 rows" in out
+    test_ids = image_names(s.data / "test.json")
+    assert validate_submission(subs / "e2e.csv", test_ids) == 15
+    rows = list(csv.reader(open(subs / "e2e.csv")))
+    assert [r[0] for r in rows[1:]] == test_ids and all(len(r[1].split()) == 256 * 256 for r in rows[1:])
+    out = run_make("validate-submission", DATA_DIR=s.data, FILE=subs / "e2e.csv")
+    assert "valid submission" in out
+
+    result_path = tmp_path / "eval.json"
+    out = run_make("eval-fpn", **s.train, FOLD=0, JSON=s.data / "valid_data0.json", OUT=result_path)
+    result = json.loads(result_path.read_text())
+    assert {"miou", "miou_per_image", "per_class_iou"} <= result.keys()
+    assert set(result["per_class_iou"]) == set(CLASSES)
+    assert result["images"] == 15 and "mIoU (dataset)" in out
+    best = torch.load(s.runs / "fpn" / "fold0" / "best.pt", weights_only=True)["metrics"]
+    assert abs(result["miou"] - best["miou"]) < 1e-6  # eval re-scores the trainer's own figure
+
+
+def test_oof_fit_tta_ensemble_pseudo(sample_runs):
+    s = sample_runs
+    runs, base = s.runs, s.base
+    out = run_make("oof", **base, MODEL="fpn")
+    oof = json.loads((runs / "fpn" / "oof.json").read_text())
+    assert oof["images"] == 45 and len(oof["folds"]) == 3 and "mIoU (dataset)" in out
+    assert sorted(oof["folds"]) == [str(runs / "fpn" / f"fold{k}" / "probs_valid.npy") for k in range(3)]
+    assert "warning" not in out  # every train_all.json image has exactly one out-of-fold prediction
+    assert 0.0 <= oof["miou"] <= 1.0 and set(oof["per_class_iou"]) == set(CLASSES)
+
+    out_tta = run_make("oof", **base, MODEL="fpn", TTA=1)
+    tta = json.loads((runs / "fpn" / "oof_tta.json").read_text())
+    assert tta["post"] == "tta" and tta["images"] == 45 and tta["miou"] != oof["miou"]
+    assert tta["vs_plain"]["miou"] == pytest.approx(tta["miou"] - oof["miou"])
+    gain = "gain" if tta["miou"] > oof["miou"] else "loss"
+    assert f"tta vs plain OOF: {gain} {tta['vs_plain']['miou']:+.4f}" in out_tta
+    manifest = json.loads((runs / "fpn" / "fold0" / "probs_valid_tta.json").read_text())
+    assert manifest["tta"] == {"hflip": True, "scales": [0.75, 1.0, 1.25]}
+
+    run_make("oof", **base, MODEL="fpn", CRF=1)
+    assert json.loads((runs / "fpn" / "oof_crf.json").read_text())["post"] == "crf"
+    plain = np.load(runs / "fpn" / "fold0" / "probs_valid.npy").astype(np.float32)
+    crf = np.load(runs / "fpn" / "fold0" / "probs_valid_crf.npy").astype(np.float32)
+    assert np.allclose(crf.sum(1), 1.0, atol=1e-2) and not np.allclose(crf, plain, atol=1e-3)
+
+    # fit-ensemble: weights on the simplex, never below the equal mean nor the best single model
+    out = run_make("fit-ensemble", **base, MODELS="fpn deeplab")
+    fitted = json.loads((runs / "ensemble_weights.json").read_text())
+    weights = fitted["fitted"]["weights"]
+    assert fitted["images"] == 45 and set(weights) == {"fpn", "deeplab"}
+    assert all(w >= 0 for w in weights.values()) and sum(weights.values()) == pytest.approx(1.0, abs=1e-9)
+    best = fitted["fitted"]["oof_miou"]
+    assert best >= fitted["equal_mean"]["oof_miou"] and best >= max(r["oof_miou"] for r in fitted["per_model"].values())
+    assert fitted["per_model"]["fpn"]["oof_miou"] == pytest.approx(oof["miou"], abs=1e-9)
+    assert "OOF mIoU equal mean" in out
+
+    # ensemble: the CSV is the fitted-weight merge of the six fold files, pixel for pixel
+    subs = s.tmp / "subs"
+    out = run_make("ensemble", **base, MODELS="fpn deeplab", SUBMISSIONS=subs, NAME="fit")
+    assert "fitted" in out and "valid submission, 15 rows" in out
+    merged = re.findall(r"(\S+probs_test\.npy) \(w=([0-9.]+)\)", out)
+    files = [f for f, _ in merged]
+    assert sorted(files) == sorted(
+        str(runs / m / f"fold{k}" / "probs_test.npy") for m in ("fpn", "deeplab") for k in range(3)
+    )
+    per_file = [weights["fpn" if "/fpn/" in f else "deeplab"] / 3 for f in files]
+    assert [float(w) for _, w in merged] == pytest.approx(per_file, abs=1e-3)
+    written = csv_labels(subs / "fit.csv")
+    ids = json.loads((runs / "fpn" / "fold0" / "probs_test.json").read_text())["image_ids"]
+    assert list(written) == ids
+    for row, image_id in enumerate(ids):
+        assert np.array_equal(written[image_id], merged_labels(files, per_file, row)), image_id
+    equal_args = {**base, "ARGS": f"{base['ARGS']} --equal"}
+    run_make("ensemble", **equal_args, MODELS="fpn deeplab", SUBMISSIONS=subs, NAME="equal")
+    equal = csv_labels(subs / "equal.csv")
+    differs = any(
+        not np.array_equal(merged_labels(files, per_file, r), merged_labels(files, [1 / 6] * 6, r)) for r in range(15)
+    )
+    assert differs == any(not np.array_equal(written[i], equal[i]) for i in ids)
+    if abs(weights["fpn"] - 0.5) > 1e-9:  # the weights differ from equal: so, here, does the CSV
+        assert differs, f"fitted weights {weights} merge to the same labels as equal weights"
+
+    # pseudo-labels: every fold's training file gains the 15 test images; unsure pixels are ignored
+    run_make("pseudo", **base, MODELS="fpn deeplab", K=3)
+    test_names = [img["file_name"] for img in json.loads((s.data / "test.json").read_text())["images"]]
+    from trashseg.data.coco import load_coco
+    from trashseg.data.masks import paint_mask
+
+    for fold in range(3):
+        pseudo = json.loads((s.data / f"train_data_pseudo{fold}.json").read_text())
+        fold_train = json.loads((s.data / f"train_data{fold}.json").read_text())
+        names = [img["file_name"] for img in pseudo["images"]]
+        assert names == [img["file_name"] for img in fold_train["images"]] + test_names
+        assert len({img["id"] for img in pseudo["images"]}) == len(names)  # no image id twice
+    cats = {c["id"]: c["name"] for c in pseudo["categories"]}
+    pseudo_anns = [a for a in pseudo["annotations"] if a.get("pseudo")]
+    assert pseudo_anns and all(isinstance(a["segmentation"]["counts"], str) for a in pseudo_anns)
+    # a one-epoch tiny model is unsure almost everywhere, so the ignore label must appear and paint 255
+    assert any(cats[a["category_id"]] == "__ignore__" for a in pseudo_anns)
+    cs = load_coco(s.data / "train_data_pseudo0.json", s.data, {})
+    painted = [paint_mask(cs, i) for i in cs.image_ids[-15:]]
+    assert any((m == 255).any() for m in painted)
+
+    # a training on the pseudo-labels with copy-paste of the class the sample holds
+    copy_paste = "--set augment.copy_paste.p=1.0 --set 'augment.copy_paste.classes=[Plastic bag]'"
+    out = run_make(
+        "train-fpn",
+        **{**s.train, "RUNS": s.tmp / "pseudo_runs", "ARGS": f"{base['ARGS']} {copy_paste}"},
+        FOLD=0,
+        PSEUDO=1,
+    )
+    assert "best epoch 1" in out and re.search(r"copy-paste: Plastic bag from [1-9]\d* donor image\(s\), p=1.0", out)
+    fold0 = json.loads((s.data / "train_data0.json").read_text())["images"]
+    assert f"{len(fold0) + 15} train / 15 valid images" in out.replace("\n", " ")
+    used = torch.load(s.tmp / "pseudo_runs" / "fpn" / "fold0" / "best.pt", weights_only=True)["config"]
+    assert used["data"]["train_json"] == "train_data_pseudo{fold}.json"
+
+
+def test_report_equals_eval_and_predict_draws_every_photo(sample_runs, tmp_path):
+    s = sample_runs
+    run = s.runs / "fpn" / "fold0"
+    out = run_make("report", RUN=run, N=3)
+    report = run / "report"
+    for name in ("confusion_matrix.png", "curves.png", "legend.png"):
+        read_image(report / name)
+    overlays = sorted((report / "overlays").glob("*.png"))
+    assert len(overlays) == 3 and all(read_image(p).shape[1] >= 2 * read_image(p).shape[0] for p in overlays)
+    table = (report / "per_class_iou.md").read_text()
+    assert "| Plastic bag |" in out and "| General trash |" in out
+
+    result_path = tmp_path / "eval.json"
+    run_make("eval-fpn", **s.train, FOLD=0, JSON=s.data / "valid_data0.json", OUT=result_path)
+    evaluated = json.loads(result_path.read_text())
+    for name, iou in evaluated["per_class_iou"].items():  # the report's table is eval's, class by class
+        assert f"| {name} | {'n/a' if iou is None else f'{iou:.4f}'}" in table, name
+    assert f"| **mIoU (dataset)** | **{evaluated['miou']:.4f}** |" in table
+    assert f"| mIoU (per image) | {evaluated['miou_per_image']:.4f} |" in table
+    metrics = torch.load(run / "best.pt", weights_only=True)["metrics"]
+    assert f"**{metrics['miou']:.4f}**" in table  # and the trainer's own figure
+
+    photos = sorted(p.stem for p in (s.data / "batch_04").glob("*.jpg"))
+    out = run_make("predict", RUN=run, IMAGES=s.data / "batch_04", OUT=tmp_path / "pred")
+    drawn = sorted((tmp_path / "pred").glob("*_overlay.png"))
+    assert [p.name.removesuffix("_overlay.png") for p in drawn] == photos and len(photos) == 15
+    for path in drawn:
+        overlay = read_image(path)
+        photo = cv2.imread(str(s.data / "batch_04" / f"{path.name.removesuffix('_overlay.png')}.jpg"))
+        assert overlay.shape[:2] == (photo.shape[0], 2 * photo.shape[1])  # photo | prediction
+    read_image(tmp_path / "pred" / "legend.png")
+    assert f"wrote 15 overlays and legend.png to {tmp_path / 'pred'}" in out
+
+
+def test_copy_paste_without_donors_says_so(sample_runs):
+    """The defaults (Battery, Clothing) have no objects in the sample: the log says nothing is pasted."""
+    out = run_make(
+        "train-fpn",
+        **{
+            **sample_runs.train,
+            "RUNS": sample_runs.tmp / "cp_runs",
+            "ARGS": f"{sample_runs.base['ARGS']} --set augment.copy_paste.p=0.5",
+        },
+        FOLD=1,
+    )
+    assert "copy-paste: no Battery, Clothing in the training masks; nothing will be pasted" in out
