@@ -108,7 +108,6 @@ def open_study(name: str, storage_url: str, space: dict):
     heartbeat = int(space.get("heartbeat_seconds", 60))
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: chosen
     try:
-        storage = None
         for attempt in range(3):
             try:
                 storage = RDBStorage(
