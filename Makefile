@@ -142,7 +142,7 @@ help: ## this list
 	@echo "Models (MODEL=, MODELS=; the model map at the top of the Makefile): $(ALL_MODELS)"
 	@echo "Variables (empty = config value): DATA_DIR FOLD K SEED EPOCHS BATCH IMG_SIZE ENCODER"
 	@echo "  WEIGHTS(imagenet|offline|none|file) DEVICE(auto|cpu|cuda|cuda:N) WORKERS RUNS ARGS='--set key=value'"
-	@echo "  EXP(preset: $(PRESETS)) TRAIN_ALL=1 SOUP(epochs|folds) ROWS(bench-recipes)"
+	@echo "  EXP(preset: $(PRESETS)) TRAIN_ALL=1 SOUP(epochs|folds) ROWS SEEDS(bench-recipes)"
 	@echo "  GPUS NNODES NODE_RANK MASTER_ADDR MASTER_PORT RESUME=1"
 	@echo "  NAME SUBMISSIONS PROBS WEIGHTS_ENSEMBLE MIXED=1 GROUP(regex) JSON OUT FILE COMPETITION MESSAGE"
 	@echo "  TTA=1 CRF=1 SPLITS PSEUDO=1 MODEL MODELS RUN IMAGES N"
@@ -348,8 +348,9 @@ bench-tracking: $(STAMP) ## training epoch time and tracking cost: off vs Tensor
 	$(RUN_ENV) $(PY) bench/bench_tracking.py
 
 ROWS ?=
-bench-recipes: $(STAMP) ## OOF table on ../shared woosong photos, 3 date folds, CPU budget: original recipe vs each change (ROWS=...; ~40 min a row on 2 cores)
-	$(PY) bench/bench_recipes.py $(if $(ROWS),--rows $(ROWS))
+SEEDS ?=
+bench-recipes: $(STAMP) ## OOF table on ../shared woosong photos, 3 date folds, CPU budget: original recipe vs each change (ROWS=..., SEEDS="21 22": mean and spread; ~40 min a row on 2 cores)
+	$(PY) bench/bench_recipes.py $(if $(ROWS),--rows $(ROWS)) $(if $(SEEDS),--seeds $(SEEDS))
 
 bench-durable: $(STAMP) ## cost of durable (fsync) atomic writes per checkpoint / probability file vs rename only
 	$(PY) bench/bench_durable.py

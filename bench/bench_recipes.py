@@ -7,7 +7,9 @@ the same script.
 
 Rows run through the ordinary make targets (train/infer/oof with EXP-free --set values), one after
 another; a row whose oof.json exists is read, not retrained, so the table can be built over several
-sittings (ROWS="orig adamw-poly" picks rows). A row takes ~40 min on 2 CPU cores.
+sittings (ROWS="orig adamw-poly" picks rows). A row takes ~40 min on 2 CPU cores. SEEDS="21 22" runs
+each row once per seed (seed 21 in the row's own folder, others in <row>-seed<s>) and the table shows
+each metric's mean and half its spread over the seeds: a change is better only beyond the spread.
 """
 
 from __future__ import annotations
@@ -86,16 +88,24 @@ def make(target: str, **variables) -> None:
         raise SystemExit(f"bench-recipes: make {target} failed")
 
 
-def run_row(name: str, data: Path, runs: Path) -> dict:
+FIRST_SEED = 21  # the seed of every row measured before repeats existed: its run folder is the row's name
+
+
+def run_name(name: str, seed: int) -> str:
+    return name if seed == FIRST_SEED else f"{name}-seed{seed}"
+
+
+def run_row(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict:
     model, variables, sets, _ = ROWS[name]
-    result = runs / name / "oof.json"
+    run = run_name(name, seed)
+    result = runs / run / "oof.json"
     if not result.is_file():
-        common = dict(DATA_DIR=data, RUNS=runs, **BUDGET, **variables)
-        args = f"--set model.name={name} --set data.cache_dir={runs / 'cache'} {sets}".strip()
+        common = dict(DATA_DIR=data, RUNS=runs, SEED=seed, **BUDGET, **variables)
+        args = f"--set model.name={run} --set data.cache_dir={runs / 'cache'} {sets}".strip()
         for fold in range(3):
             make(f"train-{model}", **common, FOLD=fold, ARGS=args)
             make(f"infer-{model}", **common, FOLD=fold, SPLITS="valid", ARGS=args)
-        make("oof", MODEL=name, DATA_DIR=data, RUNS=runs, ARGS=f"--set data.cache_dir={runs / 'cache'}")
+        make("oof", MODEL=run, DATA_DIR=data, RUNS=runs, ARGS=f"--set data.cache_dir={runs / 'cache'}")
     return json.loads(result.read_text())
 
 
@@ -104,9 +114,31 @@ def present_mean(result: dict) -> float:
     return sum(ious) / len(ious)
 
 
+METRICS = {
+    "dataset": lambda r: r["miou"],
+    "per_image": lambda r: r["miou_per_image"],
+    "present": present_mean,
+}
+
+
+def summarise(results: list[dict]) -> dict[str, tuple[float, float]]:
+    """Each metric over a row's seeds: (mean, spread), the spread being max - min (0 for one seed).
+    A change is better than another only when its mean is ahead by more than both spreads."""
+    out = {}
+    for metric, value in METRICS.items():
+        values = [value(r) for r in results]
+        out[metric] = (sum(values) / len(values), max(values) - min(values))
+    return out
+
+
+def cell(mean: float, spread: float, seeds: int) -> str:
+    return f"{mean:.4f}" if seeds == 1 else f"{mean:.4f}±{spread / 2:.4f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", nargs="*", default=list(ROWS), help=f"rows to run or read: {', '.join(ROWS)}")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[FIRST_SEED], help="each row once per seed")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench-recipes")
     args = parser.parse_args()
     unknown = [r for r in args.rows if r not in ROWS]
@@ -115,20 +147,26 @@ def main() -> None:
     rows = ["orig"] + [r for r in args.rows if r != "orig"]  # the baseline always, first
     data = args.runs / "data"
     prepare(data)
-    results = {name: run_row(name, data, args.runs) for name in rows}
-    base = results["orig"]
+    results = {name: summarise([run_row(name, data, args.runs, seed) for seed in args.seeds]) for name in rows}
+    n = len(args.seeds)
+    base = results["orig"]["per_image"][0]
     print(f"\nwoosong, 3 date folds, 820 photos; FPN unless said; {BUDGET} + {LITE0['WEIGHTS']} ImageNet weights")
-    print(f"{'row':<20} {'dataset':>8} {'per-img':>8} {'3-class':>8} {'d per-img':>10}  what")
+    print(f"seeds {' '.join(map(str, args.seeds))}: mean" + ("" if n == 1 else " ± half the spread (max - min)"))
+    width = 8 if n == 1 else 15
+    print(f"{'row':<22} {'dataset':>{width}} {'per-img':>{width}} {'3-class':>{width}} {'d per-img':>10}  what")
     for name in rows:
         r = results[name]
         print(
-            f"{name:<20} {r['miou']:8.4f} {r['miou_per_image']:8.4f} {present_mean(r):8.4f} "
-            f"{r['miou_per_image'] - base['miou_per_image']:+10.4f}  {ROWS[name][3]}"
+            f"{name:<22} "
+            + " ".join(f"{cell(*r[m], n):>{width}}" for m in METRICS)
+            + f" {r['per_image'][0] - base:+10.4f}  {ROWS[name][3]}"
         )
     for name in rows:
-        r = results[name]
-        print(f"{name.replace('-', '_')}_miou_per_image={r['miou_per_image']:.4f}")
-        print(f"{name.replace('-', '_')}_per_image_gain={r['miou_per_image'] - base['miou_per_image']:+.4f}")
+        mean, spread = results[name]["per_image"]
+        key = name.replace("-", "_")
+        print(f"{key}_miou_per_image={mean:.4f}")
+        print(f"{key}_miou_per_image_spread={spread:.4f}")
+        print(f"{key}_per_image_gain={mean - base:+.4f}")
 
 
 if __name__ == "__main__":

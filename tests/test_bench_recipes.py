@@ -1,0 +1,54 @@
+"""make bench-recipes over several seeds (SEEDS=): each row's figures become a mean and a spread, the
+first seed keeps the row's own run folder (rows measured before repeats are read, not retrained), and
+every seed reaches the training as train.seed."""
+
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import bench_recipes
+
+    return bench_recipes
+
+
+def result(dataset, per_image, present):
+    return {
+        "miou": dataset,
+        "miou_per_image": per_image,
+        "per_class_iou": {"Background": present, "General trash": present, "Plastic bag": present, "Paper": 0.0},
+    }
+
+
+def test_a_row_over_seeds_is_its_mean_and_spread(bench):
+    summary = bench.summarise([result(0.70, 0.68, 0.60), result(0.72, 0.69, 0.66), result(0.71, 0.70, 0.63)])
+    assert summary["dataset"] == pytest.approx((0.71, 0.02))
+    assert summary["per_image"] == pytest.approx((0.69, 0.02))
+    assert summary["present"] == pytest.approx((0.63, 0.06))  # the three present classes only
+    assert bench.summarise([result(0.5, 0.4, 0.3)])["per_image"] == pytest.approx((0.4, 0.0))
+    assert bench.cell(0.69, 0.02, 3) == "0.6900±0.0100" and bench.cell(0.69, 0.0, 1) == "0.6900"
+
+
+def test_each_seed_trains_in_its_own_run_with_that_seed(bench, tmp_path, monkeypatch):
+    calls = []
+
+    def make(target, **variables):  # records the call; `make oof` leaves the row's result
+        calls.append((target, variables))
+        if target == "oof":
+            (tmp_path / variables["MODEL"] / "oof.json").write_text("{}")
+
+    monkeypatch.setattr(bench, "make", make)
+    for seed in (21, 22):
+        run = tmp_path / bench.run_name("orig", seed)
+        run.mkdir()
+        (run / "oof.json").write_text("{}")  # finished: read, not retrained
+        bench.run_row("orig", tmp_path / "data", tmp_path, seed)
+    assert calls == [] and bench.run_name("orig", 21) == "orig" and bench.run_name("orig", 22) == "orig-seed22"
+    (tmp_path / "orig-seed23").mkdir()
+    assert bench.run_row("orig", tmp_path / "data", tmp_path, 23) == {}
+    trains = [v for t, v in calls if t.startswith("train-")]
+    assert len(trains) == 3 and all(v["SEED"] == 23 and "--set model.name=orig-seed23" in v["ARGS"] for v in trains)
+    assert calls[-1][0] == "oof" and calls[-1][1]["MODEL"] == "orig-seed23"
