@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,16 +35,23 @@ def make_cmd(target: str, directory: Path = ROOT, **variables) -> list[str]:
     return ["make", "--no-print-directory", "-C", str(directory), target] + [f"{k}={v}" for k, v in variables.items()]
 
 
+def cpu_env(env: dict | None = None) -> dict:
+    """The environment of a make target run by a test: this one, no GPU, plus ``env``."""
+    return {**os.environ, "CUDA_VISIBLE_DEVICES": "", **(env or {})}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def make_process(
     target: str, env: dict | None = None, directory: Path = ROOT, **variables
 ) -> subprocess.CompletedProcess:
     """Run a real make target on CPU (extra environment variables in ``env``)."""
-    return subprocess.run(
-        make_cmd(target, directory, **variables),
-        capture_output=True,
-        text=True,
-        env={**os.environ, "CUDA_VISIBLE_DEVICES": "", **(env or {})},
-    )
+    return subprocess.run(make_cmd(target, directory, **variables), capture_output=True, text=True, env=cpu_env(env))
 
 
 def run_make(target: str, env: dict | None = None, directory: Path = ROOT, **variables) -> str:
@@ -192,14 +200,18 @@ def start_make(target: str, log: Path | None = None, env: dict | None = None, **
     """A make target started in its own process group (so the test can kill it and every child),
     its output piped (``log=None``: read it with read_until) or written to ``log``."""
     out = subprocess.PIPE if log is None else open(log, "w")
-    return subprocess.Popen(
-        make_cmd(target, **variables),
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "CUDA_VISIBLE_DEVICES": "", **(env or {})},
-    )
+    try:
+        return subprocess.Popen(
+            make_cmd(target, **variables),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            env=cpu_env(env),
+        )
+    finally:
+        if log is not None:
+            out.close()  # the child holds its own copy of the file
 
 
 def read_until(proc: subprocess.Popen, text: str) -> list[str]:

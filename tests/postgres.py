@@ -9,11 +9,12 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+from conftest import free_port
 
 
 def server_bin() -> Path:
@@ -31,12 +32,6 @@ def server_bin() -> Path:
             subprocess.run(install, env=env, check=True, capture_output=True)
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     return Path(found[-1]).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

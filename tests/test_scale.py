@@ -2,20 +2,13 @@
 
 import csv
 import json
-import socket
 
 import pytest
 import torch
 
-from conftest import kill_hook, make_process, run_make, tiny_run
+from conftest import free_port, kill_hook, make_process, run_make, tiny_run
 
 pytestmark = pytest.mark.slow  # drives make targets / trains in subprocesses
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -5,13 +5,12 @@ features: a real PostgreSQL sweep (test_sweep_postgres), W&B with WANDB_API_KEY 
 credentials (test_kaggle)."""
 
 import json
-import socket
 import sys
 
 import pytest
 import torch
 
-from conftest import make_process
+from conftest import free_port, make_process
 from trashseg.redact import redact, redact_argv
 
 PASSWORD = "hunter2-Zq9"
@@ -60,9 +59,7 @@ def test_the_run_record_keeps_no_secret_from_the_command_line(tmp_path, base_cfg
 
 
 def test_an_unreachable_database_is_one_line_with_the_password_masked(tmp_path):
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens on it
     url = f"postgresql://kit:{PASSWORD}@127.0.0.1:{port}/sweeps"
     proc = make_process("sweep", MODEL="fpn", TRIALS=1, RUNS=tmp_path / "runs", WEIGHTS="none", STORAGE=url)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr

@@ -94,14 +94,11 @@ def test_tensorboard_and_offline_wandb_follow_metrics_csv_across_a_resume(coco_d
 def test_make_tensorboard_serves_the_runs_folder(tmp_path):
     import os
     import signal
-    import socket
     import urllib.request
 
-    from conftest import start_make, wait_for
+    from conftest import free_port, start_make, wait_for
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     (tmp_path / "runs").mkdir()
     server = start_make("tensorboard", log=tmp_path / "tb.log", RUNS=tmp_path / "runs", PORT=port)
 
