@@ -130,6 +130,10 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "sample_runs" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.slow)
+    # longest files first, so neither worker is left with a long one at the end: the sample runs
+    # (minutes of fixture), then the leaderboard models; the rest keep their order (a stable sort)
+    first = {"test_sample_end_to_end.py": 0, "test_leaderboard.py": 1}
+    items.sort(key=lambda item: first.get(item.path.name, 2))
 
 
 @pytest.fixture
