@@ -17,8 +17,9 @@ from common import require_woosong
 from trashseg.config import load_config
 from trashseg.data.classes import CLASSES
 from trashseg.data.coco import load_coco
-from trashseg.data.dataset import SegDataset, make_items
+from trashseg.data.dataset import SegDataset
 from trashseg.data.images import read_rgb
+from trashseg.data.items import make_items
 from trashseg.data.masks import MaskCache, read_mask
 from trashseg.data.transforms import train_transform
 

@@ -1,10 +1,12 @@
-"""Merge saved per-model probabilities into the competition CSV (see trashseg.ensembling.ensemble).
+"""Merge saved per-model probabilities into the competition CSV (= `trashseg ensemble`).
 
-python code/ensemble.py --models fpn deeplab --out submissions/x.csv [--set tta.enabled=true]
-python code/ensemble.py runs/fpn/fold*/probs_test.npy --test-json data/test.json --out submissions/x.csv
+python code/ensemble.py --models "fpn deeplab" --out submissions/x.csv [--tta 1]
+python code/ensemble.py --probs "runs/fpn/fold0/probs_test.npy runs/fpn/fold1/probs_test.npy" --out submissions/x.csv
 """
 
-from trashseg.ensembling.ensemble import main
+import sys
+
+from trashseg.cli import main
 
 if __name__ == "__main__":
-    main()
+    main(["ensemble", *sys.argv[1:]])

@@ -144,7 +144,8 @@ def test_truncated_and_non_images_are_named(tmp_path):
 
 
 def test_size_differing_from_json_is_named(coco_dir, base_cfg):
-    from trashseg.data.dataset import SegDataset, make_items
+    from trashseg.data.dataset import SegDataset
+    from trashseg.data.items import make_items
     from trashseg.data.masks import MaskCache
     from trashseg.data.transforms import eval_transform
 

@@ -5,8 +5,9 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from trashseg.data.coco import load_coco
-from trashseg.data.dataset import SegDataset, make_items
+from trashseg.data.dataset import SegDataset
 from trashseg.data.folds import make_folds
+from trashseg.data.items import make_items
 from trashseg.data.masks import MaskCache, paint_mask
 from trashseg.data.transforms import eval_transform, train_transform
 from trashseg.errors import TrashsegError

@@ -1,5 +1,5 @@
-"""README, `make help` and the Makefile agree: every target and variable the README tells a user to
-type exists, and every documented target is listed by `make help`."""
+"""README, `make help`, the Makefile and the CLI agree: every target, verb and variable the README
+tells a user to type exists, and every documented target and variable is listed by `make help`."""
 
 import re
 
@@ -21,10 +21,17 @@ def targets() -> set[str]:
     return set(re.findall(r"^([a-z][a-z0-9-]*%?):(?!=)", MAKEFILE, flags=re.M))
 
 
-def model_map() -> dict[str, str]:
-    """The Makefile's model map: run name -> folder under code/."""
-    block = re.search(r"^MODEL_MAP := (.*?)\n(?!\s)", MAKEFILE, flags=re.M | re.S).group(1)
-    return dict(pair.split("=") for pair in block.replace("\\", " ").split())
+def model_names() -> set[str]:
+    from trashseg import registry
+
+    return set(registry.models())
+
+
+def variables() -> set[str]:
+    """What a user may set: the verbs' variables, the Makefile's own (?=), ARGS and STORAGE."""
+    from trashseg.cli.options import VARS
+
+    return set(VARS) | set(re.findall(r"^([A-Z_]+)\s*\?=", MAKEFILE, flags=re.M)) | {"ARGS"}
 
 
 def exists(target: str, known: set[str]) -> bool:
@@ -34,7 +41,7 @@ def exists(target: str, known: set[str]) -> bool:
     prefix, _, stem = target.partition("-")
     if f"{prefix}-%" not in known:
         return False
-    return prefix == "docker" or stem in model_map()
+    return prefix == "docker" or stem in model_names()
 
 
 def documented_targets() -> set[str]:
@@ -49,9 +56,8 @@ def test_every_make_target_in_the_readme_exists():
 
 
 def test_every_variable_in_the_readme_is_a_make_variable_or_documented_environment():
-    declared = set(re.findall(r"^([A-Z_]+)\s*\?=", MAKEFILE, flags=re.M))
     used = set(re.findall(r"\b([A-Z][A-Z0-9_]+)=", readme_code()))
-    unknown = used - declared - ENVIRONMENT
+    unknown = used - variables() - ENVIRONMENT
     assert used and not unknown, f"README uses variables the Makefile does not declare: {sorted(unknown)}"
 
 
@@ -59,6 +65,29 @@ def test_make_help_lists_every_documented_target_and_variable():
     out = run_make("help")
     listed = set(re.findall(r"^  make (\S+)", out, flags=re.M))
     assert documented_targets() and documented_targets() <= listed
-    declared = set(re.findall(r"^([A-Z_]+)\s*\?=", MAKEFILE, flags=re.M))
-    missing = {v for v in declared if not re.search(rf"\b{v}\b", out)}
+    missing = {v for v in variables() if not re.search(rf"\b{v}\b", out)}
     assert not missing, f"make help does not mention: {sorted(missing)}"
+
+
+def test_every_trashseg_verb_in_the_readme_exists_and_has_help():
+    from trashseg.cli import VERBS
+
+    used = set(re.findall(r"\btrashseg ([a-z][a-z-]*)", readme_code()))
+    assert used and not used - set(VERBS), f"README names verbs the CLI lacks: {sorted(used - set(VERBS))}"
+
+
+def test_trashseg_and_every_verb_answer_help():
+    import subprocess
+    import sys
+
+    from trashseg.cli import VERBS
+
+    top = subprocess.run([sys.executable, "-m", "trashseg", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert top.returncode == 0 and all(f"  {verb} " in top.stdout for verb in VERBS)
+    for verb in VERBS:
+        proc = subprocess.run(
+            [sys.executable, "-m", "trashseg", verb, "--help"], capture_output=True, text=True, cwd=ROOT
+        )
+        assert proc.returncode == 0 and proc.stdout.strip() and "Traceback" not in proc.stderr, (verb, proc.stderr)
+    wrong = subprocess.run([sys.executable, "-m", "trashseg", "trian"], capture_output=True, text=True, cwd=ROOT)
+    assert wrong.returncode == 2 and "trashseg trian: no such verb; did you mean train?" in wrong.stderr

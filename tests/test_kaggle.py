@@ -76,8 +76,8 @@ def test_submit_validates_before_sending(tmp_path):
 
 
 def test_zip_members_cannot_escape(tmp_path):
+    from trashseg.ensembling.kaggle import safe_extract
     from trashseg.errors import TrashsegError
-    from trashseg.kaggle_cli import safe_extract
 
     archive = tmp_path / "evil.zip"
     with zipfile.ZipFile(archive, "w") as zf:

@@ -1,6 +1,6 @@
-"""Every model folder is a config: it is in the Makefile's model map under its run name, builds
-with a tiny random-init encoder, and runs forward, backward and TTA. Adding an architecture is a
-folder plus one Makefile line, shown end to end on a copy of the kit."""
+"""Every model folder is a config the registry finds under its run name (model.name); it builds
+with a tiny random-init encoder and runs forward, backward and TTA. Adding an architecture is its
+folder and nothing else, shown end to end on a copy of the kit."""
 
 import os
 import re
@@ -19,21 +19,19 @@ from trashseg.modeling.architectures import architectures, build_model, input_mu
 FOLDERS = sorted(p.parent for p in (ROOT / "code").glob("*/config.yaml"))
 
 
-def model_map(makefile: str) -> dict[str, str]:
-    block = re.search(r"^MODEL_MAP := (.*?)\n(?!\s)", makefile, flags=re.M | re.S).group(1)
-    return dict(pair.split("=") for pair in block.replace("\\", " ").split())
+def test_registry_finds_every_model_folder_by_its_name():
+    from trashseg import registry
 
-
-def test_model_map_and_folders_agree():
-    mapping = model_map((ROOT / "Makefile").read_text())
-    assert sorted(mapping.values()) == sorted(f.name for f in FOLDERS)
-    for name, folder in mapping.items():
-        cfg = yaml.safe_load((ROOT / "code" / folder / "config.yaml").read_text())
-        assert cfg["model"]["name"] == name, f"code/{folder}/config.yaml: model.name must be the map key {name!r}"
+    found = registry.models()
+    assert sorted(m.folder.name for m in found.values()) == sorted(f.name for f in FOLDERS)
+    for name, model in found.items():
+        cfg = yaml.safe_load(model.config.read_text())
+        assert cfg["model"]["name"] == name
         assert cfg["model"]["arch"] in architectures()
         for script in ("train.py", "infer.py"):
-            text = (ROOT / "code" / folder / script).read_text()
+            text = (model.folder / script).read_text()
             assert len(text.splitlines()) <= 8 and "sys.path" not in text  # thin, no path hacks
+    assert {p.base for p in registry.presets().values()} <= set(found)
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
@@ -78,8 +76,8 @@ def test_other_smp_architectures_are_a_config_away(arch, params):
 
 
 @pytest.mark.slow
-def test_a_new_architecture_is_a_folder_plus_one_makefile_line(coco_dir, tmp_path):
-    """On a copy of the kit: add code/Unet/ and one map line; train, infer and ensemble it."""
+def test_a_new_architecture_is_its_folder_and_nothing_else(coco_dir, tmp_path):
+    """On a copy of the kit: add code/Unet/ alone; the registry lists it; train, infer and ensemble it."""
     kit = tmp_path / "kit"
     shutil.copytree(ROOT / "code", kit / "code", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("requirements.txt", "requirements-dev.txt", "constraints.txt", "pyproject.toml"):
@@ -89,16 +87,12 @@ def test_a_new_architecture_is_a_folder_plus_one_makefile_line(coco_dir, tmp_pat
     for script in ("train.py", "infer.py"):
         shutil.copy(ROOT / "code" / "FPN" / script, kit / "code" / "Unet" / script)
     (kit / "code" / "Unet" / "config.yaml").write_text("model:\n  name: unet\n  arch: Unet\n")
-    makefile = (ROOT / "Makefile").read_text()
-    lines = makefile.splitlines(keepends=True)
-    at = next(i for i, line in enumerate(lines) if line.startswith("MODEL_MAP := ")) + 1
-    lines.insert(at, "             unet=Unet \\\n")
-    (kit / "Makefile").write_text("".join(lines))
-    assert len(set((kit / "Makefile").read_text().splitlines()) - set(makefile.splitlines())) == 1
+    shutil.copy2(ROOT / "Makefile", kit / "Makefile")  # as it is: no line anywhere names the models
+    shutil.copytree(ROOT / "configs", kit / "configs")
 
     common = tiny_run(coco_dir, tmp_path, VENV=ROOT / ".venv", EPOCHS=1, BATCH=2)
-    out = run_make("help", directory=kit)
-    assert "unet" in next(line for line in out.splitlines() if line.startswith("Models "))
+    out = run_make("help", directory=kit, VENV=ROOT / ".venv")
+    assert re.search(r"^  unet +code/Unet/config.yaml$", out, flags=re.M), out
     out = run_make("train", directory=kit, MODEL="unet", **common)
     assert "training Unet" in out
     run_make("infer-unet", directory=kit, **common, SPLITS="test")

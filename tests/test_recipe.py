@@ -4,7 +4,6 @@ multi-scale crops and presets."""
 
 import csv
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,7 +104,7 @@ def test_plateau_follows_torch_rule_after_warmup():
 
 
 def test_accumulation_matches_one_bigger_batch():
-    from trashseg.training import distributed
+    from trashseg.runtime import distributed
     from trashseg.training.trainer import Stepper, train_one_epoch
 
     torch.manual_seed(1)
@@ -412,17 +411,22 @@ def test_lovasz_and_focal_equal_their_definitions_on_a_tiny_case():
     assert weighted.item() == pytest.approx(0.3 * lovasz + 2 * focal, rel=1e-5)
 
 
-def make_sets(target: str, **variables) -> tuple[list[str], Path | None, Path]:
-    """The --set values, --preset and model config that a real make target passes (read from `make -n`)."""
+def make_resolved(target: str, **variables) -> dict:
+    """Every setting a real make target's run resolves to: its command line (read from `make -n`) run as
+    `trashseg config show`, which prints each key's value with its source."""
+    import json
+    import re
     import shlex
     import subprocess
 
     cmd = ["make", "-n", "--no-print-directory", "-C", str(ROOT), target] + [f"{k}={v}" for k, v in variables.items()]
-    words = shlex.split(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.replace("\\\n", " "))
-    sets = [words[i + 1] for i, w in enumerate(words) if w == "--set"]
-    preset = next((ROOT / words[i + 1] for i, w in enumerate(words) if w == "--preset"), None)
-    script = next(ROOT / w for w in words if w.endswith("/train.py"))
-    return sets, preset, script.with_name("config.yaml")
+    words = shlex.split(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+    at = words.index("trashseg")
+    assert words[at + 1] == "train", words
+    show = [str(ROOT / words[0]), *words[1 : at + 1], "config", "show", *words[at + 2 :]]
+    printed = subprocess.run(show, capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    lines = [re.match(r"^(\S+):\s+(.*?)\s+# (.*)$", line) for line in printed.splitlines()]
+    return {m.group(1): json.loads(m.group(2)) for m in lines if m}
 
 
 def test_cpu_lite_is_its_recipe_row_key_by_key(monkeypatch):
@@ -439,21 +443,11 @@ def test_cpu_lite_is_its_recipe_row_key_by_key(monkeypatch):
     row = re.search(r"^# recipe row: (\S+)", (ROOT / "configs/cpu-lite.yaml").read_text(), flags=re.M).group(1)
     model, variables, sets, _ = bench_recipes.ROWS[row]
     assert model == yaml.safe_load((ROOT / "configs/cpu-lite.yaml").read_text())["base"] == "fpn"
-    row_sets, _, config = make_sets(f"train-{model}", **bench_recipes.BUDGET, **variables, ARGS=sets)
-    preset_sets, preset, preset_config = make_sets("train", EXP="cpu-lite")
-    assert config == preset_config == ROOT / "code/FPN/config.yaml"
-    trained = load_config(config, row_sets, models=False)
-    claimed = load_config(config, preset_sets, models=False, preset=preset)
-
-    def flat(d, prefix=""):
-        out = {}
-        for k, v in d.items():
-            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-        return out
-
+    a = make_resolved(f"train-{model}", **bench_recipes.BUDGET, **variables, ARGS=sets)
+    b = make_resolved("train", EXP="cpu-lite")
+    assert a["model.arch"] == b["model.arch"] == "FPN"
     own = {"model.name", "tracking.loggers", "data.cache_dir", "train.runs_dir", "data.data_dir", "train.fold"}
-    a, b = flat(trained), flat(claimed)
-    assert set(a) == set(b)
+    assert set(a) == set(b) and len(a) > 60
     differ = {k: (a[k], b[k]) for k in a if k not in own and a[k] != b[k]}
     assert not differ, f"cpu-lite differs from its row {row}: {differ}"
     assert b["loss.lovasz_weight"] == 0.25 and b["ema.enabled"] is True and b["model.weights"] == "offline"
@@ -463,11 +457,6 @@ def test_cpu_lite_deeplab_is_cpu_lites_recipe_on_deeplabv3plus():
     """The demo's second model: every key of cpu-lite's recipe the same, only the architecture (and the
     run's name) differing."""
 
-    def resolved(name):
-        sets, preset, config = make_sets("train", EXP=name)
-        cfg = load_config(config, sets, models=False, preset=preset)
-        return {f"{part}.{k}": v for part, values in cfg.items() if isinstance(values, dict) for k, v in values.items()}
-
-    fpn, deeplab = resolved("cpu-lite"), resolved("cpu-lite-deeplab")
+    fpn, deeplab = make_resolved("train", EXP="cpu-lite"), make_resolved("train", EXP="cpu-lite-deeplab")
     differ = {k for k in fpn if fpn[k] != deeplab.get(k)}
     assert differ == {"model.name", "model.arch"} and deeplab["model.arch"] == "DeepLabV3Plus"

@@ -58,9 +58,10 @@ def test_make_targets_on_bundled_sample_to_valid_csv(sample_runs, tmp_path):
     cv = s.printed["cv"]
     for model in ("fpn", "deeplab"):
         for fold in range(3):
-            assert f"[cv] make --no-print-directory train-{model} FOLD={fold} GPUS=1  (GPU " in cv
-            assert f"[cv] make --no-print-directory infer-{model} FOLD={fold} GPUS=1  (GPU " in cv
+            for verb in ("train", "infer"):
+                assert re.search(rf"^\[cv\] trashseg {verb} --model {model} --fold={fold} .*  \(GPU [01]\)$", cv, re.M)
     assert cv.count("best epoch 1") == 6 and "ensemble.csv: valid submission, 15 rows" in cv
+    assert "[cv] trashseg ensemble --models=fpn deeplab" in cv
     assert cv.count("on cpu x1 ") == 6 and "(GPU 1)" in cv  # one process per job, two jobs in flight
     for model in ("fpn", "deeplab"):
         run = s.runs / model / "fold0"

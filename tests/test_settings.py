@@ -121,8 +121,13 @@ BAD_MAKE_VARIABLES = [
     (dict(TTA=2), "TTA=2: use 1 (on) or 0 (off)"),
     (dict(RESUME="maybe"), "RESUME=maybe: use 1 (on) or 0 (off)"),
     (dict(GPUS="two"), "GPUS=two: must be a whole number"),
-    (dict(MODEL="unet"), "MODEL=unet: not in the Makefile's model map; choose one of: fpn deeplab"),
-    (dict(MODEL=""), "MODEL=: give a model, one of: fpn deeplab"),
+    (
+        dict(MODEL="unet"),
+        "MODEL=unet: no model folder is named so (code/*/config.yaml, model.name); choose one of: deeplab fpn",
+    ),
+    (dict(MODEL=""), "MODEL=: give a model, one of: deeplab fpn segformer upernet; or EXP=<preset>: cpu-lite"),
+    (dict(EXP="cpu-lite", MODEL="deeplab"), "EXP=cpu-lite layers over fpn, not MODEL=deeplab"),
+    (dict(EXP="nope"), "EXP=nope: no configs/nope.yaml; presets: cpu-lite cpu-lite-deeplab"),
 ]
 
 

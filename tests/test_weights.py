@@ -10,11 +10,11 @@ from trashseg.modeling.encoder_weights import (
     ENCODER,
     NORMALIZE,
     OFFLINE,
-    apply_sidecar,
     convert_lite,
     package_weights_path,
     write_encoder_weights,
 )
+from trashseg.modeling.weights_route import apply_sidecar
 
 
 @pytest.fixture(scope="module")

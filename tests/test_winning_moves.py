@@ -32,7 +32,8 @@ def test_copy_paste_adds_rare_class_pixels(coco_dir, base_cfg):
     from trashseg.data.classes import class_index
     from trashseg.data.coco import load_coco
     from trashseg.data.copy_paste import CopyPaste
-    from trashseg.data.dataset import SegDataset, make_items
+    from trashseg.data.dataset import SegDataset
+    from trashseg.data.items import make_items
     from trashseg.data.masks import MaskCache
     from trashseg.data.transforms import eval_transform
 

@@ -1,8 +1,6 @@
-"""UPerNet probabilities for test.json and the fold's validation images, or `--eval JSON` scoring."""
+"""UPerNet probabilities for test.json and the fold's validation images (= `trashseg infer`)."""
 
-from pathlib import Path
-
-from trashseg.commands import infer_main
+from trashseg.cli.folder import run_folder
 
 if __name__ == "__main__":
-    infer_main(Path(__file__).with_name("config.yaml"))
+    run_folder(__file__, "infer")

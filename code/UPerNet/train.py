@@ -1,8 +1,6 @@
-"""Train UPerNet on one fold: `python code/UPerNet/train.py --set train.fold=0 [--set key=value ...]`."""
+"""Train UPerNet on one fold (= `trashseg train --model <its name>`): python code/UPerNet/train.py --fold 0"""
 
-from pathlib import Path
-
-from trashseg.commands import train_main
+from trashseg.cli.folder import run_folder
 
 if __name__ == "__main__":
-    train_main(Path(__file__).with_name("config.yaml"))
+    run_folder(__file__, "train")

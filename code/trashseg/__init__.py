@@ -1,3 +1,3 @@
 """trashseg: shared data, training, inference and submission code for the model folders."""
 
-__version__ = "0.1.0"
+__version__ = "0.5.0"  # the one version string (pyproject reads it)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
 from pathlib import Path
 
 import yaml
@@ -136,27 +137,60 @@ def read_preset(path: str | Path) -> dict:
 
 def load_config(
     model_config: str | Path | None = None,
-    overrides: list[str] | None = None,
+    overrides: list[str | tuple[str, str]] | None = None,
     models: bool = True,
     preset: str | Path | None = None,
+    explain: dict | None = None,
 ) -> dict:
     """Resolve and validate the full config for one run (``models=False``: a command that builds
-    no model, whose check then skips the architecture/encoder names and imports no SMP)."""
+    no model, whose check then skips the architecture/encoder names and imports no SMP). An override
+    is 'key=value' or (its source, 'key=value'); ``explain``, when given, receives each key's source."""
     from trashseg.settings import validate
 
-    cfg = _read_yaml(DEFAULTS_PATH)
-    sources = ["defaults"]
+    layers = [("defaults", _read_yaml(DEFAULTS_PATH))]
     if model_config is not None:
-        cfg = merge(cfg, _read_yaml(Path(model_config)), str(model_config))
-        sources.append(str(model_config))
+        layers.append((str(model_config), _read_yaml(Path(model_config))))
     if preset is not None:
-        cfg = merge(cfg, read_preset(preset), str(preset))
-        sources.append(str(preset))
+        layers.append((str(preset), read_preset(preset)))
+    cfg = layers[0][1]
+    for source, tree in layers[1:]:
+        cfg = merge(cfg, tree, source)
     for item in overrides or []:
-        cfg = merge(cfg, parse_set(item), f"--set {item}")
-    if overrides:
-        sources.append("--set / Make variables")
-    return validate(cfg, " < ".join(sources), models)
+        source, item = item if isinstance(item, tuple) else ("--set", item)
+        tree = parse_set(item)
+        cfg = merge(cfg, tree, f"--set {item}" if source == "--set" else source)
+        layers.append((source, tree))
+    if explain is not None:
+        for source, tree in layers:
+            for key in _leaves(tree):
+                explain[key] = source
+    names = [s for s, _ in layers[: 1 + (model_config is not None) + (preset is not None)]]
+    return validate(cfg, " < ".join(names + ["--set / Make variables"] * bool(overrides)), models)
+
+
+def _leaves(tree: dict, prefix: tuple = ()) -> list[str]:
+    """Dotted keys of a layer's values (a free-form section counts as one value)."""
+    out = []
+    for key, value in tree.items():
+        path = prefix + (key,)
+        if isinstance(value, dict) and path not in FREE_FORM and value:
+            out += _leaves(value, path)
+        else:
+            out.append(".".join(map(str, path)))
+    return out
+
+
+def explained(cfg: dict, sources: dict) -> str:
+    """The resolved settings, one key a line, each with where its value came from."""
+    lines = []
+    for key in _leaves(cfg):
+        value = cfg
+        for part in key.split("."):
+            value = value[part]
+        text = json.dumps(value, default=str)
+        source = sources.get(key) or next((s for k, s in sources.items() if key.startswith(k + ".")), "defaults")
+        lines.append(f"{key + ':':<32} {text:<40} # {source}")
+    return "\n".join(lines) + "\n"
 
 
 def dump(cfg: dict) -> str:

@@ -9,14 +9,13 @@ value given and what is allowed, all of them reported at once.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from trashseg.errors import TrashsegError
+from trashseg.runtime.devices import DEVICE_PATTERN
 
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 PositiveInt = Annotated[int, Field(strict=True, gt=0)]
 NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -202,7 +201,8 @@ def _cross_checks(cfg: dict, models: bool) -> list[str]:
 
     if models:
         from trashseg.data.transforms import train_transform
-        from trashseg.modeling.architectures import check_encoder, check_params, input_multiple, weights_route
+        from trashseg.modeling.architectures import check_encoder, check_params, input_multiple
+        from trashseg.modeling.weights_route import weights_route
 
     problems = []
 

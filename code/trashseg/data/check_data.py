@@ -11,9 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from trashseg.data.classes import CLASSES
-from trashseg.cli import base_parser, friendly_errors
 from trashseg.data.coco import CocoSet, load_coco
-from trashseg.config import load_config
 from trashseg.errors import TrashsegError
 from trashseg.data.images import read_rgb, size_mismatch
 from trashseg.data.masks import MaskCache, read_mask
@@ -46,46 +44,34 @@ def class_counts(cs: CocoSet, cache: MaskCache) -> tuple[np.ndarray, np.ndarray]
     return instances, pixels
 
 
-def main(argv=None) -> None:
-    parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path)
-    parser.add_argument("--json", nargs="+", default=["train_all.json", "test.json"])
-    args = parser.parse_args(argv)
-
-    @friendly_errors
-    def run() -> int:
-        cfg = load_config(None, args.overrides)
-        data_dir = args.data_dir or Path(cfg["data"]["data_dir"])
-        if not (data_dir / args.json[0]).is_file():
-            raise TrashsegError(f"{data_dir / args.json[0]}: not found; put the competition data in "
-                                f"{data_dir}/ (batch_*/ folders, train_all.json, test.json) or run on the "
-                                "bundled sample: make check-data DATA_DIR=data/sample")
-        cache = MaskCache(cfg["data"]["cache_dir"])
-        fatal = 0
-        for name in args.json:
-            path = data_dir / name
-            if not path.is_file():
-                print(f"{path}: not present, skipped")
-                continue
-            cs = load_coco(path, data_dir, cfg["data"]["class_map"])
-            image_problems = check_images(cs)
-            print(f"\n== {path}: {len(cs)} images, {len(cs.coco.dataset['annotations'])} annotations")
-            if cs.coco.dataset["annotations"]:
-                instances, pixels = class_counts(cs, cache)
-                total = max(int(pixels.sum()), 1)
-                print(f"{'class':<14} {'instances':>9} {'pixels':>12} {'share':>7}")
-                for name_, n, p in zip(CLASSES, instances, pixels):
-                    print(f"{name_:<14} {n:>9} {p:>12} {100 * p / total:6.2f}%")
-            for p in cs.problems:
-                print(f"warning: {p}")
-            for p in image_problems:
-                print(f"problem: {p}")
-            fatal += len(image_problems)
-            print(f"{len(image_problems)} problem(s), {len(cs.problems)} warning(s) in {path.name}")
-        return 1 if fatal else 0
-
-    raise SystemExit(run())
-
-
-if __name__ == "__main__":
-    main()
+def check_data(cfg: dict, data_dir: Path, names: list[str]) -> int:
+    """Print the class counts and every problem of each COCO file; 1 when an image is unusable."""
+    if not (data_dir / names[0]).is_file():
+        raise TrashsegError(
+            f"{data_dir / names[0]}: not found; put the competition data in "
+            f"{data_dir}/ (batch_*/ folders, train_all.json, test.json) or run on the "
+            "bundled sample: make check-data DATA_DIR=data/sample"
+        )
+    cache = MaskCache(cfg["data"]["cache_dir"])
+    fatal = 0
+    for name in names:
+        path = data_dir / name
+        if not path.is_file():
+            print(f"{path}: not present, skipped")
+            continue
+        cs = load_coco(path, data_dir, cfg["data"]["class_map"])
+        image_problems = check_images(cs)
+        print(f"\n== {path}: {len(cs)} images, {len(cs.coco.dataset['annotations'])} annotations")
+        if cs.coco.dataset["annotations"]:
+            instances, pixels = class_counts(cs, cache)
+            total = max(int(pixels.sum()), 1)
+            print(f"{'class':<14} {'instances':>9} {'pixels':>12} {'share':>7}")
+            for name_, n, p in zip(CLASSES, instances, pixels):
+                print(f"{name_:<14} {n:>9} {p:>12} {100 * p / total:6.2f}%")
+        for p in cs.problems:
+            print(f"warning: {p}")
+        for p in image_problems:
+            print(f"problem: {p}")
+        fatal += len(image_problems)
+        print(f"{len(image_problems)} problem(s), {len(cs.problems)} warning(s) in {path.name}")
+    return 1 if fatal else 0

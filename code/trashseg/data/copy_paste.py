@@ -12,7 +12,7 @@ from trashseg.data.images import read_rgb
 from trashseg.data.masks import read_mask
 
 if TYPE_CHECKING:
-    from trashseg.data.dataset import Item
+    from trashseg.data.items import Item
 
 
 class CopyPaste:

@@ -1,8 +1,6 @@
 """Torch datasets over a COCO set: image + cached mask for training/validation, image only for test."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
@@ -11,27 +9,13 @@ import torch
 from torch.utils.data import Dataset
 
 from trashseg.data.classes import CLASSES
-from trashseg.data.coco import CocoSet
+from trashseg.data.items import Item
 from trashseg.errors import TrashsegError
 from trashseg.data.images import read_rgb, size_mismatch
-from trashseg.data.masks import MaskCache, read_mask
+from trashseg.data.masks import read_mask
 
 if TYPE_CHECKING:
     from trashseg.data.copy_paste import CopyPaste
-
-
-@dataclass(frozen=True)
-class Item:
-    image_path: Path
-    mask_path: Path | None
-    size: tuple[int, int]          # (height, width) as the JSON states it
-
-
-def make_items(cs: CocoSet, cache: MaskCache | None, progress: bool = True) -> list[Item]:
-    """Resolve image paths and (when ``cache`` is given) build the mask cache up front."""
-    masks = cache.build(cs, progress=progress) if cache is not None else [None] * len(cs)
-    return [Item(cs.image_path(i), m, (cs.info(i)["height"], cs.info(i)["width"]))
-            for i, m in zip(cs.image_ids, masks)]
 
 
 class SegDataset(Dataset):

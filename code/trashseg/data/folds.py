@@ -14,9 +14,7 @@ import numpy as np
 
 from trashseg.atomic import write_json
 from trashseg.data.classes import CLASSES, resolve_category_ids
-from trashseg.cli import base_parser, friendly_errors
 from trashseg.data.coco import read_json, subset
-from trashseg.config import load_config
 from trashseg.errors import TrashsegError
 
 
@@ -92,31 +90,14 @@ def make_folds(train_all: Path, out_dir: Path, k: int, seed: int, class_map: dic
     return sizes
 
 
-def main(argv=None) -> None:
-    parser = base_parser("Write K train/valid fold files from train_all.json")
-    parser.add_argument("--data-dir", type=Path, default=None)
-    parser.add_argument("--train-all", default="train_all.json", help="file name inside the data folder")
-    parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=21)
-    parser.add_argument("--group-pattern", help="regex on file_name; images with the same match share a fold")
-    parser.add_argument("--out-dir", type=Path, help="default: the data folder")
-    args = parser.parse_args(argv)
-
-    @friendly_errors
-    def run():
-        cfg = load_config(None, args.overrides)
-        data_dir = args.data_dir or Path(cfg["data"]["data_dir"])
-        train_all = data_dir / args.train_all
-        if not train_all.is_file():
-            raise TrashsegError(f"{train_all}: not found; put the competition data in {data_dir}/ "
-                                "or use the bundled sample: DATA_DIR=data/sample")
-        out = args.out_dir or data_dir
-        sizes = make_folds(train_all, out, args.k, args.seed, cfg["data"]["class_map"], args.group_pattern)
-        for fold, (n_train, n_valid) in enumerate(sizes):
-            print(f"fold {fold}: {n_train} train / {n_valid} valid -> {out}/train_data{fold}.json, valid_data{fold}.json")
-
-    run()
-
-
-if __name__ == "__main__":
-    main()
+def write_folds(cfg: dict, data_dir: Path, k: int, seed: int, group_pattern: str | None) -> None:
+    """K fold files beside train_all.json, with a line per fold."""
+    train_all = data_dir / "train_all.json"
+    if not train_all.is_file():
+        raise TrashsegError(
+            f"{train_all}: not found; put the competition data in {data_dir}/ "
+            "or use the bundled sample: DATA_DIR=data/sample"
+        )
+    sizes = make_folds(train_all, data_dir, k, seed, cfg["data"]["class_map"], group_pattern)
+    for fold, (n_train, n_valid) in enumerate(sizes):
+        print(f"fold {fold}: {n_train} train / {n_valid} valid -> {data_dir}/train_data{fold}.json, valid_data{fold}.json")

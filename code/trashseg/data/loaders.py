@@ -9,10 +9,11 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from trashseg.data.coco import CocoSet, load_coco
 from trashseg.data.classes import class_index
 from trashseg.data.copy_paste import CopyPaste
-from trashseg.data.dataset import SegDataset, make_items
-from trashseg.training.distributed import Context
+from trashseg.data.dataset import SegDataset
+from trashseg.data.items import make_items
+from trashseg.runtime.distributed import Context
 from trashseg.data.masks import MaskCache
-from trashseg.training.seeding import seed_worker
+from trashseg.runtime.seeding import seed_worker
 
 
 def load_set(cfg: dict, json_path: Path, image_root: Path | None = None, quiet: bool = False) -> CocoSet:

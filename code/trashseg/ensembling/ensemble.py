@@ -14,12 +14,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from trashseg.cli import base_parser, friendly_errors
-from trashseg.config import load_config
-from trashseg.ensembling.submission import SubmissionWriter, expected_ids_from_test_json, validate_submission
+from trashseg.ensembling.submission import SubmissionWriter, expected_ids_from_test_json
 from trashseg.errors import TrashsegError
 from trashseg.inference.probs import ProbsReader
-from trashseg.runs import Layout, data_dir, post_flags
+from trashseg.runs import Layout, post_flags
 
 
 def check_manifests(readers: list[ProbsReader], expected_ids: list[str] | None) -> None:
@@ -144,47 +142,3 @@ def merge_inputs(
     if weights_file is None and use_fitted and layout.fitted_weights().is_file():
         weights_file = layout.fitted_weights()
     return files, weights_file
-
-
-def main(argv=None) -> None:
-    parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument(
-        "probs",
-        nargs="*",
-        type=Path,
-        help="probs_test*.npy files (manifest beside each); default: found by --models and the variant",
-    )
-    parser.add_argument(
-        "--models", nargs="+", help="models whose folds to merge (default: every model with test probabilities)"
-    )
-    parser.add_argument("--weights", type=float, nargs="+", help="one weight per file (default: fitted, else equal)")
-    parser.add_argument("--test-json", type=Path, help="test.json: sets row order and count (default: data.data_dir's)")
-    parser.add_argument("--out", type=Path, default=Path("submissions/ensemble.csv"))
-    parser.add_argument(
-        "--weights-file",
-        type=Path,
-        help="fit-ensemble result (default: <runs>/ensemble_weights<variant>.json when it exists)",
-    )
-    parser.add_argument("--equal", action="store_true", help="ignore fitted weights")
-    parser.add_argument("--allow-mixed", action="store_true", help="merge files of different post-processing")
-    parser.add_argument("--no-validate", action="store_true")
-    args = parser.parse_args(argv)
-
-    @friendly_errors
-    def run():
-        cfg = load_config(None, args.overrides, models=False)
-        layout = Layout.of(cfg)
-        files, weights_file = merge_inputs(
-            layout, args.probs, args.models, args.weights_file, use_fitted=not args.weights and not args.equal
-        )
-        test_json = args.test_json or data_dir(cfg) / cfg["data"]["test_json"]
-        w = ensemble_to_csv(
-            files, args.out, test_json, args.weights, weights_file=weights_file, allow_mixed=args.allow_mixed
-        )
-        source = "given" if args.weights else (f"fitted, {weights_file}" if weights_file else "equal")
-        print(f"merged ({source} weights) " + ", ".join(f"{p} (w={x:.3f})" for p, x in zip(files, w)))
-        if not args.no_validate:
-            n = validate_submission(args.out, expected_ids_from_test_json(test_json))
-            print(f"{args.out}: valid submission, {n} rows")
-
-    run()

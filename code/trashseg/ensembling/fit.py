@@ -13,15 +13,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from trashseg.atomic import write_json
-from trashseg.cli import base_parser, friendly_errors
-from trashseg.config import load_config
 from trashseg.data.classes import NUM_CLASSES
 from trashseg.data.loaders import load_set
-from trashseg.errors import TrashsegError
 from trashseg.evaluation.metrics import confusion_matrix, iou_per_class, mean_iou
 from trashseg.evaluation.oof import Truth, covered, index_rows, oof_readers
-from trashseg.runs import Layout, data_dir, post_flags
+from trashseg.runs import Layout, data_dir
 
 
 def simplex_grid(n: int, step: float) -> list[tuple[float, ...]]:
@@ -78,38 +74,3 @@ def fit(cfg: dict, models: list[str], step: float, train_all: str) -> dict:
         "fitted": summary(best),
         "fitted_per_class_iou": [None if np.isnan(v) else float(v) for v in iou_per_class(cms[best])],
     }
-
-
-def main(argv=None) -> None:
-    parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", required=True, help="at least two models (make: MODELS)")
-    parser.add_argument("--step", type=float, default=0.05)
-    parser.add_argument("--train-all", default="train_all.json")
-    args = parser.parse_args(argv)
-
-    @friendly_errors
-    def run():
-        cfg = load_config(None, args.overrides, models=False)
-        if len(set(args.models)) < 2:
-            raise TrashsegError(f"MODELS={' '.join(args.models)}: fit-ensemble needs at least two different models")
-        if not 0 < args.step <= 0.5:
-            raise TrashsegError(f"--step {args.step}: must be within (0, 0.5]")
-        result = fit(cfg, args.models, args.step, args.train_all)
-        out = Layout.of(cfg).fitted_weights()
-        write_json(out, result)
-        for m, r in result["per_model"].items():
-            print(f"OOF mIoU {m:<22} {r['oof_miou']:.4f} (per image {r['oof_miou_per_image']:.4f})")
-        e, f = result["equal_mean"], result["fitted"]
-        print(f"OOF mIoU {'equal mean':<22} {e['oof_miou']:.4f} (per image {e['oof_miou_per_image']:.4f})")
-        w = ", ".join(f"{m}={v:.2f}" for m, v in f["weights"].items())
-        print(f"OOF mIoU {'fitted (' + w + ')':<22} {f['oof_miou']:.4f} (per image {f['oof_miou_per_image']:.4f})")
-        print(
-            f"wrote {out} ({result['images']} out-of-fold images; `make ensemble{post_flags(Layout.of(cfg).post)}` "
-            "now uses these weights)"
-        )
-
-    run()
-
-
-if __name__ == "__main__":
-    main()

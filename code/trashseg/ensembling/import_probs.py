@@ -18,15 +18,13 @@ import cv2
 import numpy as np
 import torch
 
-from trashseg.cli import base_parser, friendly_errors
-from trashseg.config import load_config
 from trashseg.data.classes import CLASSES, NUM_CLASSES, class_index
 from trashseg.data.coco import read_json
 from trashseg.errors import TrashsegError
 from trashseg.inference.probs import ProbsWriter
-from trashseg.inference.tta import resize
+from trashseg.inference.resize import resize
 from trashseg.paths import check_name, contained
-from trashseg.runs import Layout, data_dir, data_json
+from trashseg.runs import Layout
 
 SUFFIXES = (".npy", ".png")
 
@@ -132,32 +130,3 @@ def import_probs(
         raise
     writer.close()
     return out
-
-
-def main(argv=None) -> None:
-    parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--src", type=Path, required=True, help="folder of per-image .npy / .png files")
-    parser.add_argument("--model", required=True, help="a name for the imported model (its run folder)")
-    parser.add_argument("--split", choices=["test", "valid"], default="test")
-    parser.add_argument("--json", type=Path, help="the images, in order (default: test.json or valid_data{fold}.json)")
-    parser.add_argument("--kind", choices=["auto", "probs", "logits"], default="auto")
-    parser.add_argument("--classes", help="the source's class names in channel order, comma-separated")
-    args = parser.parse_args(argv)
-
-    @friendly_errors
-    def run():
-        cfg = load_config(None, args.overrides, models=False)
-        if not args.model.replace("-", "").replace("_", "").isalnum():
-            raise TrashsegError(f"MODEL={args.model!r}: use letters, digits, - and _ (it names a folder)")
-        json_path = args.json or (
-            data_dir(cfg) / cfg["data"]["test_json"] if args.split == "test" else data_json(cfg, "valid_json")
-        )
-        names = [n.strip() for n in args.classes.split(",")] if args.classes else None
-        out = import_probs(cfg, args.src, args.model, args.split, json_path, args.kind, names)
-        print(f"wrote {out} ({args.split}, fold {cfg['train']['fold']}) from {args.src}")
-
-    run()
-
-
-if __name__ == "__main__":
-    main()

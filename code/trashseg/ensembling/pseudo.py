@@ -16,15 +16,11 @@ from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
 from trashseg.atomic import write_json
-from trashseg.cli import base_parser, friendly_errors
-from trashseg.config import load_config
 from trashseg.data.classes import CLASSES, IGNORE_CATEGORY, resolve_category_ids
 from trashseg.data.coco import read_json
-from trashseg.ensembling.ensemble import check_manifests, merge_inputs, normalise_weights, weights_from_file
-from trashseg.errors import TrashsegError
+from trashseg.ensembling.ensemble import check_manifests, normalise_weights, weights_from_file
 from trashseg.inference.probs import ProbsReader
 from trashseg.paths import check_name
-from trashseg.runs import Layout
 
 
 def _rle(binary: np.ndarray) -> dict:
@@ -108,30 +104,3 @@ def make_pseudo(
     for r in readers:
         r.close()
     return written
-
-
-def main(argv=None) -> None:
-    parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("probs", nargs="*", type=Path, help="default: every fold's test probabilities of --models")
-    parser.add_argument("--models", nargs="+", help="default: every model with test probabilities")
-    parser.add_argument("--k", type=int, required=True, help="number of folds (train_data{k}.json files)")
-    parser.add_argument("--weights-file", type=Path, help="default: the fitted weights of this variant, if any")
-    parser.add_argument("--out-dir", type=Path, help="default: the data folder")
-    args = parser.parse_args(argv)
-
-    @friendly_errors
-    def run():
-        cfg = load_config(None, args.overrides, models=False)
-        if args.k < 2:
-            raise TrashsegError(f"K={args.k}: the number of folds must be 2 or more")
-        layout = Layout.of(cfg)
-        files, weights_file = merge_inputs(layout, args.probs, args.models, args.weights_file)
-        threshold = float(cfg["pseudo"]["threshold"])
-        for out in make_pseudo(cfg, files, weights_file, threshold, args.k, args.out_dir):
-            print(f"wrote {out}")
-
-    run()
-
-
-if __name__ == "__main__":
-    main()

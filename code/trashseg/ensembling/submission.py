@@ -5,7 +5,6 @@ same streaming way."""
 from __future__ import annotations
 
 import csv
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -115,25 +114,3 @@ def expected_ids_from_test_json(test_json: Path) -> list[str]:
     return [
         check_name(str(img["file_name"]), f"{test_json}: file_name") for img in read_json(Path(test_json))["images"]
     ]
-
-
-def main(argv=None) -> None:
-    import argparse
-
-    from trashseg.cli import friendly_errors
-
-    parser = argparse.ArgumentParser(description="Check a submission CSV against test.json")
-    parser.add_argument("csv", type=Path)
-    parser.add_argument("--test-json", type=Path, required=True)
-    args = parser.parse_args(argv)
-
-    @friendly_errors
-    def run():
-        n = validate_submission(args.csv, expected_ids_from_test_json(args.test_json))
-        print(f"{args.csv}: valid submission, {n} rows x {SUBMISSION_SIZE * SUBMISSION_SIZE} class ids")
-
-    run()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

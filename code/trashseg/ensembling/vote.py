@@ -10,13 +10,11 @@ is written atomically and validated like every submission.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from trashseg.cli import friendly_errors
 from trashseg.data.classes import CLASSES, NUM_CLASSES, class_index
 from trashseg.ensembling.submission import (
     SubmissionWriter,
@@ -86,25 +84,3 @@ def vote_files(
         raise
     writer.close()
     return validate_submission(out, expected)
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("files", nargs="*", type=Path, help="competition CSVs (image_id,PredictionString)")
-    parser.add_argument("--test-json", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--priority", nargs="*", help="class names or ids, tie-break order (default: file order)")
-    args = parser.parse_args(argv)
-
-    @friendly_errors
-    def run():
-        n = vote_files(args.files, args.test_json, args.out, args.priority)
-        ties = f"priority {' > '.join(args.priority)}" if args.priority else "file order"
-        print(f"voted {len(args.files)} files ({', '.join(map(str, args.files))}; ties by {ties})")
-        print(f"{args.out}: valid submission, {n} rows")
-
-    run()
-
-
-if __name__ == "__main__":
-    main()

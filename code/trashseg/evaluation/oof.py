@@ -13,15 +13,12 @@ import numpy as np
 from tqdm import tqdm
 
 from trashseg.atomic import write_json
-from trashseg.cli import base_parser, friendly_errors
-from trashseg.config import load_config
 from trashseg.data.coco import CocoSet, read_json
-from trashseg.data.loaders import load_set
 from trashseg.data.masks import MaskCache, read_mask
 from trashseg.errors import TrashsegError
 from trashseg.evaluation.metrics import Scorer, format_table
 from trashseg.inference.probs import ProbsReader
-from trashseg.runs import Layout, data_dir
+from trashseg.runs import Layout
 
 
 def oof_readers(layout: Layout, model: str) -> list[ProbsReader]:
@@ -121,26 +118,3 @@ def score_and_write(layout: Layout, truth: Truth, model: str) -> dict:
         print(describe_comparison(result["post"], comparison, model))
     print(f"wrote {out}")
     return result
-
-
-def main(argv=None) -> None:
-    parser = base_parser("Score out-of-fold predictions of all folds")
-    parser.add_argument("--models", nargs="+", required=True, help="models to score, each on its own")
-    parser.add_argument("--train-all", default="train_all.json")
-    args = parser.parse_args(argv)
-
-    @friendly_errors
-    def run():
-        cfg = load_config(None, args.overrides, models=False)
-        layout = Layout.of(cfg)
-        for model in args.models:
-            layout.require_fold_probs(model, "valid")  # every model checked before the truth is built
-        truth = Truth(cfg, load_set(cfg, data_dir(cfg) / args.train_all), int(cfg["eval"]["score_size"]))
-        for model in args.models:
-            score_and_write(layout, truth, model)
-
-    run()
-
-
-if __name__ == "__main__":
-    main()

@@ -5,14 +5,12 @@ and eval, so the table re-scores the trainer's own validation figure."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 from pathlib import Path
 
 import numpy as np
 
 from trashseg.atomic import atomic_open
-from trashseg.cli import friendly_errors
 from trashseg.data.classes import CLASSES
 from trashseg.data.loaders import load_set
 from trashseg.drawing import legend_png, pyplot, save_figure, save_png, truth_prediction_panel
@@ -111,24 +109,3 @@ def report(run: Path, n_overlays: int) -> Path:
     curves_png(run / "metrics.csv", out / "curves.png")
     legend_png(out / "legend.png")
     return out
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, required=True)
-    parser.add_argument("--n", type=int, default=8, help="how many validation overlays")
-    args = parser.parse_args(argv)
-
-    @friendly_errors
-    def run():
-        if args.n < 0:
-            raise TrashsegError(f"N={args.n}: the number of overlays must be 0 or more")
-        out = report(args.run, args.n)
-        print((out / "per_class_iou.md").read_text())
-        print(f"wrote {out}/per_class_iou.md, confusion_matrix.png, curves.png, legend.png, overlays/")
-
-    run()
-
-
-if __name__ == "__main__":
-    main()

@@ -3,12 +3,10 @@ overlay PNGs (photo | prediction) plus a colour legend, through the same predict
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-from trashseg.cli import friendly_errors
 from trashseg.data.images import read_rgb
 from trashseg.drawing import blend, legend_png, save_png
 from trashseg.errors import TrashsegError
@@ -35,22 +33,3 @@ def predict_folder(run: Path, images: Path, out: Path) -> list[Path]:
         written.append(target)
     legend_png(out / "legend.png")
     return written
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, required=True, help="a run folder (config.yaml + best.pt)")
-    parser.add_argument("--images", type=Path, required=True, help="a folder of photos")
-    parser.add_argument("--out", type=Path, help="default: <run>/predict")
-    args = parser.parse_args(argv)
-
-    @friendly_errors
-    def run():
-        written = predict_folder(args.run, args.images, args.out or args.run / "predict")
-        print(f"wrote {len(written)} overlays and legend.png to {written[0].parent}")
-
-    run()
-
-
-if __name__ == "__main__":
-    main()

@@ -20,12 +20,12 @@ from trashseg.data.coco import CocoSet
 from trashseg.data.images import read_rgb
 from trashseg.data.loaders import make_loader
 from trashseg.data.transforms import eval_transform
-from trashseg.devices import resolve_device
 from trashseg.inference.crf import refine
 from trashseg.inference.probs import ProbsWriter
 from trashseg.inference.tta import probabilities, tta_views
 from trashseg.modeling.architectures import build_model, input_multiple
 from trashseg.modeling.checkpoint import load_checkpoint
+from trashseg.runtime.devices import resolve_device
 
 
 def with_checkpoint_inputs(cfg: dict, ckpt_cfg: dict) -> dict:
@@ -128,3 +128,19 @@ def write_probabilities(predictor: Predictor, cs: CocoSet, out_path: Path, split
     writer.close()
     print(f"wrote {out_path} ({len(cs)} images, {predictor.size}x{predictor.size}, float16)")
     return out_path
+
+
+def infer(cfg: dict, ckpt: Path, splits: list[str]) -> None:
+    """`trashseg infer`: the checkpoint's probability files for ``splits`` (test, valid) of the run."""
+    from trashseg.data.loaders import load_set
+    from trashseg.errors import TrashsegError
+    from trashseg.runs import data_json, probs_path
+
+    if cfg["train"]["train_all"] and "valid" in splits:
+        if splits == ["valid"]:
+            raise TrashsegError("TRAIN_ALL=1: a run on all data has no validation images (SPLITS=test)")
+        splits = [s for s in splits if s != "valid"]  # trained on every image: nothing is out of fold
+    sets = {split: data_json(cfg, "test_json" if split == "test" else "valid_json") for split in splits}
+    predictor = Predictor(ckpt, cfg)
+    for split, json_path in sets.items():
+        write_probabilities(predictor, load_set(cfg, json_path), probs_path(cfg, split), split)

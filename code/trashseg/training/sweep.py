@@ -11,15 +11,12 @@ The end prints the best trial as a ready `make train` line.
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
 import warnings
 from pathlib import Path
 
 import yaml
 
-from trashseg.cli import friendly_errors
 from trashseg.config import load_config
 from trashseg.errors import TrashsegError
 from trashseg.redact import redact
@@ -103,7 +100,7 @@ def build_pruner(spec: dict):
 def open_study(name: str, storage_url: str, space: dict):
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-    from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+    from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 
     heartbeat = int(space.get("heartbeat_seconds", 60))
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: chosen
@@ -117,10 +114,12 @@ def open_study(name: str, storage_url: str, space: dict):
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
                 )
                 break
-            except IntegrityError:
+            except (IntegrityError, ProgrammingError) as exc:
                 # workers started together on a new database race to create its tables; the loser's
-                # CREATE fails once the winner's has committed, so opening it again finds them made
-                if attempt == 2:
+                # CREATE fails once the winner's has committed (a duplicate type, or "relation ...
+                # already exists"), so opening it again finds them made
+                raced = isinstance(exc, IntegrityError) or "already exists" in str(exc)
+                if attempt == 2 or not raced:
                     raise
         return optuna.create_study(
             study_name=name,
@@ -176,78 +175,63 @@ def ready_line(model: str, fold: int, make_vars: str, make_args: str, params: di
     return f'make train MODEL={model} FOLD={fold}{" " + make_vars if make_vars else ""} ARGS="{sets}"'
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, required=True, help="the model folder's config.yaml")
-    parser.add_argument("--model", required=True, help="the model map name (for the printed make line)")
-    parser.add_argument("--trials", type=int, required=True, help="finished (complete or pruned) trials wanted")
-    parser.add_argument("--space", type=Path, default=DEFAULT_SPACE)
-    parser.add_argument("--study", help="default: <model>-fold<k>")
-    parser.add_argument(
-        "--storage",
-        default=os.environ.get("TRASHSEG_STORAGE") or None,
-        help="any Optuna storage URL (or the TRASHSEG_STORAGE variable, which keeps a password off the command "
-        "line); default sqlite:///<runs>/sweeps/<study>.db",
+def run_sweep(
+    config_path: Path,
+    overrides: list,
+    model: str,
+    trials: int,
+    space_path: Path | None,
+    study: str | None,
+    storage: str | None,
+    make_vars: str,
+    make_args: str,
+) -> None:
+    """Finish ``trials`` trials of the study (resuming it), then print the best as a `make train` line."""
+    import optuna
+
+    if trials < 1:
+        raise TrashsegError(f"TRIALS={trials}: must be 1 or more")
+    space = read_space(space_path or DEFAULT_SPACE)
+    cfg = load_config(config_path, overrides)  # the variables, checked before any trial
+    load_config(
+        config_path,
+        overrides
+        + as_sets(  # and the space's keys and types
+            {k: (s["choices"][0] if s["type"] == "categorical" else s["low"]) for k, s in space["params"].items()}
+        ),
     )
-    parser.add_argument("--make-vars", default="", help="the Make variables given, repeated in the printed line")
-    parser.add_argument("--make-args", default="", help="the ARGS given, repeated in the printed line")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    args = parser.parse_args(argv)
-
-    @friendly_errors
-    def run():
-        import optuna
-
-        if args.trials < 1:
-            raise TrashsegError(f"TRIALS={args.trials}: must be 1 or more")
-        space = read_space(args.space)
-        cfg = load_config(args.config, args.overrides)  # the Make variables, checked before any trial
-        load_config(
-            args.config,
-            args.overrides
-            + as_sets(  # and the space's keys and types
-                {k: (s["choices"][0] if s["type"] == "categorical" else s["low"]) for k, s in space["params"].items()}
-            ),
+    fold = cfg["train"]["fold"]
+    study_name = study or f"{model}-fold{fold}"
+    sweep_runs = Path(cfg["train"]["runs_dir"]) / "sweeps" / study_name
+    sweep_runs.mkdir(parents=True, exist_ok=True)
+    storage = storage or f"sqlite:///{sweep_runs.parent / f'{study_name}.db'}"
+    opened = open_study(study_name, storage, space)
+    done = finished(opened)
+    print(f"[sweep] study {study_name} in {redact(storage)}: {done} of {trials} trials finished", flush=True)
+    if done < trials:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        opened.optimize(
+            make_objective(config_path, overrides, space, sweep_runs),
+            n_trials=trials - done,
+            callbacks=[
+                optuna.study.MaxTrialsCallback(
+                    trials, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+                )
+            ],
+            catch=(TrashsegError,),
         )
-        fold = cfg["train"]["fold"]
-        study_name = args.study or f"{args.model}-fold{fold}"
-        sweep_runs = Path(cfg["train"]["runs_dir"]) / "sweeps" / study_name
-        sweep_runs.mkdir(parents=True, exist_ok=True)
-        storage = args.storage or f"sqlite:///{sweep_runs.parent / f'{study_name}.db'}"
-        study = open_study(study_name, storage, space)
-        done = finished(study)
-        print(f"[sweep] study {study_name} in {redact(storage)}: {done} of {args.trials} trials finished", flush=True)
-        if done < args.trials:
-            optuna.logging.set_verbosity(optuna.logging.WARNING)
-            study.optimize(
-                make_objective(args.config, args.overrides, space, sweep_runs),
-                n_trials=args.trials - done,
-                callbacks=[
-                    optuna.study.MaxTrialsCallback(
-                        args.trials, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-                    )
-                ],
-                catch=(TrashsegError,),
-            )
-        states = {}
-        for t in study.trials:
-            states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
-        print(f"[sweep] trials: {', '.join(f'{n} {s}' for s, n in sorted(states.items()))}")
-        try:
-            best = study.best_trial
-        except ValueError:
-            raise TrashsegError(
-                f"study {study_name}: no trial completed (all pruned or failed); widen the space "
-                "or the pruner's patience"
-            ) from None
-        print(
-            f"[sweep] best trial {best.number}: {space.get('metric', 'miou')} {best.value:.4f} "
-            f"({best.user_attrs.get('run_dir', '')})"
-        )
-        print(ready_line(args.model, fold, args.make_vars, args.make_args, best.params))
-
-    run()
-
-
-if __name__ == "__main__":
-    main()
+    states = {}
+    for t in opened.trials:
+        states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+    print(f"[sweep] trials: {', '.join(f'{n} {s}' for s, n in sorted(states.items()))}")
+    try:
+        best = opened.best_trial
+    except ValueError:
+        raise TrashsegError(
+            f"study {study_name}: no trial completed (all pruned or failed); widen the space or the pruner's patience"
+        ) from None
+    print(
+        f"[sweep] best trial {best.number}: {space.get('metric', 'miou')} {best.value:.4f} "
+        f"({best.user_attrs.get('run_dir', '')})"
+    )
+    print(ready_line(model, fold, make_vars, make_args, best.params))

@@ -22,18 +22,18 @@ from trashseg.atomic import atomic_open
 from trashseg.data.loaders import load_set, make_loader
 from trashseg.data.transforms import eval_transform, train_transform
 from trashseg.errors import TrashsegError
-from trashseg.evaluation.evaluate import evaluate
 from trashseg.evaluation.metrics import format_table
+from trashseg.evaluation.validation import evaluate
 from trashseg.modeling.architectures import build_model
 from trashseg.modeling.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint, unwrap
-from trashseg.modeling.encoder_weights import apply_sidecar
+from trashseg.modeling.weights_route import apply_sidecar
 from trashseg.runs import data_dir, data_json, epoch_checkpoint, epoch_checkpoints, run_dir
-from trashseg.training import distributed
+from trashseg.runtime import distributed
+from trashseg.runtime.seeding import seed_epoch, seed_everything
 from trashseg.training.ema import build_ema, scored_model
 from trashseg.training.losses import build_loss
 from trashseg.training.optim import Schedule, build_optimizer
 from trashseg.training.run_record import write_run_record
-from trashseg.training.seeding import seed_epoch, seed_everything
 from trashseg.training.speed import amp_dtype, configure_backends, use_channels_last
 from trashseg.training.tracking import Tracker, overlay_panels
 
@@ -155,18 +155,19 @@ def train_one_epoch(
     return total / max(seen, 1), seen * ctx.world / max(time.perf_counter() - start, 1e-9)
 
 
-def train(cfg: dict, on_epoch=None) -> dict | None:
+def train(cfg: dict, on_epoch=None, settings: str | None = None) -> dict | None:
     """Train one model on one fold; returns the best validation result (on rank 0).
     ``on_epoch(epoch, val)`` runs on rank 0 after each epoch's checkpoint (a sweep's pruning hook;
-    an exception it raises stops the run)."""
+    an exception it raises stops the run). ``settings``: the resolved settings with their sources
+    (`trashseg config show`), kept in the run folder as settings.txt."""
     ctx, device = distributed.init(str(cfg["train"]["device"]))
     try:
-        return _train(cfg, ctx, device, on_epoch)
+        return _train(cfg, ctx, device, on_epoch, settings)
     finally:
         distributed.shutdown()
 
 
-def _train(cfg: dict, ctx: distributed.Context, device: torch.device, on_epoch=None) -> dict | None:
+def _train(cfg: dict, ctx: distributed.Context, device: torch.device, on_epoch=None, settings=None) -> dict | None:
     cfg = apply_sidecar(cfg)
     gen = seed_everything(int(cfg["train"]["seed"]) + ctx.rank)
     configure_backends(cfg, device)
@@ -271,6 +272,9 @@ def _train(cfg: dict, ctx: distributed.Context, device: torch.device, on_epoch=N
         out.mkdir(parents=True, exist_ok=True)
         with atomic_open(out / "config.yaml") as fh:
             fh.write(config_mod.dump(cfg))
+        if settings is not None:
+            with atomic_open(out / "settings.txt") as fh:
+                fh.write(settings)
         write_run_record(out, cfg, device, ctx.world, start_epoch - 1 if cfg["train"]["resume"] else None)
         print(
             f"training {cfg['model']['arch']} ({cfg['model']['encoder']}, weights={cfg['model']['weights']}) "

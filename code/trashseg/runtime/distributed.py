@@ -31,7 +31,7 @@ class Context:
 
 def init(device_name: str) -> tuple[Context, torch.device]:
     """Join the process group when launched by torchrun; pick this rank's device."""
-    from trashseg.devices import resolve_device
+    from trashseg.runtime.devices import resolve_device
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:

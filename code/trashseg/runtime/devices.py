@@ -3,13 +3,17 @@ and inference alike."""
 
 from __future__ import annotations
 
-import torch
+import re
 
 from trashseg.errors import TrashsegError
-from trashseg.settings import DEVICE_PATTERN
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str):
+    """The torch.device for ``name`` (torch imported here: settings read the pattern without it)."""
+    import torch
+
     if not DEVICE_PATTERN.match(name):
         raise TrashsegError(f"train.device={name!r}: use auto, cpu, cuda or cuda:N")
     if name == "auto":

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from trashseg.evaluation.metrics import Scorer
-from trashseg.inference.tta import resize, scoring_probs
-from trashseg.training import distributed
+from trashseg.inference.resize import resize, scoring_probs
+from trashseg.runtime import distributed
 
 
 @torch.no_grad()

@@ -8,7 +8,6 @@ validated against test.json before anything is sent.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -17,7 +16,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-from trashseg.cli import friendly_errors
 from trashseg.ensembling.submission import expected_ids_from_test_json, validate_submission
 from trashseg.errors import TrashsegError
 
@@ -96,32 +94,3 @@ def submit(competition: str, csv_path: Path, message: str, test_json: Path) -> N
     rows = validate_submission(csv_path, expected_ids_from_test_json(test_json))
     print(f"{csv_path}: valid ({rows} rows); submitting to {competition}")
     run_masked(["competitions", "submit", "-c", competition, "-f", str(csv_path), "-m", message], secrets())
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("download")
-    d.add_argument("--competition", required=True)
-    d.add_argument("--dest", type=Path, default=Path("data"))
-    s = sub.add_parser("submit")
-    s.add_argument("--competition", required=True)
-    s.add_argument("--file", type=Path, required=True)
-    s.add_argument("--message", default="trashseg submission")
-    s.add_argument("--test-json", type=Path, required=True)
-    args = parser.parse_args(argv)
-
-    @friendly_errors
-    def run():
-        if not args.competition:
-            raise TrashsegError("name the competition: COMPETITION=<slug>")
-        if args.cmd == "download":
-            download(args.competition, args.dest)
-        else:
-            submit(args.competition, args.file, args.message, args.test_json)
-
-    run()
-
-
-if __name__ == "__main__":
-    main()

@@ -11,7 +11,6 @@ the folds' own OOF score is what vouches for it.
 
 from __future__ import annotations
 
-import argparse
 import copy
 from pathlib import Path
 
@@ -19,8 +18,7 @@ import torch
 import yaml
 
 from trashseg.atomic import atomic_open, atomic_path
-from trashseg.cli import friendly_errors
-from trashseg.config import dump, load_config
+from trashseg.config import dump
 from trashseg.errors import TrashsegError
 from trashseg.modeling.checkpoint import load_checkpoint
 from trashseg.runs import ALL, Layout, epoch_checkpoints
@@ -57,7 +55,7 @@ def write_soup(out_dir: Path, state: dict, cfg: dict, sources: list[Path]) -> Pa
 
 
 def soup(cfg: dict, kind: str) -> list[Path]:
-    from trashseg.commands import infer
+    from trashseg.inference.predictor import infer
 
     layout = Layout(Path(cfg["train"]["runs_dir"]))
     model = cfg["model"]["name"]
@@ -120,25 +118,3 @@ def score(cfg: dict, models: list[str]) -> None:
                 f"OOF {model}: mIoU {result['miou']:.4f} (per-image {result['miou_per_image']:.4f})",
                 flush=True,
             )
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, required=True, help="the model folder's config.yaml")
-    parser.add_argument("--preset", type=Path)
-    parser.add_argument("--kind", choices=["epochs", "folds"], default="epochs")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    args = parser.parse_args(argv)
-
-    @friendly_errors
-    def run():
-        cfg = load_config(args.config, args.overrides, preset=args.preset)
-        made = soup(cfg, args.kind)
-        if args.kind == "epochs" and made:
-            score(cfg, [cfg["model"]["name"], f"{cfg['model']['name']}-soup"])
-
-    run()
-
-
-if __name__ == "__main__":
-    main()

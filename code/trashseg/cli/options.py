@@ -1,0 +1,228 @@
+"""The kit's variables, in one table: each is a command-line option of the verbs that use it
+(``--fold 0``) and, spelt as make spells it (``--FOLD=0``, what the Makefile passes), a Make variable
+(``make train FOLD=0``). What a variable sets in the configuration is said here and nowhere else, and
+its value is checked here (switches 1/0, whole numbers) before any work starts."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass
+
+from trashseg.errors import TrashsegError
+
+SWITCH_ON, SWITCH_OFF = ("1", "true", "yes"), ("0", "false", "no")
+
+
+@dataclass(frozen=True)
+class Var:
+    name: str  # the Make spelling
+    help: str
+    kind: str = "text"  # text | count (a whole number) | switch (1/0) | words (space-separated)
+    default: str | None = None
+    keys: tuple[str, ...] = ()  # config keys it sets (the value as YAML); see also settings_overrides
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.lower().replace("_", "-")
+
+
+VARS = {
+    v.name: v
+    for v in [
+        # what a run is made of
+        Var("MODEL", "a model folder's name (trashseg config list)"),
+        Var("MODELS", 'several model or run names, e.g. "fpn deeplab" (default: every one with outputs)', "words"),
+        Var("EXP", "a preset configs/<name>.yaml, layered over the model its base: names; runs/<name>/"),
+        # settings of a run (config keys)
+        Var("DATA_DIR", "the data folder (train_all.json, test.json, batch_*/)", keys=("data.data_dir",)),
+        Var("FOLD", "the fold k (train_data{k}.json / valid_data{k}.json)", "count", keys=("train.fold",)),
+        Var("RUNS", "the runs folder", keys=("train.runs_dir",)),
+        Var("SEED", "random seed (training; folds)", "count", keys=("train.seed",)),
+        Var("EPOCHS", "training epochs", "count", keys=("train.epochs",)),
+        Var("BATCH", "batch size for training and evaluation", "count", keys=("train.batch_size", "eval.batch_size")),
+        Var("IMG_SIZE", "training input size in px", "count", keys=("train.img_size",)),
+        Var("ENCODER", "SMP encoder or tu-<timm model>", keys=("model.encoder",)),
+        Var("WEIGHTS", "encoder weights: imagenet | offline | none | path/to/file.pth", keys=("model.weights",)),
+        Var("DEVICE", "auto | cpu | cuda | cuda:N", keys=("train.device",)),
+        Var("WORKERS", "data loader processes", "count", keys=("data.num_workers",)),
+        Var("RESUME", "1: go on from the run's last.pt", "switch", keys=("train.resume",)),
+        Var("TRAIN_ALL", "1: train on all of train_all.json -> <run>/all/", "switch", keys=("train.train_all",)),
+        Var("TTA", "1: flip/scale test-time augmentation", "switch", keys=("tta.enabled",)),
+        Var("CRF", "1: DenseCRF post-processing (make setup-crf)", "switch", keys=("crf.enabled",)),
+        Var("PSEUDO", "1: train on train_data_pseudo{k}.json (make pseudo)", "switch"),
+        Var("LOGGER", "tensorboard | wandb | tensorboard,wandb | none"),
+        # several GPUs and machines
+        Var("GPUS", "GPUs on this machine: >1 runs torch's launcher, one process per GPU (DDP)", "count", "1"),
+        Var("NNODES", "machines in one DDP run", "count", "1"),
+        Var("NODE_RANK", "this machine's rank, 0..NNODES-1", "count", "0"),
+        Var("MASTER_ADDR", "address of node 0", default="127.0.0.1"),
+        Var("MASTER_PORT", "port on node 0", "count", "29500"),
+        # stages
+        Var("K", "number of folds", "count", "5"),
+        Var("GROUP", "regex on file_name: images with the same match share a fold (folds)"),
+        Var("SPLITS", "test and/or valid (infer, import-probs)", "words"),
+        Var("JSON", "an annotated COCO file (eval; import-probs: the images in order)"),
+        Var("OUT", "where to write (eval result, predict overlays, weights file)"),
+        Var("RUN", "a run folder, e.g. runs/fpn/fold0 (report, predict)"),
+        Var("IMAGES", "a folder of photos (predict)"),
+        Var("N", "how many validation overlays (report)", "count", "8"),
+        Var("SOUP", "epochs (each fold's kept epochs) | folds (the folds' best.pt -> all)", default="epochs"),
+        Var("NAME", "the submission's name: SUBMISSIONS/NAME.csv", default="ensemble"),
+        Var("SUBMISSIONS", "the submissions folder", default="submissions"),
+        Var("PROBS", "probability files to merge instead of MODELS' folds", "words"),
+        Var("WEIGHTS_ENSEMBLE", "one ensemble weight per file (default: fitted, else equal)", "words"),
+        Var("MIXED", "1: merge files of different post-processing", "switch"),
+        Var("FILES", "CSV files to vote", "words"),
+        Var("PRIORITY", "class names or ids: the vote's tie-break order", "words"),
+        Var("SRC", "another toolkit's folder of per-image .npy/.png (import-probs)"),
+        Var("KIND", "auto | probs | logits (import-probs)", default="auto"),
+        Var("CLASSES", "the imported outputs' class names in channel order, comma-separated"),
+        Var("FILE", "a submission CSV (validate-submission, submit)"),
+        Var("COMPETITION", "the Kaggle competition's slug"),
+        Var("MESSAGE", "the Kaggle submission's message", default="trashseg submission"),
+        Var("TRIALS", "finished trials wanted (sweep)", "count", "20"),
+        Var("SPACE", "the sweep's search space YAML"),
+        Var("STUDY", "the sweep's study name (default: <model>-fold<k>)"),
+        Var("STORAGE", "the study's database URL (default: SQLite under RUNS/sweeps); kept off the command line"),
+        Var("PORT", "TensorBoard's port", "count", "6006"),
+    ]
+}
+MAKE_SPELLING = re.compile(r"^--([A-Z][A-Z0-9_]*)(=.*)?$", re.S)
+
+
+def add(parser: argparse.ArgumentParser, *names: str) -> None:
+    """The variables ``names`` as options of ``parser`` (dest = the Make spelling)."""
+    for name in names:
+        v = VARS[name]
+        default = f" (default {v.default})" if v.default is not None else ""
+        if v.kind == "switch":
+            parser.add_argument(v.option, dest=name, nargs="?", const="1", metavar="1|0", help=v.help)
+        else:
+            parser.add_argument(v.option, dest=name, metavar=name, default=v.default, help=v.help + default)
+
+
+def add_sets(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any config key, e.g. --set train.epochs=3 (repeatable; `trashseg config show` lists them)",
+    )
+
+
+def from_make(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """``--FOLD=0`` (make's spelling) as ``--fold=0``; a Make variable this verb does not use is left
+    out, as make ignores a variable its target does not read."""
+    known = set(parser._option_string_actions)
+    out = []
+    for arg in argv:
+        m = MAKE_SPELLING.match(arg)
+        if m and m.group(1) in VARS:
+            option = VARS[m.group(1)].option
+            if option in known:
+                out.append(option + (m.group(2) or ""))
+            continue
+        out.append(arg)
+    return out
+
+
+def switch(args: argparse.Namespace, name: str) -> bool:
+    value = getattr(args, name, None)
+    if value is None or value == "":
+        return False
+    if str(value).lower() in SWITCH_ON:
+        return True
+    if str(value).lower() in SWITCH_OFF:
+        return False
+    raise TrashsegError(f"{name}={value}: use 1 (on) or 0 (off)")
+
+
+def count(args: argparse.Namespace, name: str, minimum: int = 0) -> int | None:
+    value = getattr(args, name, None)
+    if value is None or value == "":
+        return None
+    if not re.fullmatch(r"\d+", str(value)):
+        raise TrashsegError(f"{name}={value}: must be a whole number")
+    if int(value) < minimum:
+        raise TrashsegError(f"{name}={value}: must be {minimum} or more")
+    return int(value)
+
+
+def words(args: argparse.Namespace, name: str) -> list[str]:
+    return str(getattr(args, name, None) or "").split()
+
+
+def check(args: argparse.Namespace) -> None:
+    """Every switch and count given, checked at once (before any work)."""
+    for name, v in VARS.items():
+        if hasattr(args, name):
+            if v.kind == "switch":
+                switch(args, name)
+            elif v.kind == "count":
+                count(args, name)
+
+
+def settings_overrides(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(source, 'key=value') for each variable given that sets config keys, then each --set."""
+    out = []
+    for name, v in VARS.items():
+        value = getattr(args, name, None)
+        if value is None or value == "" or not (v.keys or name in ("PSEUDO", "LOGGER")):
+            continue
+        source = f"{name}={value}"
+        if v.kind == "switch":
+            if switch(args, name):
+                out += [(source, f"{key}=true") for key in v.keys]
+                if name == "PSEUDO":
+                    out.append((source, "data.train_json=train_data_pseudo{fold}.json"))
+            continue
+        if name == "LOGGER":
+            loggers = [x for x in str(value).replace(",", " ").split() if x != "none"]
+            out.append((source, f"tracking.loggers=[{','.join(loggers)}]"))
+        out += [(source, f"{key}={value}") for key in v.keys]
+    return out + [("--set", item) for item in getattr(args, "overrides", [])]
+
+
+def config(args: argparse.Namespace, models: bool = True, explain: dict | None = None) -> dict:
+    """The validated settings of the run that MODEL/EXP and the variables given describe (a stage
+    that builds no model, ``models=False``, takes the package defaults and the variables)."""
+    from trashseg import registry
+    from trashseg.config import load_config
+
+    check(args)
+    overrides = settings_overrides(args)
+    if not models:
+        return load_config(None, overrides, models=False, explain=explain)
+    target = registry.target(getattr(args, "MODEL", None), getattr(args, "EXP", None))
+    preset = target.preset.path if target.preset else None
+    return load_config(target.model.config, overrides, preset=preset, explain=explain)
+
+
+RUN_SETTINGS = [
+    *("DATA_DIR", "FOLD", "RUNS", "SEED", "EPOCHS", "BATCH", "IMG_SIZE", "ENCODER", "WEIGHTS", "DEVICE", "WORKERS"),
+    *("RESUME", "TRAIN_ALL", "TTA", "CRF", "PSEUDO", "LOGGER"),
+]
+STAGE_SETTINGS = ("DATA_DIR", "RUNS", "TTA", "CRF", "FOLD")
+
+
+def as_argv(args: argparse.Namespace, names: list[str]) -> list[str]:
+    """The variables ``names`` given, and every --set, as options again (for a verb run by a verb)."""
+    out = [f"{VARS[n].option}={getattr(args, n)}" for n in names if getattr(args, n, None) not in (None, "")]
+    return out + [f"--set={item}" for item in getattr(args, "overrides", [])]
+
+
+def parser(verb: str, description: str, names: tuple[str, ...] | list[str] = (), sets: bool = False):
+    """A verb's parser: its description, its variables as options and, for a verb that runs with
+    settings, ``--set``."""
+    p = argparse.ArgumentParser(prog=f"trashseg {verb}", description=description)
+    add(p, *names)
+    if sets:
+        add_sets(p)
+    return p
+
+
+def parse(p: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    return p.parse_args(from_make(argv, p))

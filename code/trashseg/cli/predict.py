@@ -1,0 +1,116 @@
+"""Verbs that turn checkpoints into predictions and scores: infer, eval, oof, report and predict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trashseg.cli import options
+from trashseg.errors import TrashsegError, friendly_errors
+
+
+@friendly_errors
+def infer(argv: list[str]) -> None:
+    p = options.parser(
+        "infer",
+        "MODEL's (or EXP's) probabilities for test.json and FOLD's validation images, as the run's "
+        "probs_<split><variant>.npy (TTA=1, CRF=1 pick the variant).",
+        ["MODEL", "EXP", *options.RUN_SETTINGS, "SPLITS"],
+        sets=True,
+    )
+    p.add_argument("--checkpoint", type=Path, help="default: <run dir>/best.pt")
+    args = options.parse(p, argv)
+    splits = options.words(args, "SPLITS") or ["test", "valid"]
+    bad = [s for s in splits if s not in ("test", "valid")]
+    if bad:
+        raise TrashsegError(f"SPLITS={args.SPLITS}: use test and/or valid")
+    cfg = options.config(args)
+    from trashseg.inference.predictor import infer as run
+    from trashseg.runs import run_dir
+
+    run(cfg, args.checkpoint or run_dir(cfg) / "best.pt", splits)
+
+
+@friendly_errors
+def evaluate(argv: list[str]) -> None:
+    p = options.parser(
+        "eval",
+        "Score MODEL's (or EXP's) best checkpoint, with the configured TTA/CRF, on JSON=annotated.json.",
+        ["MODEL", "EXP", *options.RUN_SETTINGS, "JSON", "OUT"],
+        sets=True,
+    )
+    p.add_argument("--checkpoint", type=Path, help="default: <run dir>/best.pt")
+    p.add_argument("--image-root", type=Path, help="the JSON's images (default: DATA_DIR when given, else its folder)")
+    args = options.parse(p, argv)
+    if not args.JSON:
+        raise TrashsegError("JSON=: give the annotated COCO file to score")
+    cfg = options.config(args)
+    from trashseg.evaluation.scoring import evaluate_checkpoint
+    from trashseg.runs import run_dir
+
+    root = args.image_root or (Path(args.DATA_DIR) if args.DATA_DIR else None)
+    evaluate_checkpoint(
+        cfg, args.checkpoint or run_dir(cfg) / "best.pt", Path(args.JSON), root, Path(args.OUT) if args.OUT else None
+    )
+
+
+@friendly_errors
+def oof(argv: list[str]) -> None:
+    p = options.parser(
+        "oof",
+        "Score each model's (MODEL, EXP or MODELS; default every model) out-of-fold predictions against "
+        "train_all.json -> RUNS/<model>/oof<variant>.json; with TTA/CRF, the gain over the plain variant.",
+        ["MODEL", "EXP", "MODELS", *options.STAGE_SETTINGS],
+        sets=True,
+    )
+    args = options.parse(p, argv)
+    from trashseg import registry
+    from trashseg.data.loaders import load_set
+    from trashseg.evaluation.oof import Truth, score_and_write
+    from trashseg.runs import Layout, data_dir
+
+    one = args.MODEL or args.EXP  # MODEL first: EXP=cpu-lite MODEL=cpu-lite-soup scores the soup
+    models = [one] if one else options.words(args, "MODELS") or list(registry.models())
+    cfg = options.config(args, models=False)
+    layout = Layout.of(cfg)
+    for model in models:
+        layout.require_fold_probs(model, "valid")  # every model checked before the truth is built
+    truth = Truth(cfg, load_set(cfg, data_dir(cfg) / "train_all.json"), int(cfg["eval"]["score_size"]))
+    for model in models:
+        score_and_write(layout, truth, model)
+
+
+@friendly_errors
+def report(argv: list[str]) -> None:
+    p = options.parser(
+        "report",
+        "RUN's per-class IoU table, confusion matrix, curves and N validation overlays -> RUN/report/.",
+        ["RUN", "N"],
+    )
+    args = options.parse(p, argv)
+    if not args.RUN:
+        raise TrashsegError("RUN=: give a run folder, e.g. RUN=runs/fpn/fold0")
+    n = options.count(args, "N")
+    from trashseg.evaluation.report import report as run
+
+    out = run(Path(args.RUN), n)
+    print((out / "per_class_iou.md").read_text())
+    print(f"wrote {out}/per_class_iou.md, confusion_matrix.png, curves.png, legend.png, overlays/")
+
+
+@friendly_errors
+def predict(argv: list[str]) -> None:
+    p = options.parser(
+        "predict",
+        "RUN's overlays (photo | prediction) for any folder of photos, and a legend -> OUT or RUN/predict/.",
+        ["RUN", "IMAGES", "OUT"],
+    )
+    args = options.parse(p, argv)
+    if not args.RUN:
+        raise TrashsegError("RUN=: give a run folder")
+    if not args.IMAGES:
+        raise TrashsegError("IMAGES=: give a folder of photos")
+    from trashseg.inference.predict import predict_folder
+
+    run = Path(args.RUN)
+    written = predict_folder(run, Path(args.IMAGES), Path(args.OUT) if args.OUT else run / "predict")
+    print(f"wrote {len(written)} overlays and legend.png to {written[0].parent}")
