@@ -8,6 +8,7 @@ read back per item. Same images, same augmentation pipeline, one process, same r
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 
@@ -60,6 +61,9 @@ def per_item(fn, n: int, repeats: int) -> float:
 
 
 def main():
+    from trashseg.cli import restart_tuned
+
+    restart_tuned([sys.executable, __file__, *sys.argv[1:]], sys.argv[1:])  # as every verb runs on CPU
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=120)
     parser.add_argument("--repeats", type=int, default=2)

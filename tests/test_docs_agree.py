@@ -6,7 +6,8 @@ import re
 from conftest import ROOT, run_make
 
 MAKEFILE = (ROOT / "Makefile").read_text()
-README = (ROOT / "README.md").read_text()
+# the front page and the pages it sends readers to: what a user copies from either must work
+README = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
 ENVIRONMENT = {"HF_HUB_OFFLINE", "MALLOC_MMAP_MAX_", "MALLOC_TOP_PAD_", "MALLOC_TRIM_THRESHOLD_", "CI", "WANDB_MODE"}
 
 
@@ -91,3 +92,14 @@ def test_trashseg_and_every_verb_answer_help():
         assert proc.returncode == 0 and proc.stdout.strip() and "Traceback" not in proc.stderr, (verb, proc.stderr)
     wrong = subprocess.run([sys.executable, "-m", "trashseg", "trian"], capture_output=True, text=True, cwd=ROOT)
     assert wrong.returncode == 2 and "trashseg trian: no such verb; did you mean train?" in wrong.stderr
+
+
+def test_the_readme_is_a_front_page_that_links_every_docs_page():
+    front = (ROOT / "README.md").read_text()
+    assert len(front.splitlines()) < 200
+    pages = {p.name for p in (ROOT / "docs").glob("*.md")}
+    linked = set(re.findall(r"\]\(docs/([a-z-]+\.md)\)", front))
+    assert pages and pages == linked, (pages, linked)
+    for page in pages:  # and each page's pictures exist
+        for picture in re.findall(r"!\[[^]]*\]\(([^)]+)\)", (ROOT / "docs" / page).read_text()):
+            assert (ROOT / "docs" / picture).is_file(), (page, picture)

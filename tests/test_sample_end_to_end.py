@@ -71,6 +71,13 @@ def test_make_targets_on_bundled_sample_to_valid_csv(sample_runs, tmp_path):
         assert ckpt["epoch"] == 1 and ckpt["config"]["model"]["encoder"] == TINY_ENCODER
         assert (run / "last.pt").is_file() and (run / "config.yaml").is_file()
         assert (run / "run_record.json").is_file()
+        # the run keeps its resolved settings with their sources, as `trashseg config show` prints them
+        settings = (run / "settings.txt").read_text()
+        assert re.search(rf'^model.encoder: +"{TINY_ENCODER}" +# ENCODER={TINY_ENCODER}$', settings, re.M)
+        assert re.search(r"^train.fold: +0 +# FOLD=0$", settings, re.M)
+        assert re.search(
+            rf"^model.arch: +.* # code/{'FPN' if model == 'fpn' else 'DeepLabV3Plus'}/config.yaml$", settings, re.M
+        )
         for split, n in (("test", 15), ("valid", 15)):
             probs = np.load(run / f"probs_{split}.npy", mmap_mode="r")
             manifest = json.loads((run / f"probs_{split}.json").read_text())

@@ -67,12 +67,18 @@ def on_cpu(argv: list[str]) -> bool:
     return smi is None or subprocess.run([smi, "-L"], capture_output=True).returncode != 0
 
 
-def tune_malloc(argv: list[str]) -> None:
-    """Start again with the CPU malloc settings when they apply and are not set yet."""
-    if argv[0] in UNTUNED or "MALLOC_MMAP_MAX_" in os.environ or not on_cpu(argv):
+def restart_tuned(command: list[str], argv: list[str]) -> None:
+    """Start ``command`` in place of this process with the CPU malloc settings, when they apply (on
+    CPU, by ``argv``) and are not set yet; otherwise return."""
+    if "MALLOC_MMAP_MAX_" in os.environ or not on_cpu(argv):
         return
     sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "trashseg", *argv], {**os.environ, **CPU_MALLOC})
+    os.execve(command[0], command, {**os.environ, **CPU_MALLOC})
+
+
+def tune_malloc(argv: list[str]) -> None:
+    if argv[0] not in UNTUNED:
+        restart_tuned([sys.executable, "-m", "trashseg", *argv], argv)
 
 
 def main(argv: list[str] | None = None) -> None:
