@@ -14,7 +14,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from conftest import free_port
+from helpers import free_port
 
 
 def server_bin() -> Path:

@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import kill_hook, make_process, run_make
+from helpers import kill_hook, make_process, run_make
 from trashseg.data.classes import CLASSES
 from trashseg.inference.probs import ProbsWriter
 

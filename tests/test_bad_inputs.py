@@ -183,7 +183,7 @@ def test_checkpoints_corrupt_truncated_or_pickled_are_refused(tmp_path):
 def test_every_torch_load_in_the_kit_is_weights_only():
     import re
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     for path in list((ROOT / "code").rglob("*.py")) + list((ROOT / "bench").rglob("*.py")):
         for call in re.findall(r"torch\.load\([^)]*\)", path.read_text()):

@@ -4,7 +4,7 @@ every seed reaches the training as train.seed."""
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, TINY_ENCODER
+from helpers import ROOT, TINY_ENCODER
 
 pytestmark = pytest.mark.slow  # drives make targets / trains in subprocesses
 

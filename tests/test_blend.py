@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import make_process, run_make
+from helpers import make_process, run_make
 from trashseg.ensembling.submission import HEADER, SubmissionWriter, read_rows
 from trashseg.ensembling.vote import vote, vote_files
 from trashseg.errors import TrashsegError

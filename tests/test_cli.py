@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 from trashseg.cli import options
 from trashseg.errors import TrashsegError
 

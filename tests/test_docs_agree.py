@@ -3,7 +3,7 @@ tells a user to type exists, and every documented target and variable is listed 
 
 import re
 
-from conftest import ROOT, run_make
+from helpers import ROOT, run_make
 
 MAKEFILE = (ROOT / "Makefile").read_text()
 # the front page and the pages it sends readers to: what a user copies from either must work

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import TINY_BUDGET, make_process, run_make
+from helpers import TINY_BUDGET, make_process, run_make
 from trashseg.ensembling.submission import validate_submission
 
 pytestmark = pytest.mark.slow  # drives make targets / trains in subprocesses

@@ -5,7 +5,7 @@ import os
 import subprocess
 import zipfile
 
-from conftest import make_cmd
+from helpers import make_cmd
 
 SECRET = "0123456789abcdef-secret"
 

@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from conftest import SAMPLE, SAMPLE_DATES, TINY_ENCODER, run_make, tiny_run
+from helpers import SAMPLE, SAMPLE_DATES, TINY_ENCODER, run_make, tiny_run
 
 pytestmark = pytest.mark.slow
 

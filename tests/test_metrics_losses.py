@@ -3,6 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import settings
 from trashseg.config import load_config
 from trashseg.evaluation.metrics import Scorer, confusion_matrix, format_table, iou_per_class, mean_iou
 from trashseg.training.losses import build_loss
@@ -70,7 +71,7 @@ def test_losses_ignore_255_and_prefer_right_answers():
     target = torch.randint(0, 11, (1, 8, 8))
     good = F.one_hot(target, 11).permute(0, 3, 1, 2).float() * 20
     for name in ("ce_dice", "bce_dice"):
-        fn = build_loss(load_config(None, [f"loss.name={name}"]))
+        fn = build_loss(settings(f"loss.name={name}"))
         assert float(fn(good, target)) < float(fn(torch.zeros_like(good), target))
         ignored = target.clone()
         ignored[:, :4] = 255

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, TINY_ENCODER, run_make, tiny_run
+from helpers import ROOT, TINY_ENCODER, run_make, tiny_run
 from trashseg.config import load_config
 from trashseg.data.classes import NUM_CLASSES
 from trashseg.inference.tta import probabilities

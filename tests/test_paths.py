@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import make_process
+from helpers import make_process, settings
 from trashseg.errors import TrashsegError
 from trashseg.paths import check_name, contained
 
@@ -78,7 +78,6 @@ def test_import_probs_refuses_hostile_names(tmp_path, name):
 
 
 def test_import_probs_refuses_an_output_linked_from_outside(tmp_path, coco_dir):
-    from trashseg.config import load_config
     from trashseg.ensembling.import_probs import import_probs
 
     src, outside = tmp_path / "src", tmp_path / "outside"
@@ -92,7 +91,7 @@ def test_import_probs_refuses_an_output_linked_from_outside(tmp_path, coco_dir):
     victim = (src / images[-1]["file_name"]).with_suffix(".npy")
     victim.unlink()
     victim.symlink_to(outside / "x.npy")
-    cfg = load_config(None, [f"data.data_dir={coco_dir}", f"train.runs_dir={tmp_path / 'runs'}"], models=False)
+    cfg = settings(f"data.data_dir={coco_dir}", f"train.runs_dir={tmp_path / 'runs'}", models=False)
     with pytest.raises(TrashsegError, match="leads out of .* through a symbolic link"):
         import_probs(cfg, src, "other", "test", coco_dir / "test.json", "auto", None)
     assert not (tmp_path / "runs").exists()  # refused before anything was written
@@ -111,7 +110,6 @@ def test_predict_refuses_a_photo_linked_from_outside(tmp_path):
 
 @pytest.mark.parametrize("name", ["../x.jpg", "/abs/x.jpg"])
 def test_test_json_names_are_checked_for_ensemble_vote_pseudo(tmp_path, name):
-    from trashseg.config import load_config
     from trashseg.ensembling.pseudo import make_pseudo
     from trashseg.ensembling.submission import expected_ids_from_test_json
 
@@ -120,7 +118,7 @@ def test_test_json_names_are_checked_for_ensemble_vote_pseudo(tmp_path, name):
     )
     with pytest.raises(TrashsegError, match=rf"test\.json: file_name: '{name}' escapes"):
         expected_ids_from_test_json(tmp_path / "test.json")  # ensemble, vote and validate-submission
-    cfg = load_config(None, [f"data.data_dir={tmp_path}"], models=False)
+    cfg = settings(f"data.data_dir={tmp_path}", models=False)
     with pytest.raises(TrashsegError, match=rf"test\.json: file_name: '{name}' escapes"):
         make_pseudo(cfg, [], None, 0.9, 1)
     proc = make_process("validate-submission", DATA_DIR=tmp_path, FILE=tmp_path / "any.csv")

@@ -7,11 +7,11 @@ import re
 
 from test_docs_agree import readme_code
 
-from conftest import ROOT
+from helpers import ROOT
 
 TESTS = ROOT / "tests"
 # a test drives a target when it calls one of these helpers with the target's name
-DRIVERS = r"(?:run_make|make_process|start_make|make_cmd|make_sets|make)\(\s*\"([a-z][a-z0-9-]*)\""
+DRIVERS = r"(?:run_make|make_process|start_make|make_cmd|make_resolved|make)\(\s*\"([a-z][a-z0-9-]*)\""
 # what the pattern rules make: train-fpn is train MODEL=fpn, and so on
 PATTERNS = ("train", "infer", "eval")
 
@@ -106,7 +106,7 @@ FEATURES = {
 
 def driven_targets() -> set[str]:
     found = set()
-    for path in [*TESTS.glob("test_*.py"), TESTS / "conftest.py"]:
+    for path in [*TESTS.glob("test_*.py"), TESTS / "conftest.py", TESTS / "helpers.py"]:
         found |= set(re.findall(DRIVERS, path.read_text()))
     return found
 

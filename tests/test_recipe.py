@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, TINY_ENCODER, tiny_run
+from helpers import ROOT, TINY_ENCODER, settings, tiny_run
 from trashseg.config import load_config
 from trashseg.errors import TrashsegError
 from trashseg.training.optim import Schedule, build_optimizer, param_groups
 
 
 def recipe_cfg(*sets, models=False):
-    return load_config(None, list(sets), models=models)
+    return settings(*sets, models=models)
 
 
 class Toy(torch.nn.Module):
@@ -105,7 +105,7 @@ def test_plateau_follows_torch_rule_after_warmup():
 
 def test_accumulation_matches_one_bigger_batch():
     from trashseg.runtime import distributed
-    from trashseg.training.trainer import Stepper, train_one_epoch
+    from trashseg.training.steps import Stepper, train_one_epoch
 
     torch.manual_seed(1)
     images, masks = torch.randn(8, 3, 8, 8), torch.randint(0, 11, (8, 8, 8))
@@ -299,15 +299,20 @@ def test_best_pt_holds_the_ema_weights(coco_dir, tmp_path):
 def test_ema_is_the_hand_computed_average_with_its_decay_warmup():
     """After every optimizer step s (1, 2, ...) the average moves by timm's warmed-up decay:
     ema = d * ema + (1 - d) * weights, d = 0 at the first step (a copy), then min(decay, 1 - s ** -0.75)."""
-    from trashseg.training.ema import build_ema
-    from trashseg.training.trainer import Stepper
+    from trashseg.training.hooks import EmaHook
+    from trashseg.training.steps import Stepper
 
     cfg = recipe_cfg("ema.enabled=true", "ema.decay=0.9", "optimizer.name=sgd", "optimizer.lr=0.5")
     model = Toy()
     optimizer = build_optimizer(model, cfg)
-    ema = build_ema(model, cfg)
+    hook = EmaHook(model, cfg)  # the trainer's: updated after every optimizer step
+    ema = hook.ema
     stepper = Stepper(
-        model, optimizer, torch.amp.GradScaler("cpu", enabled=False), Schedule(optimizer, cfg, 40, 1), ema
+        model,
+        optimizer,
+        torch.amp.GradScaler("cpu", enabled=False),
+        Schedule(optimizer, cfg, 40, 1),
+        on_step=[hook.on_step],
     )
     expected = {k: v.detach().clone() for k, v in model.state_dict().items()}
     torch.manual_seed(3)
@@ -330,7 +335,7 @@ def test_ema_is_the_hand_computed_average_with_its_decay_warmup():
 
 @pytest.mark.parametrize("clip", [0.0, 0.05])
 def test_clipping_bounds_the_gradient_norm_the_optimizer_sees(clip):
-    from trashseg.training.trainer import Stepper
+    from trashseg.training.steps import Stepper
 
     model = Toy()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_ENCODER, run_make
+from helpers import TINY_ENCODER, run_make
 from trashseg.data.classes import CLASSES
 from trashseg.ensembling.submission import validate_submission
 

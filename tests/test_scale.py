@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from conftest import free_port, kill_hook, make_process, run_make, tiny_run
+from helpers import free_port, kill_hook, make_process, run_make, tiny_run
 
 pytestmark = pytest.mark.slow  # drives make targets / trains in subprocesses
 

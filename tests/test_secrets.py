@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from conftest import free_port, make_process
+from helpers import free_port, make_process
 from trashseg.redact import redact, redact_argv
 
 PASSWORD = "hunter2-Zq9"

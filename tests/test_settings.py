@@ -4,7 +4,7 @@ data is read with one line naming the key, the value given and what is allowed."
 import pytest
 import yaml
 
-from conftest import ROOT, make_process, tiny_run
+from helpers import ROOT, make_process, tiny_run
 from trashseg.config import load_config
 from trashseg.errors import TrashsegError
 

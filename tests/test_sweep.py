@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from conftest import (
+from helpers import (
     ROOT,
     SAMPLE,
     SAMPLE_DATES,

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from conftest import run_make, tiny_run
+from helpers import run_make, tiny_run
 from trashseg.training.tracking import Tracker, flat_config
 
 SECRET = "sk-test-0123456789abcdef0123456789abcdef01234567"
@@ -96,7 +96,7 @@ def test_make_tensorboard_serves_the_runs_folder(tmp_path):
     import signal
     import urllib.request
 
-    from conftest import free_port, start_make, wait_for
+    from helpers import free_port, start_make, wait_for
 
     port = free_port()
     (tmp_path / "runs").mkdir()

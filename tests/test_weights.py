@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from trashseg.config import load_config
+from helpers import settings
 from trashseg.errors import TrashsegError
 from trashseg.modeling.architectures import build_model
 from trashseg.modeling.encoder_weights import (
@@ -31,7 +31,7 @@ def test_weights_offline_made_on_first_use_and_loaded(encoder, tmp_path, monkeyp
     import trashseg.modeling.encoder_weights as ew
 
     monkeypatch.setattr(ew, "WEIGHTS_DIR", tmp_path / "weights")
-    cfg = load_config(None, [f"model.encoder={encoder}", "model.weights=offline"])
+    cfg = settings(f"model.encoder={encoder}", "model.weights=offline")
     made = tmp_path / "weights" / f"{encoder}.imagenet.pth"
     assert made.is_file() and (tmp_path / "weights" / f"{encoder}.imagenet.json").is_file()
     assert apply_sidecar(cfg)["augment"]["normalize"] == NORMALIZE
@@ -45,12 +45,12 @@ def test_weights_offline_refuses_an_encoder_without_them():
     with pytest.raises(
         TrashsegError, match="'tu-convnext_atto' has no offline ImageNet weights; offline weights exist"
     ):
-        load_config(None, ["model.encoder=tu-convnext_atto", "model.weights=offline"])
+        settings("model.encoder=tu-convnext_atto", "model.weights=offline")
 
 
 @pytest.mark.parametrize("arch", ["FPN", "DeepLabV3Plus"])
 def test_converted_lite0_loads_strictly(lite0_file, arch):
-    cfg = load_config(None, [f"model.arch={arch}", f"model.encoder={ENCODER}", f"model.weights={lite0_file}"])
+    cfg = settings(f"model.arch={arch}", f"model.encoder={ENCODER}", f"model.weights={lite0_file}")
     model = build_model(cfg)  # strict: raises on any missing or unexpected key
     source = torch.load(package_weights_path(ENCODER), weights_only=True)
     assert torch.equal(model.encoder.model.conv_stem.weight, source["_conv_stem.weight"])
@@ -58,14 +58,14 @@ def test_converted_lite0_loads_strictly(lite0_file, arch):
 
 
 def test_sidecar_sets_normalisation_and_checks_encoder(lite0_file):
-    cfg = apply_sidecar(load_config(None, [f"model.encoder={ENCODER}", f"model.weights={lite0_file}"]))
+    cfg = apply_sidecar(settings(f"model.encoder={ENCODER}", f"model.weights={lite0_file}"))
     assert cfg["augment"]["normalize"] == NORMALIZE
     with pytest.raises(TrashsegError, match="holds weights for encoder 'tu-tf_efficientnet_lite0'"):
-        apply_sidecar(load_config(None, ["model.encoder=tu-efficientnet_b0", f"model.weights={lite0_file}"]))
+        apply_sidecar(settings("model.encoder=tu-efficientnet_b0", f"model.weights={lite0_file}"))
 
 
 def test_weights_for_another_encoder_name_the_mismatch(lite0_file):
-    cfg = load_config(None, ["model.encoder=tu-mobilenetv3_small_050", f"model.weights={lite0_file}"])
+    cfg = settings("model.encoder=tu-mobilenetv3_small_050", f"model.weights={lite0_file}")
     with pytest.raises(TrashsegError, match="does not fit the encoder"):
         build_model(cfg)
 
@@ -93,7 +93,7 @@ def test_make_weights_hub_route_stores_state_dict_with_sha256(tmp_path):
     import hashlib
     import json
 
-    from conftest import TINY_ENCODER, run_make
+    from helpers import TINY_ENCODER, run_make
 
     hub_state = fake_hub_cache(tmp_path / "hf", TINY_ENCODER[3:])
     out_file = tmp_path / "w" / "tiny.imagenet.pth"
@@ -105,13 +105,13 @@ def test_make_weights_hub_route_stores_state_dict_with_sha256(tmp_path):
     meta = json.loads(out_file.with_suffix(".json").read_text())
     assert meta["encoder"] == TINY_ENCODER and meta["sha256"] == digest
     assert meta["normalize"] == {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
-    model = build_model(load_config(None, [f"model.encoder={TINY_ENCODER}", f"model.weights={out_file}"]))
+    model = build_model(settings(f"model.encoder={TINY_ENCODER}", f"model.weights={out_file}"))
     assert torch.equal(model.encoder.model.conv_stem.weight, hub_state["conv_stem.weight"])
 
 
 @pytest.mark.slow
 def test_make_weights_without_network_points_to_offline_route(tmp_path):
-    from conftest import TINY_ENCODER, make_process
+    from helpers import TINY_ENCODER, make_process
 
     proc = make_process(
         "weights",
@@ -128,7 +128,7 @@ def test_make_weights_offline_writes_the_file_its_sidecar_vouches_for(lite0_file
     import hashlib
     import json
 
-    from conftest import run_make
+    from helpers import run_make
 
     out = run_make("weights-offline", ENCODER=ENCODER, OUT=tmp_path / "lite0.pth")
     written = (tmp_path / "lite0.pth").read_bytes()

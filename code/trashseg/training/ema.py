@@ -19,8 +19,3 @@ def build_ema(model: torch.nn.Module, cfg: dict):
     from timm.utils import ModelEmaV3
 
     return ModelEmaV3(model, decay=float(ec["decay"]), use_warmup=bool(ec["warmup"]), warmup_power=3 / 4)
-
-
-def scored_model(model: torch.nn.Module, ema) -> torch.nn.Module:
-    """The weights validation, best.pt and inference use: the average when EMA is on."""
-    return ema.module if ema is not None else model
