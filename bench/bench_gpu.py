@@ -43,7 +43,7 @@ def setup(spec, fast: bool, device: torch.device, smoke: bool):
     if isinstance(spec, str):
         cfg = preset_config(spec, overrides)
         if smoke:
-            encoder = cfg["model"]["encoder"]
+            encoder = cfg.model.encoder
             tiny = next((t for family, t in SMOKE_ENCODERS.items() if family in encoder), encoder)
             cfg = preset_config(spec, overrides + [f"model.encoder={tiny}"])
     else:
@@ -80,7 +80,7 @@ def bench(spec, fast, args, device) -> tuple[float, float, float]:
     cfg, model, amp, cl = setup(spec, fast, device, args.smoke)
     loss_fn = build_loss(cfg)
     opt = build_optimizer(model, cfg)  # the recipe's own (AdamW groups for the presets)
-    batch = args.batch if not isinstance(spec, str) or args.smoke else int(cfg["train"]["batch_size"])
+    batch = args.batch if not isinstance(spec, str) or args.smoke else cfg.train.batch_size
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
     x = torch.randn(batch, 3, args.size, args.size, device=device)
     if cl:

@@ -30,7 +30,7 @@ ADAMW_POLY = (
     "--set optimizer.name=adamw --set optimizer.lr=1e-3 --set optimizer.weight_decay=1e-4 "
     "--set optimizer.decay_norms_biases=false --set scheduler.name=poly --set scheduler.warmup_epochs=0.25"
 )
-# name -> (model map key, make variables, --set values, what it tests)
+# name -> (model name, make variables, --set values, what it tests)
 ROWS = {
     "orig": ("fpn", LITE0, "", "the original recipe: Adam 1e-4, plateau, 0.6 CE + 0.4 Dice"),
     "adamw-poly": ("fpn", LITE0, ADAMW_POLY, "AdamW 1e-3, warmup 0.25 epoch + poly (no decay on norms/biases)"),

@@ -153,7 +153,7 @@ def test_size_differing_from_json_is_named(coco_dir, base_cfg):
     data["images"][0]["width"] += 3
     (coco_dir / "edited.json").write_text(json.dumps(data))
     cs = load_coco(coco_dir / "edited.json", coco_dir, {})
-    items = make_items(cs, MaskCache(base_cfg["data"]["cache_dir"]), progress=False)
+    items = make_items(cs, MaskCache(base_cfg.data.cache_dir), progress=False)
     with pytest.raises(TrashsegError, match=r"0000\.jpg: image is \d+x\d+ but the JSON says"):
         SegDataset(items, eval_transform(base_cfg))[0]
 

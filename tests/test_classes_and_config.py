@@ -40,17 +40,17 @@ def test_unknown_category_names_file_and_category():
 def test_default_class_map_covers_12_class_variant_and_sample_source():
     cfg = load_config()
     cats = [{"id": i, "name": n} for i, n in enumerate(["Backgroud", "UNKNOWN", "General trash", "other_trashbag"])]
-    assert resolve_category_ids(cats, cfg["data"]["class_map"], "x") == {0: 0, 1: None, 2: 1, 3: 8}
+    assert resolve_category_ids(cats, cfg.data.class_map, "x") == {0: 0, 1: None, 2: 1, 3: 8}
 
 
 def test_overrides_layer_over_model_config(tmp_path):
     model_cfg = tmp_path / "config.yaml"
     model_cfg.write_text("model:\n  name: deeplab\n  arch: DeepLabV3Plus\n")
     cfg = load_config(model_cfg, ["train.epochs=3", "optimizer.lr=3e-4", "model.weights=none"])
-    assert cfg["model"]["arch"] == "DeepLabV3Plus"
-    assert cfg["train"]["epochs"] == 3 and cfg["optimizer"]["lr"] == pytest.approx(3e-4)
-    assert cfg["model"]["weights"] == "none"
-    assert cfg["train"]["batch_size"] == 8  # untouched default
+    assert cfg.model.arch == "DeepLabV3Plus"
+    assert cfg.train.epochs == 3 and cfg.optimizer.lr == pytest.approx(3e-4)
+    assert cfg.model.weights == "none"
+    assert cfg.train.batch_size == 8  # untouched default
 
 
 def test_unknown_key_suggests_close_match():
@@ -63,5 +63,5 @@ def test_nested_overrides_merge_and_class_map_extends():
         None,
         ["augment.normalize.mean=[0.5,0.5,0.5]", "augment.normalize.std=[0.5,0.5,0.5]", "data.class_map.Bottle=Glass"],
     )
-    assert cfg["augment"]["normalize"] == {"mean": [0.5] * 3, "std": [0.5] * 3}
-    assert cfg["data"]["class_map"]["Bottle"] == "Glass" and cfg["data"]["class_map"]["UNKNOWN"] == "ignore"
+    assert cfg.augment.normalize.model_dump() == {"mean": [0.5] * 3, "std": [0.5] * 3}
+    assert cfg.data.class_map["Bottle"] == "Glass" and cfg.data.class_map["UNKNOWN"] == "ignore"

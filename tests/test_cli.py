@@ -87,3 +87,19 @@ def test_a_model_folder_script_is_the_verb_for_its_folder():
         cwd=ROOT,
     )
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+
+
+def test_every_settings_key_has_its_default_and_a_description_in_the_schema():
+    import json
+
+    from helpers import settings
+
+    printed = trashseg("config", "keys").stdout
+    rows = re.findall(r"^(\S+):\s+(.*?)\s+# (.*)$", printed, flags=re.M)
+    defaults = settings(models=False).model_dump()
+    assert len(rows) > 60 and all(text.strip() for _, _, text in rows)
+    for key, value, _ in rows:
+        node = defaults
+        for part in key.split("."):
+            node = node[part]
+        assert json.loads(value) == node, key

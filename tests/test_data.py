@@ -11,6 +11,7 @@ from trashseg.data.items import make_items
 from trashseg.data.masks import MaskCache, paint_mask
 from trashseg.data.transforms import eval_transform, train_transform
 from trashseg.errors import TrashsegError
+from trashseg.settings import changed
 
 CATS = [{"id": 1, "name": "Paper"}, {"id": 2, "name": "Battery"}]
 
@@ -127,9 +128,9 @@ def test_group_folds_keep_groups_whole(coco_dir, tmp_path):
 
 
 def test_dataset_yields_integer_targets_at_train_and_score_size(coco_dir, base_cfg):
-    cfg = {**base_cfg, "train": {**base_cfg["train"], "img_size": 64}}
+    cfg = changed(base_cfg, {"train.img_size": 64})
     cs = load_coco(coco_dir / "train_all.json", coco_dir, {})
-    items = make_items(cs, MaskCache(cfg["data"]["cache_dir"]), progress=False)
+    items = make_items(cs, MaskCache(cfg.data.cache_dir), progress=False)
     train_item = SegDataset(items, train_transform(cfg))[0]
     assert train_item["image"].shape == (3, 64, 64) and train_item["mask"].shape == (64, 64)
     assert train_item["mask"].dtype.is_floating_point is False
@@ -140,6 +141,6 @@ def test_dataset_yields_integer_targets_at_train_and_score_size(coco_dir, base_c
 def test_missing_image_names_the_file(coco_dir, base_cfg):
     cs = load_coco(coco_dir / "train_all.json", coco_dir, {})
     (coco_dir / cs.file_name(cs.image_ids[0])).unlink()
-    items = make_items(cs, MaskCache(base_cfg["data"]["cache_dir"]), progress=False)
+    items = make_items(cs, MaskCache(base_cfg.data.cache_dir), progress=False)
     with pytest.raises(TrashsegError, match=r"0000\.jpg: image file missing"):
         SegDataset(items, eval_transform(base_cfg))[0]

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from helpers import settings
 from trashseg.runtime.distributed import Context
 from trashseg.training import hooks as H
 
@@ -57,8 +58,8 @@ def test_ema_state_goes_into_last_pt_and_a_resume_without_it_is_refused(tmp_path
     from trashseg.errors import TrashsegError
 
     model = torch.nn.Linear(2, 2)
-    on = H.EmaHook(model, {"ema": {"enabled": True, "decay": 0.9, "warmup": True}})
-    off = H.EmaHook(model, {"ema": {"enabled": False, "decay": 0.9, "warmup": True}})
+    on = H.EmaHook(model, settings("ema.enabled=true", "ema.decay=0.9", models=False))
+    off = H.EmaHook(model, settings(models=False))
     assert set(on.state()) == {"ema"} and off.state() == {} and off.scored(model) is model
     with torch.no_grad():
         model.weight.add_(1.0)

@@ -181,14 +181,14 @@ def test_scale_crop_gives_img_size_crops_with_ignored_padding():
     from trashseg.data.transforms import train_transform
 
     cfg = recipe_cfg("train.img_size=64")
-    cfg["augment"]["train"] = [{"ScaleCrop": {"scale": [0.5, 0.5]}}]  # always half size: padded
+    cfg.augment.train = [{"ScaleCrop": {"scale": [0.5, 0.5]}}]  # always half size: padded
     out = train_transform(cfg)(image=np.zeros((100, 100, 3), np.uint8), mask=np.ones((100, 100), np.uint8))
     assert tuple(out["image"].shape) == (3, 64, 64)
     assert set(np.unique(out["mask"].numpy())) == {1, 255} and (out["mask"] == 1).sum() == 32 * 32
-    cfg["augment"]["train"] = [{"ScaleCrop": {"scale": [2.0, 2.0]}}]  # always double: a crop
+    cfg.augment.train = [{"ScaleCrop": {"scale": [2.0, 2.0]}}]  # always double: a crop
     out = train_transform(cfg)(image=np.zeros((100, 100, 3), np.uint8), mask=np.ones((100, 100), np.uint8))
     assert tuple(out["image"].shape) == (3, 64, 64) and set(np.unique(out["mask"].numpy())) == {1}
-    cfg["augment"]["train"] = [{"ScaleCrop": {"scale": [2.0, 0.5]}}]
+    cfg.augment.train = [{"ScaleCrop": {"scale": [2.0, 0.5]}}]
     with pytest.raises(TrashsegError, match="ScaleCrop scale=.*need 0 < low <= high"):
         train_transform(cfg)
 
@@ -202,11 +202,11 @@ def test_presets_name_their_run_and_layer_over_their_model():
             m.split("=") for m in ["fpn=FPN", "deeplab=DeepLabV3Plus", "upernet=UPerNet", "segformer=Segformer"]
         )[base]
         cfg = load_config(ROOT / "code" / folder / "config.yaml", ["model.weights=none"], models=False, preset=preset)
-        assert cfg["model"]["name"] == preset.stem
+        assert cfg.model.name == preset.stem
     lite = load_config(
         ROOT / "code/FPN/config.yaml", ["train.epochs=2"], models=False, preset=ROOT / "configs/cpu-lite.yaml"
     )
-    assert lite["model"]["weights"] == "offline" and lite["train"]["img_size"] == 256 and lite["train"]["epochs"] == 2
+    assert lite.model.weights == "offline" and lite.train.img_size == 256 and lite.train.epochs == 2
 
 
 def train_in_process(coco_dir, runs, *sets, on_epoch=None):

@@ -2,7 +2,6 @@
 data is read with one line naming the key, the value given and what is allowed."""
 
 import pytest
-import yaml
 
 from helpers import ROOT, make_process, tiny_run
 from trashseg.config import load_config
@@ -48,7 +47,7 @@ FPN = ROOT / "code" / "FPN" / "config.yaml"
 )
 def test_bad_setting_is_one_line_naming_key_value_and_what_is_allowed(override, expected):
     if expected is None:
-        assert load_config(FPN, [override])["loss"]["ce_weight"] == 0
+        assert load_config(FPN, [override]).loss.ce_weight == 0
         return
     with pytest.raises(TrashsegError) as info:
         load_config(FPN, [override])
@@ -61,7 +60,7 @@ def test_list_entries_of_the_augmentation_recipe_are_addressed_by_position():
     cfg = load_config(
         FPN, ["augment.train.1.RandomBrightnessContrast.p=0.8", "augment.train.0.OneOf.transforms.2.GaussianBlur.p=0.6"]
     )
-    train = cfg["augment"]["train"]
+    train = cfg.augment.train
     assert train[1] == {"RandomBrightnessContrast": {"brightness_limit": 0.15, "contrast_limit": 0.2, "p": 0.8}}
     assert train[0]["OneOf"]["transforms"][2] == {"GaussianBlur": {"blur_limit": [3, 3], "p": 0.6}}
     assert train[4]["Affine"]["p"] == 0.5  # the rest untouched
@@ -81,14 +80,18 @@ def test_every_problem_is_reported_at_once_a_line_each():
 
 def test_values_are_normalised_and_dumped_in_the_defaults_order():
     cfg = load_config(FPN, ["optimizer.lr=3e-4", "train.epochs=3"])
-    assert cfg["optimizer"]["lr"] == pytest.approx(3e-4) and isinstance(cfg["optimizer"]["lr"], float)
-    defaults = yaml.safe_load((ROOT / "code/trashseg/defaults.yaml").read_text())
-    assert list(cfg) == list(defaults) and list(cfg["train"]) == list(defaults["train"])
+    assert cfg.optimizer.lr == pytest.approx(3e-4) and isinstance(cfg.optimizer.lr, float)
+    from trashseg.settings import Settings
+
+    dumped = cfg.model_dump()  # in the schema's order: what config.yaml and `config show` list
+    assert list(dumped) == list(Settings.model_fields)
+    assert list(dumped["train"]) == list(type(Settings().train).model_fields)
+    assert cfg.train.epochs == 3 and isinstance(cfg.train.epochs, int)
 
 
 def test_dilated_encoders_need_a_smaller_multiple():
     cfg = load_config(None, ["model.arch=DeepLabV3Plus", "train.img_size=400"])  # output stride 16
-    assert cfg["train"]["img_size"] == 400
+    assert cfg.train.img_size == 400
     with pytest.raises(TrashsegError, match="multiple of 16 for DeepLabV3Plus"):
         load_config(None, ["model.arch=DeepLabV3Plus", "train.img_size=392"])
 

@@ -39,7 +39,7 @@ def wandb_records(path):
 
 
 def test_flat_config_and_disabled_tracker(tmp_path, base_cfg):
-    flat = flat_config(base_cfg)
+    flat = flat_config(base_cfg.model_dump())
     assert flat["optimizer.lr"] == pytest.approx(1e-4) and flat["tta.scales"] == "[0.75, 1.0, 1.25]"
     tracker = Tracker(base_cfg, tmp_path / "run", 0, enabled=False)
     tracker.step(1, 0.5, 1e-3)

@@ -34,7 +34,7 @@ def test_weights_offline_made_on_first_use_and_loaded(encoder, tmp_path, monkeyp
     cfg = settings(f"model.encoder={encoder}", "model.weights=offline")
     made = tmp_path / "weights" / f"{encoder}.imagenet.pth"
     assert made.is_file() and (tmp_path / "weights" / f"{encoder}.imagenet.json").is_file()
-    assert apply_sidecar(cfg)["augment"]["normalize"] == NORMALIZE
+    assert apply_sidecar(cfg).augment.normalize.model_dump() == NORMALIZE
     model = build_model(cfg)
     source = list(torch.load(package_weights_path(encoder), weights_only=True).values())
     encoder_state = list(model.encoder.state_dict().values())
@@ -59,7 +59,7 @@ def test_converted_lite0_loads_strictly(lite0_file, arch):
 
 def test_sidecar_sets_normalisation_and_checks_encoder(lite0_file):
     cfg = apply_sidecar(settings(f"model.encoder={ENCODER}", f"model.weights={lite0_file}"))
-    assert cfg["augment"]["normalize"] == NORMALIZE
+    assert cfg.augment.normalize.model_dump() == NORMALIZE
     with pytest.raises(TrashsegError, match="holds weights for encoder 'tu-tf_efficientnet_lite0'"):
         apply_sidecar(settings("model.encoder=tu-efficientnet_b0", f"model.weights={lite0_file}"))
 

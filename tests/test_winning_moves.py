@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from trashseg.data.classes import CLASSES
+from trashseg.settings import changed
 
 
 def test_pseudo_labels_keep_confident_pixels_and_ignore_unsure_ones():
@@ -37,9 +38,9 @@ def test_copy_paste_adds_rare_class_pixels(coco_dir, base_cfg):
     from trashseg.data.masks import MaskCache
     from trashseg.data.transforms import eval_transform
 
-    cfg = {**base_cfg, "train": {**base_cfg["train"], "img_size": 64}}
+    cfg = changed(base_cfg, {"train.img_size": 64})
     cs = load_coco(coco_dir / "train_all.json", coco_dir, {})
-    items = make_items(cs, MaskCache(cfg["data"]["cache_dir"]), progress=False)
+    items = make_items(cs, MaskCache(cfg.data.cache_dir), progress=False)
     battery = class_index("Battery")
     plain = SegDataset(items, eval_transform(cfg))
     pasted = SegDataset(items, eval_transform(cfg), copy_paste=CopyPaste(items, [battery], p=1.0, max_objects=2))
@@ -77,7 +78,7 @@ def test_crf_pulls_labels_onto_colour_edges():
     flip = rng.random((64, 64)) < 0.2  # 20% of pixels made wrong but unsure
     probs[:, flip] = probs[::-1][:, flip] * 0.9 + 0.05
     before = (probs.argmax(0) == truth).mean()
-    refined = refine(probs, rgb, load_config())
+    refined = refine(probs, rgb, load_config().crf)
     after = (refined[:2].argmax(0) == truth).mean()
     assert before < 0.85 and after > 0.98
     assert refined.shape == probs.shape and np.allclose(refined.sum(0), 1.0, atol=1e-3)

@@ -1,11 +1,12 @@
-"""Layered YAML configuration: package defaults < model config.yaml < experiment preset
-(``configs/<name>.yaml``, EXP=<name>) < command-line ``--set`` (which is what Make variables become).
+"""Layered configuration: the schema's defaults (settings.py) < model config.yaml < experiment
+preset (``configs/<name>.yaml``, EXP=<name>) < variables and ``--set``; the result is the typed
+settings object every stage receives.
 
-A preset names the model folder it layers over (``base: fpn``, a key of the Makefile's model map)
+A preset names the model folder it layers over (``base: fpn``, a model folder's name)
 and its run folder is named after it (runs/<name>/fold<k>), so variants of one architecture never
 overwrite each other and oof / fit-ensemble / ensemble address them by that name.
 
-Keys are checked against the defaults while merging, so a typo is an error that suggests the close
+Keys are checked against the schema's keys while merging, so a typo is an error that suggests the close
 match instead of a setting that silently does nothing; the merged result is then type-checked as a
 whole (trashseg.settings) before anything runs.
 """
@@ -20,8 +21,8 @@ from pathlib import Path
 import yaml
 
 from trashseg.errors import TrashsegError
+from trashseg.settings import Settings, parse
 
-DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 # Sections whose keys are free-form (user data, not settings).
 FREE_FORM = {("data", "class_map"), ("augment", "train"), ("model", "params")}
 
@@ -141,13 +142,13 @@ def load_config(
     models: bool = True,
     preset: str | Path | None = None,
     explain: dict | None = None,
-) -> dict:
+) -> Settings:
     """Resolve and validate the full config for one run (``models=False``: a command that builds
     no model, whose check then skips the architecture/encoder names and imports no SMP). An override
     is 'key=value' or (its source, 'key=value'); ``explain``, when given, receives each key's source."""
-    from trashseg.settings import validate
+    from trashseg.checks import validate
 
-    layers = [("defaults", _read_yaml(DEFAULTS_PATH))]
+    layers = [("defaults", defaults())]
     if model_config is not None:
         layers.append((str(model_config), _read_yaml(Path(model_config))))
     if preset is not None:
@@ -180,9 +181,9 @@ def _leaves(tree: dict, prefix: tuple = ()) -> list[str]:
     return out
 
 
-def explained(cfg: dict, sources: dict) -> str:
+def explained(cfg, sources: dict) -> str:
     """The resolved settings, one key a line, each with where its value came from."""
-    lines = []
+    cfg, lines = cfg.model_dump(), []
     for key in _leaves(cfg):
         value = cfg
         for part in key.split("."):
@@ -193,12 +194,18 @@ def explained(cfg: dict, sources: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def dump(cfg: dict) -> str:
-    return yaml.safe_dump(cfg, sort_keys=False)
+def defaults() -> dict:
+    """Every key with its default, as the schema declares them."""
+    return Settings().model_dump()
 
 
-def upgrade(saved: dict) -> dict:
-    """A config saved by an older run, completed with today's defaults for keys it lacks."""
+def dump(cfg) -> str:
+    return yaml.safe_dump(cfg.model_dump(), sort_keys=False)
+
+
+def upgrade(saved: dict):
+    """A config saved by an older run (a checkpoint's), completed with today's defaults for keys it
+    lacks, as typed settings."""
 
     def fill(base: dict, over: dict) -> dict:
         out = copy.deepcopy(base)
@@ -206,4 +213,4 @@ def upgrade(saved: dict) -> dict:
             out[key] = fill(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
         return out
 
-    return fill(_read_yaml(DEFAULTS_PATH), saved)
+    return parse(fill(defaults(), saved), "a saved run's config")

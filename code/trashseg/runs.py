@@ -19,18 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trashseg.errors import TrashsegError
+from trashseg.settings import Settings
 
 ALL = "all"  # the run folder of a model trained on all data
 
 
-def data_dir(cfg: dict) -> Path:
-    return Path(cfg["data"]["data_dir"])
+def data_dir(cfg: Settings) -> Path:
+    return Path(cfg.data.data_dir)
 
 
-def data_json(cfg: dict, key: str) -> Path:
+def data_json(cfg: Settings, key: str) -> Path:
     """data_dir / data.<key> with {fold} filled in; a missing file names the fix."""
-    fold = cfg["train"]["fold"]
-    path = data_dir(cfg) / str(cfg["data"][key]).format(fold=fold)
+    fold = cfg.train.fold
+    path = data_dir(cfg) / str(getattr(cfg.data, key)).format(fold=fold)
     if not path.is_file() and "pseudo" in path.name:
         misspelt = path.with_name(path.name.replace("pseudo", "pesudo"))  # the original's spelling
         path = misspelt if misspelt.is_file() else path
@@ -50,9 +51,9 @@ def data_json(cfg: dict, key: str) -> Path:
     return path
 
 
-def post_suffix(cfg: dict) -> str:
+def post_suffix(cfg: Settings) -> str:
     """'', '_tta', '_crf' or '_tta_crf': which post-processing this config's probabilities hold."""
-    return ("_tta" if cfg["tta"]["enabled"] else "") + ("_crf" if cfg["crf"]["enabled"] else "")
+    return ("_tta" if cfg.tta.enabled else "") + ("_crf" if cfg.crf.enabled else "")
 
 
 def post_flags(suffix: str) -> str:
@@ -68,8 +69,8 @@ class Layout:
     post: str = ""
 
     @classmethod
-    def of(cls, cfg: dict) -> Layout:
-        return cls(Path(cfg["train"]["runs_dir"]), post_suffix(cfg))
+    def of(cls, cfg: Settings) -> Layout:
+        return cls(Path(cfg.train.runs_dir), post_suffix(cfg))
 
     def model_dir(self, model: str) -> Path:
         return self.runs_dir / model
@@ -135,17 +136,17 @@ def epoch_checkpoints(run: Path) -> list[tuple[int, Path]]:
     return sorted((int(n), p) for n, p in found if n.isdigit())
 
 
-def run_fold(cfg: dict) -> int | str:
-    return ALL if cfg["train"]["train_all"] else cfg["train"]["fold"]
+def run_fold(cfg: Settings) -> int | str:
+    return ALL if cfg.train.train_all else cfg.train.fold
 
 
-def run_dir(cfg: dict) -> Path:
-    return Layout.of(cfg).run(cfg["model"]["name"], run_fold(cfg))
+def run_dir(cfg: Settings) -> Path:
+    return Layout.of(cfg).run(cfg.model.name, run_fold(cfg))
 
 
-def probs_path(cfg: dict, split: str) -> Path:
-    return Layout.of(cfg).probs(cfg["model"]["name"], run_fold(cfg), split)
+def probs_path(cfg: Settings, split: str) -> Path:
+    return Layout.of(cfg).probs(cfg.model.name, run_fold(cfg), split)
 
 
-def eval_result(cfg: dict, json_path: Path) -> Path:
+def eval_result(cfg: Settings, json_path: Path) -> Path:
     return run_dir(cfg) / f"eval_{Path(json_path).stem}{post_suffix(cfg)}.json"

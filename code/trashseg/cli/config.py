@@ -26,6 +26,7 @@ def config(argv: list[str]) -> None:
     show = sub.add_parser("show", help="a run's resolved settings, each with its source")
     options.add(show, "MODEL", "EXP", *options.RUN_SETTINGS)
     options.add_sets(show)
+    sub.add_parser("keys", help="every settings key, its default and its description (the schema's)")
     names = sub.add_parser("variables", help="every variable: its option, what it does, its default")
     names.add_argument("--names", action="store_true", help="only the names (the Makefile reads them)")
     if argv[:1] == ["show"]:
@@ -41,6 +42,11 @@ def config(argv: list[str]) -> None:
         print("presets (EXP=, configs/<name>.yaml over the model its base: names):")
         for e in registry.presets().values():
             print(f"  {e.name:<20} base {e.base}")
+    elif args.what == "keys":
+        from trashseg.settings import describe
+
+        for key, default, text in describe():
+            print(f"{key + ':':<32} {default:<40} # {text}")
     elif args.what == "variables":
         if args.names:
             print(" ".join(options.VARS))

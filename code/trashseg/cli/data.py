@@ -18,7 +18,7 @@ def check_data(argv: list[str]) -> int:
     from trashseg.data.check_data import check_data as run
 
     cfg = options.config(args, models=False)
-    return run(cfg, Path(cfg["data"]["data_dir"]), args.json)
+    return run(cfg, Path(cfg.data.data_dir), args.json)
 
 
 @friendly_errors
@@ -30,4 +30,4 @@ def folds(argv: list[str]) -> None:
     from trashseg.data.folds import write_folds
 
     cfg = options.config(args, models=False)  # SEED (train.seed) seeds the split too
-    write_folds(cfg, Path(cfg["data"]["data_dir"]), options.count(args, "K"), cfg["train"]["seed"], args.GROUP)
+    write_folds(cfg, Path(cfg.data.data_dir), options.count(args, "K"), cfg.train.seed, args.GROUP)

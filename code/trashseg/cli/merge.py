@@ -7,12 +7,13 @@ from pathlib import Path
 
 from trashseg.cli import options
 from trashseg.errors import TrashsegError, friendly_errors
+from trashseg.settings import Settings
 
 MERGED = ["MODELS", "PROBS", *options.STAGE_SETTINGS]
 
 
-def _test_json(cfg: dict) -> Path:
-    return Path(cfg["data"]["data_dir"]) / cfg["data"]["test_json"]
+def _test_json(cfg: Settings) -> Path:
+    return Path(cfg.data.data_dir) / cfg.data.test_json
 
 
 @friendly_errors
@@ -113,7 +114,7 @@ def soup(argv: list[str]) -> None:
 
     made = run(cfg, args.SOUP)
     if args.SOUP == "epochs" and made:
-        score(cfg, [cfg["model"]["name"], f"{cfg['model']['name']}-soup"])
+        score(cfg, [cfg.model.name, f"{cfg.model.name}-soup"])
 
 
 @friendly_errors
@@ -166,7 +167,7 @@ def import_probs(argv: list[str]) -> None:
     json_path = Path(args.JSON) if args.JSON else (_test_json(cfg) if split == "test" else data_json(cfg, "valid_json"))
     names = [n.strip() for n in args.CLASSES.split(",")] if args.CLASSES else None
     out = run(cfg, Path(args.SRC), args.MODEL, split, json_path, args.KIND, names)
-    print(f"wrote {out} ({split}, fold {cfg['train']['fold']}) from {args.SRC}")
+    print(f"wrote {out} ({split}, fold {cfg.train.fold}) from {args.SRC}")
 
 
 @friendly_errors
@@ -195,7 +196,7 @@ def pseudo(argv: list[str]) -> None:
         options.words(args, "MODELS") or None,
         args.weights_file,
     )
-    for out in make_pseudo(cfg, files, weights_file, float(cfg["pseudo"]["threshold"]), k, args.out_dir):
+    for out in make_pseudo(cfg, files, weights_file, cfg.pseudo.threshold, k, args.out_dir):
         print(f"wrote {out}")
 
 

@@ -74,7 +74,7 @@ def oof(argv: list[str]) -> None:
     layout = Layout.of(cfg)
     for model in models:
         layout.require_fold_probs(model, "valid")  # every model checked before the truth is built
-    truth = Truth(cfg, load_set(cfg, data_dir(cfg) / "train_all.json"), int(cfg["eval"]["score_size"]))
+    truth = Truth(cfg, load_set(cfg, data_dir(cfg) / "train_all.json"), cfg.eval.score_size)
     for model in models:
         score_and_write(layout, truth, model)
 

@@ -15,6 +15,7 @@ from trashseg.data.coco import CocoSet, load_coco
 from trashseg.errors import TrashsegError
 from trashseg.data.images import read_rgb, size_mismatch
 from trashseg.data.masks import MaskCache, read_mask
+from trashseg.settings import Settings
 
 
 def check_images(cs: CocoSet) -> list[str]:
@@ -44,7 +45,7 @@ def class_counts(cs: CocoSet, cache: MaskCache) -> tuple[np.ndarray, np.ndarray]
     return instances, pixels
 
 
-def check_data(cfg: dict, data_dir: Path, names: list[str]) -> int:
+def check_data(cfg: Settings, data_dir: Path, names: list[str]) -> int:
     """Print the class counts and every problem of each COCO file; 1 when an image is unusable."""
     if not (data_dir / names[0]).is_file():
         raise TrashsegError(
@@ -52,14 +53,14 @@ def check_data(cfg: dict, data_dir: Path, names: list[str]) -> int:
             f"{data_dir}/ (batch_*/ folders, train_all.json, test.json) or run on the "
             "bundled sample: make check-data DATA_DIR=data/sample"
         )
-    cache = MaskCache(cfg["data"]["cache_dir"])
+    cache = MaskCache(cfg.data.cache_dir)
     fatal = 0
     for name in names:
         path = data_dir / name
         if not path.is_file():
             print(f"{path}: not present, skipped")
             continue
-        cs = load_coco(path, data_dir, cfg["data"]["class_map"])
+        cs = load_coco(path, data_dir, cfg.data.class_map)
         image_problems = check_images(cs)
         print(f"\n== {path}: {len(cs)} images, {len(cs.coco.dataset['annotations'])} annotations")
         if cs.coco.dataset["annotations"]:

@@ -16,6 +16,7 @@ from trashseg.atomic import write_json
 from trashseg.data.classes import CLASSES, resolve_category_ids
 from trashseg.data.coco import read_json, subset
 from trashseg.errors import TrashsegError
+from trashseg.settings import Settings
 
 
 def presence_matrix(data: dict, class_map: dict, source: str) -> np.ndarray:
@@ -90,7 +91,7 @@ def make_folds(train_all: Path, out_dir: Path, k: int, seed: int, class_map: dic
     return sizes
 
 
-def write_folds(cfg: dict, data_dir: Path, k: int, seed: int, group_pattern: str | None) -> None:
+def write_folds(cfg: Settings, data_dir: Path, k: int, seed: int, group_pattern: str | None) -> None:
     """K fold files beside train_all.json, with a line per fold."""
     train_all = data_dir / "train_all.json"
     if not train_all.is_file():
@@ -98,6 +99,6 @@ def write_folds(cfg: dict, data_dir: Path, k: int, seed: int, group_pattern: str
             f"{train_all}: not found; put the competition data in {data_dir}/ "
             "or use the bundled sample: DATA_DIR=data/sample"
         )
-    sizes = make_folds(train_all, data_dir, k, seed, cfg["data"]["class_map"], group_pattern)
+    sizes = make_folds(train_all, data_dir, k, seed, cfg.data.class_map, group_pattern)
     for fold, (n_train, n_valid) in enumerate(sizes):
         print(f"fold {fold}: {n_train} train / {n_valid} valid -> {data_dir}/train_data{fold}.json, valid_data{fold}.json")

@@ -14,50 +14,51 @@ from trashseg.data.items import make_items
 from trashseg.runtime.distributed import Context
 from trashseg.data.masks import MaskCache
 from trashseg.runtime.seeding import seed_worker
+from trashseg.settings import Settings
 
 
-def load_set(cfg: dict, json_path: Path, image_root: Path | None = None, quiet: bool = False) -> CocoSet:
-    cs = load_coco(json_path, image_root if image_root is not None else cfg["data"]["data_dir"],
-                   cfg["data"]["class_map"])
+def load_set(cfg: Settings, json_path: Path, image_root: Path | None = None, quiet: bool = False) -> CocoSet:
+    cs = load_coco(json_path, image_root if image_root is not None else cfg.data.data_dir,
+                   cfg.data.class_map)
     if cs.problems and not quiet:
         print(f"warning: {json_path}: {len(cs.problems)} annotation problem(s) repaired; first: {cs.problems[0]}"
               " (run `make check-data` for all)")
     return cs
 
 
-def make_loader(cfg: dict, cs: CocoSet, transform, *, with_masks: bool, train: bool = False,
+def make_loader(cfg: Settings, cs: CocoSet, transform, *, with_masks: bool, train: bool = False,
                 batch_size: int | None = None, generator: torch.Generator | None = None,
                 mask_size: int | None = None, ctx: Context | None = None, progress: bool = True) -> DataLoader:
     """Training loaders shuffle, drop the last partial batch and, under DDP, use a
     DistributedSampler; evaluation loaders under DDP take every world-th image (no padding, so
     no image is scored twice)."""
     ctx = ctx or Context()
-    cache = MaskCache(cfg["data"]["cache_dir"]) if with_masks else None
+    cache = MaskCache(cfg.data.cache_dir) if with_masks else None
     items = make_items(cs, cache, progress=progress)
-    cp = cfg["augment"]["copy_paste"]
+    cp = cfg.augment.copy_paste
     copy_paste = None
-    if train and float(cp["p"]) > 0:
-        copy_paste = CopyPaste(items, [class_index(c) for c in cp["classes"]], float(cp["p"]), int(cp["max_objects"]))
+    if train and cp.p > 0:
+        copy_paste = CopyPaste(items, [class_index(c) for c in cp.classes], cp.p, cp.max_objects)
         if ctx.is_main and progress:
             print(copy_paste.describe())
     dataset = SegDataset(items, transform, mask_size=mask_size, copy_paste=copy_paste)
     sampler = None
     if ctx.distributed and train:
         sampler = DistributedSampler(dataset, num_replicas=ctx.world, rank=ctx.rank, shuffle=True,
-                                     seed=int(cfg["train"]["seed"]), drop_last=True)
+                                     seed=cfg.train.seed, drop_last=True)
     elif ctx.distributed:
         dataset = Subset(dataset, range(ctx.rank, len(dataset), ctx.world))
-    workers = int(cfg["data"]["num_workers"])
-    speed = cfg["speed"]
+    workers = cfg.data.num_workers
+    speed = cfg.speed
     return DataLoader(
         dataset,
-        batch_size=batch_size or int(cfg["train"]["batch_size"]),
+        batch_size=batch_size or cfg.train.batch_size,
         shuffle=train and sampler is None,
         sampler=sampler,
         drop_last=train,
         num_workers=workers,
-        pin_memory=bool(speed["pin_memory"]) and torch.cuda.is_available(),
+        pin_memory=speed.pin_memory and torch.cuda.is_available(),
         worker_init_fn=seed_worker,
         generator=generator,
-        persistent_workers=train and workers > 0 and bool(speed["persistent_workers"]),
+        persistent_workers=train and workers > 0 and speed.persistent_workers,
     )

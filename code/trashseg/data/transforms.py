@@ -11,6 +11,7 @@ from albumentations.pytorch import ToTensorV2
 
 from trashseg.data.classes import IGNORE_INDEX
 from trashseg.errors import TrashsegError
+from trashseg.settings import Settings
 
 
 def _build_one(spec, img_size: int):
@@ -59,19 +60,19 @@ def _sizes(step) -> bool:
     return isinstance(step, A.Resize) or (isinstance(step, A.Sequential) and any(isinstance(t, A.RandomCrop) for t in step))
 
 
-def _tail(cfg: dict) -> list:
-    norm = cfg["augment"]["normalize"]
-    return [A.Normalize(mean=norm["mean"], std=norm["std"]), ToTensorV2()]
+def _tail(cfg: Settings) -> list:
+    norm = cfg.augment.normalize
+    return [A.Normalize(mean=norm.mean, std=norm.std), ToTensorV2()]
 
 
-def train_transform(cfg: dict) -> A.Compose:
-    size = int(cfg["train"]["img_size"])
-    steps = [_build_one(s, size) for s in cfg["augment"]["train"]]
+def train_transform(cfg: Settings) -> A.Compose:
+    size = cfg.train.img_size
+    steps = [_build_one(s, size) for s in cfg.augment.train]
     if not any(_sizes(t) for t in steps):
         steps.append(A.Resize(size, size))
     return A.Compose(steps + _tail(cfg))
 
 
-def eval_transform(cfg: dict) -> A.Compose:
-    size = int(cfg["train"]["img_size"])
+def eval_transform(cfg: Settings) -> A.Compose:
+    size = cfg.train.img_size
     return A.Compose([A.Resize(size, size)] + _tail(cfg))

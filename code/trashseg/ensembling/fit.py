@@ -18,6 +18,7 @@ from trashseg.data.loaders import load_set
 from trashseg.evaluation.metrics import confusion_matrix, iou_per_class, mean_iou
 from trashseg.evaluation.oof import Truth, covered, index_rows, oof_readers
 from trashseg.runs import Layout, data_dir
+from trashseg.settings import Settings
 
 
 def simplex_grid(n: int, step: float) -> list[tuple[float, ...]]:
@@ -28,11 +29,11 @@ def simplex_grid(n: int, step: float) -> list[tuple[float, ...]]:
     return sorted(grid, reverse=True)
 
 
-def fit(cfg: dict, models: list[str], step: float, train_all: str) -> dict:
+def fit(cfg: Settings, models: list[str], step: float, train_all: str) -> dict:
     layout = Layout.of(cfg)
     for m in models:
         layout.require_fold_probs(m, "valid")
-    truth = Truth(cfg, load_set(cfg, data_dir(cfg) / train_all, quiet=True), int(cfg["eval"]["score_size"]))
+    truth = Truth(cfg, load_set(cfg, data_dir(cfg) / train_all, quiet=True), cfg.eval.score_size)
     per_model = {m: index_rows(oof_readers(layout, m)) for m in models}
     names = covered(truth, {n: 1 for n in set.intersection(*(set(r) for r in per_model.values()))}, "fit-ensemble")
     candidates = simplex_grid(len(models), step)

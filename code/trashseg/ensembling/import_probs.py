@@ -25,6 +25,7 @@ from trashseg.inference.probs import ProbsWriter
 from trashseg.inference.resize import resize
 from trashseg.paths import check_name, contained
 from trashseg.runs import Layout
+from trashseg.settings import Settings
 
 SUFFIXES = (".npy", ".png")
 
@@ -88,7 +89,7 @@ def to_probs(path: Path, kind: str, names: list[str] | None, size: int) -> np.nd
 
 
 def import_probs(
-    cfg: dict, src: Path, model: str, split: str, json_path: Path, kind: str, names: list[str] | None
+    cfg: Settings, src: Path, model: str, split: str, json_path: Path, kind: str, names: list[str] | None
 ) -> Path:
     if not Path(src).is_dir():
         raise TrashsegError(f"SRC={src}: not a folder")
@@ -101,8 +102,8 @@ def import_probs(
             f"SRC={src}: no .npy/.png for {len(missing)} of the {len(file_names)} images of "
             f"{json_path} (first: {missing[0]} -> expected {Path(missing[0]).with_suffix('.npy')})"
         )
-    size = int(cfg["eval"]["score_size"])
-    fold = int(cfg["train"]["fold"])
+    size = cfg.eval.score_size
+    fold = cfg.train.fold
     out = Layout.of(cfg).probs(model, fold, split)
     manifest = {
         "image_ids": file_names,

@@ -21,6 +21,7 @@ from trashseg.data.coco import read_json
 from trashseg.ensembling.ensemble import check_manifests, normalise_weights, weights_from_file
 from trashseg.inference.probs import ProbsReader
 from trashseg.paths import check_name
+from trashseg.settings import Settings
 
 
 def _rle(binary: np.ndarray) -> dict:
@@ -61,13 +62,18 @@ def category_ids(train: dict, class_map: dict, source: str) -> tuple[list[dict],
 
 
 def make_pseudo(
-    cfg: dict, prob_files: list[Path], weights_file: Path | None, threshold: float, k: int, out_dir: Path | None = None
+    cfg: Settings,
+    prob_files: list[Path],
+    weights_file: Path | None,
+    threshold: float,
+    k: int,
+    out_dir: Path | None = None,
 ) -> list[Path]:
-    data_dir = Path(cfg["data"]["data_dir"])
+    data_dir = Path(cfg.data.data_dir)
     out_dir = out_dir or data_dir
-    test = read_json(data_dir / cfg["data"]["test_json"])
+    test = read_json(data_dir / cfg.data.test_json)
     readers = [ProbsReader(p) for p in prob_files]
-    source = f"{data_dir / cfg['data']['test_json']}: file_name"
+    source = f"{data_dir / cfg.data.test_json}: file_name"
     check_manifests(readers, [check_name(str(img["file_name"]), source) for img in test["images"]])
     w = normalise_weights(weights_from_file(weights_file, readers) if weights_file else None, len(readers))
     labels = []
@@ -76,9 +82,9 @@ def make_pseudo(
         labels.append(pseudo_annotations(probs, img["height"], img["width"], threshold))
     written = []
     for fold in range(k):
-        src = data_dir / str(cfg["data"]["train_json"]).format(fold=fold)
+        src = data_dir / cfg.data.train_json.format(fold=fold)
         train = read_json(src)
-        categories, cat_of = category_ids(train, cfg["data"]["class_map"], str(src))
+        categories, cat_of = category_ids(train, cfg.data.class_map, str(src))
         image_offset = max([im["id"] for im in train["images"]] + [-1]) + 1
         ann_id = max([a.get("id", 0) for a in train["annotations"]] + [0]) + 1
         images, anns = list(train["images"]), list(train["annotations"])

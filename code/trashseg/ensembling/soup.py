@@ -11,17 +11,17 @@ the folds' own OOF score is what vouches for it.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import torch
 import yaml
 
 from trashseg.atomic import atomic_open, atomic_path
-from trashseg.config import dump
+from trashseg.config import dump, upgrade
 from trashseg.errors import TrashsegError
 from trashseg.modeling.checkpoint import load_checkpoint
 from trashseg.runs import ALL, Layout, epoch_checkpoints
+from trashseg.settings import Settings, changed
 
 
 def average(paths: list[Path]) -> dict:
@@ -41,10 +41,15 @@ def average(paths: list[Path]) -> dict:
     return {k: (v / len(paths)).to(first["model"][k].dtype) if v.is_floating_point() else v for k, v in total.items()}
 
 
-def write_soup(out_dir: Path, state: dict, cfg: dict, sources: list[Path]) -> Path:
+def write_soup(out_dir: Path, state: dict, cfg: Settings, sources: list[Path]) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt = out_dir / "best.pt"
-    payload = {"model": state, "config": cfg, "epoch": 0, "metrics": {"soup_of": [str(p) for p in sources]}}
+    payload = {
+        "model": state,
+        "config": cfg.model_dump(),
+        "epoch": 0,
+        "metrics": {"soup_of": [str(p) for p in sources]},
+    }
     with atomic_path(ckpt, suffix=".pt") as tmp:
         torch.save(payload, tmp)
     with atomic_open(out_dir / "config.yaml") as fh:
@@ -54,11 +59,11 @@ def write_soup(out_dir: Path, state: dict, cfg: dict, sources: list[Path]) -> Pa
     return ckpt
 
 
-def soup(cfg: dict, kind: str) -> list[Path]:
+def soup(cfg: Settings, kind: str) -> list[Path]:
     from trashseg.inference.predictor import infer
 
-    layout = Layout(Path(cfg["train"]["runs_dir"]))
-    model = cfg["model"]["name"]
+    layout = Layout(Path(cfg.train.runs_dir))
+    model = cfg.model.name
     name = f"{model}-soup"
     folds = sorted(
         (d for d in layout.model_dir(model).glob("fold*") if d.name[4:].isdigit() and (d / "best.pt").is_file()),
@@ -69,12 +74,11 @@ def soup(cfg: dict, kind: str) -> list[Path]:
     made = []
     if kind == "folds":
         sources = [d / "best.pt" for d in folds]
-        run_cfg = copy.deepcopy(load_checkpoint(sources[0])["config"])
-        run_cfg["model"]["name"], run_cfg["train"]["train_all"] = name, True
+        run_cfg = changed(upgrade(load_checkpoint(sources[0])["config"]), {"model.name": name, "train.train_all": True})
         ckpt = write_soup(layout.run(name, ALL), average(sources), run_cfg, sources)
         print(f"soup of {len(sources)} folds -> {ckpt} (it has seen every image: no out-of-fold score exists)")
         infer(
-            {**cfg, "model": {**cfg["model"], "name": name}, "train": {**cfg["train"], "train_all": True}},
+            changed(cfg, {"model.name": name, "train.train_all": True}),
             ckpt,
             ["test"],
         )
@@ -87,28 +91,27 @@ def soup(cfg: dict, kind: str) -> list[Path]:
                 "ARGS='--set train.keep_last=3') to keep the last epochs' weights for a soup"
             )
         fold = int(run.name[4:])
-        run_cfg = copy.deepcopy(load_checkpoint(sources[0])["config"])
-        run_cfg["model"]["name"] = name
+        run_cfg = changed(upgrade(load_checkpoint(sources[0])["config"]), {"model.name": name})
         ckpt = write_soup(layout.run(name, fold), average(sources), run_cfg, sources)
         print(f"fold {fold}: soup of {', '.join(p.name for p in sources)} -> {ckpt}")
-        fold_cfg = {**cfg, "model": {**cfg["model"], "name": name}, "train": {**cfg["train"], "fold": fold}}
+        fold_cfg = changed(cfg, {"model.name": name, "train.fold": fold})
         infer(
             fold_cfg,
             ckpt,
-            ["valid", "test"] if (Path(cfg["data"]["data_dir"]) / cfg["data"]["test_json"]).is_file() else ["valid"],
+            ["valid", "test"] if (Path(cfg.data.data_dir) / cfg.data.test_json).is_file() else ["valid"],
         )
         made.append(ckpt)
     return made
 
 
-def score(cfg: dict, models: list[str]) -> None:
+def score(cfg: Settings, models: list[str]) -> None:
     """OOF of the soup beside its source's (when every fold of the source has valid probabilities)."""
     from trashseg.data.loaders import load_set
     from trashseg.evaluation.oof import Truth, score_and_write
     from trashseg.runs import data_dir
 
     layout = Layout.of(cfg)
-    truth = Truth(cfg, load_set(cfg, data_dir(cfg) / "train_all.json", quiet=True), int(cfg["eval"]["score_size"]))
+    truth = Truth(cfg, load_set(cfg, data_dir(cfg) / "train_all.json", quiet=True), cfg.eval.score_size)
     for model in models:
         if not layout.fold_probs(model, "valid"):
             print(f"no OOF of {model} to compare with: infer its folds' validation images (SPLITS=valid) first")

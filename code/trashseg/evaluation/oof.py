@@ -19,6 +19,7 @@ from trashseg.errors import TrashsegError
 from trashseg.evaluation.metrics import Scorer, format_table
 from trashseg.inference.probs import ProbsReader
 from trashseg.runs import Layout
+from trashseg.settings import Settings
 
 
 def oof_readers(layout: Layout, model: str) -> list[ProbsReader]:
@@ -39,9 +40,9 @@ def index_rows(readers: list[ProbsReader]) -> dict[str, tuple[ProbsReader, int]]
 class Truth:
     """Ground-truth masks of train_all.json at the scoring size, by file_name."""
 
-    def __init__(self, cfg: dict, train_all: CocoSet, size: int):
+    def __init__(self, cfg: Settings, train_all: CocoSet, size: int):
         self.size = size
-        cache = MaskCache(cfg["data"]["cache_dir"])
+        cache = MaskCache(cfg.data.cache_dir)
         self.paths = dict(zip((train_all.file_name(i) for i in train_all.image_ids), cache.build(train_all)))
 
     def names(self) -> list[str]:

@@ -102,7 +102,7 @@ def report(run: Path, n_overlays: int) -> Path:
             save_png(out / "overlays" / f"{shown:02d}_{Path(image_path).stem}.png", panel)
             shown += 1
     result = scorer.result()
-    title = f"{predictor.ckpt_cfg['model']['arch']} fold {predictor.ckpt_cfg['train']['fold']}, epoch {predictor.epoch}"
+    title = f"{predictor.ckpt_cfg.model.arch} fold {predictor.ckpt_cfg.train.fold}, epoch {predictor.epoch}"
     with atomic_open(out / "per_class_iou.md") as fh:
         fh.write(f"# {title}: validation ({result['images']} images, {size}x{size})\n\n" + iou_table(result))
     confusion_png(np.array(result["confusion_matrix"]), out / "confusion_matrix.png", title)

@@ -10,9 +10,10 @@ from trashseg.data.loaders import load_set
 from trashseg.evaluation.metrics import Scorer, format_table
 from trashseg.inference.predictor import Predictor
 from trashseg.runs import eval_result
+from trashseg.settings import Settings
 
 
-def evaluate_checkpoint(cfg: dict, ckpt: Path, json_path: Path, image_root: Path | None, out: Path | None) -> dict:
+def evaluate_checkpoint(cfg: Settings, ckpt: Path, json_path: Path, image_root: Path | None, out: Path | None) -> dict:
     predictor = Predictor(ckpt, cfg)
     cs = load_set(cfg, json_path, image_root if image_root is not None else json_path.parent)
     scorer = Scorer()

@@ -7,24 +7,25 @@ from __future__ import annotations
 import numpy as np
 
 from trashseg.errors import TrashsegError
+from trashseg.settings import Crf
 
 
-def refine(probs: np.ndarray, rgb: np.ndarray, cfg: dict) -> np.ndarray:
-    """C x H x W probabilities -> refined probabilities, ``rgb`` being the H x W x 3 image."""
+def refine(probs: np.ndarray, rgb: np.ndarray, c: Crf) -> np.ndarray:
+    """C x H x W probabilities -> refined probabilities, ``rgb`` being the H x W x 3 image, with the
+    ``crf`` settings ``c``."""
     try:
         import pydensecrf.densecrf as dcrf
         from pydensecrf.utils import unary_from_softmax
     except ImportError:
         raise TrashsegError("crf.enabled needs pydensecrf2: run `make setup-crf` (compiles it, ~2 min)") from None
-    c = cfg["crf"]
     n, h, w = probs.shape
     crf = dcrf.DenseCRF2D(w, h, n)
     crf.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(np.clip(probs, 1e-6, 1.0).astype(np.float32))))
-    crf.addPairwiseGaussian(sxy=float(c["gaussian_sxy"]), compat=float(c["gaussian_compat"]))
+    crf.addPairwiseGaussian(sxy=c.gaussian_sxy, compat=c.gaussian_compat)
     crf.addPairwiseBilateral(
-        sxy=float(c["bilateral_sxy"]),
-        srgb=float(c["bilateral_srgb"]),
+        sxy=c.bilateral_sxy,
+        srgb=c.bilateral_srgb,
         rgbim=np.ascontiguousarray(rgb, dtype=np.uint8),
-        compat=float(c["bilateral_compat"]),
+        compat=c.bilateral_compat,
     )
-    return np.asarray(crf.inference(int(c["iterations"])), dtype=np.float32).reshape(n, h, w)
+    return np.asarray(crf.inference(c.iterations), dtype=np.float32).reshape(n, h, w)

@@ -26,46 +26,47 @@ from trashseg.inference.tta import probabilities, tta_views
 from trashseg.modeling.architectures import build_model, input_multiple
 from trashseg.modeling.checkpoint import load_checkpoint
 from trashseg.runtime.devices import resolve_device
+from trashseg.settings import Settings, changed
 
 
-def with_checkpoint_inputs(cfg: dict, ckpt_cfg: dict) -> dict:
+def with_checkpoint_inputs(cfg: Settings, ckpt_cfg: Settings) -> Settings:
     """Today's config (data, eval, TTA) fed the way the checkpoint was trained: its input size and
     its normalisation, so a model is never scored on inputs it did not see in training."""
-    return {**cfg, "train": {**cfg["train"], "img_size": ckpt_cfg["train"]["img_size"]}, "augment": ckpt_cfg["augment"]}
+    return changed(cfg, {"train.img_size": ckpt_cfg.train.img_size, "augment": ckpt_cfg.augment})
 
 
 class Predictor:
     """A trained checkpoint, ready to predict with the TTA and CRF settings of ``cfg``."""
 
-    def __init__(self, checkpoint: Path, cfg: dict, device: torch.device | None = None):
+    def __init__(self, checkpoint: Path, cfg: Settings, device: torch.device | None = None):
         self.checkpoint = Path(checkpoint)
-        self.device = device or resolve_device(str(cfg["train"]["device"]))
+        self.device = device or resolve_device(cfg.train.device)
         state = load_checkpoint(self.checkpoint)
         self.ckpt_cfg = upgrade(state["config"])
         self.epoch = state.get("epoch")
-        model = build_model({**self.ckpt_cfg, "model": {**self.ckpt_cfg["model"], "weights": "none"}})
+        model = build_model(changed(self.ckpt_cfg, {"model.weights": "none"}))
         model.load_state_dict(state["model"])
         self.model = model.to(self.device).eval()
         self.cfg = with_checkpoint_inputs(cfg, self.ckpt_cfg)
-        self.size = int(cfg["eval"]["score_size"])
+        self.size = cfg.eval.score_size
         self.tta = tta_views(cfg)
-        self.crf = cfg["crf"] if cfg["crf"]["enabled"] else None
+        self.crf = cfg.crf if cfg.crf.enabled else None
         self.transform = eval_transform(self.cfg)
         self.multiple = input_multiple(self.ckpt_cfg)
 
     def describe(self) -> dict:
         """What produced a set of predictions, for probability-file manifests and results."""
-        mc, tc = self.ckpt_cfg["model"], self.ckpt_cfg["train"]
+        mc, tc = self.ckpt_cfg.model, self.ckpt_cfg.train
         return {
-            "model": mc["name"],
-            "arch": mc["arch"],
-            "encoder": mc["encoder"],
-            "fold": tc["fold"],
+            "model": mc.name,
+            "arch": mc.arch,
+            "encoder": mc.encoder,
+            "fold": tc.fold,
             "checkpoint": str(self.checkpoint),
             "checkpoint_epoch": self.epoch,
             "resolution": self.size,
             "tta": self.tta,
-            "crf": self.crf,
+            "crf": self.crf.model_dump() if self.crf is not None else None,
             "classes": list(CLASSES),
         }
 
@@ -79,7 +80,7 @@ class Predictor:
         if self.crf is None:
             return probs
         rgb = cv2.resize(read_rgb(image_path), (self.size, self.size), interpolation=cv2.INTER_AREA)
-        return refine(probs, rgb, {"crf": self.crf})
+        return refine(probs, rgb, self.crf)
 
     def predict_set(
         self, cs: CocoSet, with_masks: bool = False, desc: str = "predict", progress: bool = True
@@ -91,7 +92,7 @@ class Predictor:
             cs,
             self.transform,
             with_masks=with_masks,
-            batch_size=int(self.cfg["eval"]["batch_size"]),
+            batch_size=self.cfg.eval.batch_size,
             mask_size=self.size if with_masks else None,
             progress=progress,
         )
@@ -130,13 +131,13 @@ def write_probabilities(predictor: Predictor, cs: CocoSet, out_path: Path, split
     return out_path
 
 
-def infer(cfg: dict, ckpt: Path, splits: list[str]) -> None:
+def infer(cfg: Settings, ckpt: Path, splits: list[str]) -> None:
     """`trashseg infer`: the checkpoint's probability files for ``splits`` (test, valid) of the run."""
     from trashseg.data.loaders import load_set
     from trashseg.errors import TrashsegError
     from trashseg.runs import data_json, probs_path
 
-    if cfg["train"]["train_all"] and "valid" in splits:
+    if cfg.train.train_all and "valid" in splits:
         if splits == ["valid"]:
             raise TrashsegError("TRAIN_ALL=1: a run on all data has no validation images (SPLITS=test)")
         splits = [s for s in splits if s != "valid"]  # trained on every image: nothing is out of fold

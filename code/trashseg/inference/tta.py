@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from trashseg.inference.resize import resize, scoring_probs
+from trashseg.settings import Settings
 
 
 def probabilities(
@@ -34,9 +35,9 @@ def probabilities(
     return total / views
 
 
-def tta_views(cfg: dict) -> dict:
+def tta_views(cfg: Settings) -> dict:
     """Keyword arguments for ``probabilities`` from the config's ``tta`` section."""
-    tta = cfg["tta"]
-    if not tta["enabled"]:
+    tta = cfg.tta
+    if not tta.enabled:
         return {}
-    return {"hflip": bool(tta["hflip"]), "scales": tuple(float(s) for s in tta["scales"])}
+    return {"hflip": tta.hflip, "scales": tuple(float(s) for s in tta.scales)}

@@ -18,6 +18,7 @@ from trashseg.data.classes import NUM_CLASSES
 from trashseg.errors import TrashsegError, closest
 from trashseg.modeling.hub import hub_failure, prepare_hub
 from trashseg.modeling.weights_route import smp_encoder_weights, weights_route
+from trashseg.settings import Settings
 
 # what the kit sets itself; a config's model.params may not set these
 RESERVED_PARAMS = {"encoder_name", "encoder_weights", "in_channels", "classes", "kwargs", "self"}
@@ -73,12 +74,12 @@ def check_encoder(name: str) -> None:
     raise TrashsegError(f"model.encoder={name!r}: no such encoder in SMP or timm{closest(name, encoder_names())}")
 
 
-def input_multiple(cfg: dict) -> int:
+def input_multiple(cfg: Settings) -> int:
     """What every input side must be a multiple of: the encoder's output stride, 2**encoder_depth,
     or the dilated stride (``encoder_output_stride``) of the DeepLabV3 family."""
-    params = cfg["model"].get("params") or {}
+    params = cfg.model.params
     stride = 2 ** int(params.get("encoder_depth", 5))
-    cls = architecture(cfg["model"]["arch"])
+    cls = architecture(cfg.model.arch)
     if "encoder_output_stride" in constructor_params(cls):
         default = inspect.signature(cls.__init__).parameters["encoder_output_stride"].default
         stride = min(stride, int(params.get("encoder_output_stride", default) or stride))
@@ -94,28 +95,28 @@ def fixed_size_params(encoder: str, img_size: int, params: dict) -> dict:
     return params
 
 
-def build_model(cfg: dict) -> torch.nn.Module:
-    mc = cfg["model"]
-    cls = architecture(mc["arch"])
-    params = dict(mc.get("params") or {})
-    check_params(mc["arch"], params)
-    params = fixed_size_params(mc["encoder"], int(cfg["train"]["img_size"]), params)
-    check_encoder(mc["encoder"])
-    hub, local = weights_route(mc["weights"], mc["encoder"])
+def build_model(cfg: Settings) -> torch.nn.Module:
+    mc = cfg.model
+    cls = architecture(mc.arch)
+    params = dict(mc.params)
+    check_params(mc.arch, params)
+    params = fixed_size_params(mc.encoder, cfg.train.img_size, params)
+    check_encoder(mc.encoder)
+    hub, local = weights_route(mc.weights, mc.encoder)
     if hub is not None:
         prepare_hub()
     try:
         model = cls(
-            encoder_name=mc["encoder"],
-            encoder_weights=smp_encoder_weights(mc["encoder"], hub),
+            encoder_name=mc.encoder,
+            encoder_weights=smp_encoder_weights(mc.encoder, hub),
             classes=NUM_CLASSES,
             **params,
         )
     except (KeyError, ValueError, TypeError, RuntimeError, AssertionError) as exc:
-        raise TrashsegError(f"model {cls.__name__} / {mc['encoder']} with params {params}: {exc}") from None
+        raise TrashsegError(f"model {cls.__name__} / {mc.encoder} with params {params}: {exc}") from None
     except Exception as exc:
         if hub is not None:
-            raise hub_failure(mc["encoder"], exc) from None
+            raise hub_failure(mc.encoder, exc) from None
         raise
     if local is not None:
         load_encoder_weights(model, local)

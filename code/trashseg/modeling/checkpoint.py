@@ -15,6 +15,7 @@ import torch
 
 from trashseg.atomic import atomic_path
 from trashseg.errors import TrashsegError
+from trashseg.settings import Settings
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -22,9 +23,9 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def save_checkpoint(
-    path: Path, model: torch.nn.Module, cfg: dict, epoch: int, metrics: dict, training_state: dict | None = None
+    path: Path, model: torch.nn.Module, cfg: Settings, epoch: int, metrics: dict, training_state: dict | None = None
 ) -> None:
-    state = {"model": unwrap(model).state_dict(), "config": cfg, "epoch": epoch, "metrics": metrics}
+    state = {"model": unwrap(model).state_dict(), "config": cfg.model_dump(), "epoch": epoch, "metrics": metrics}
     if training_state:
         state["training"] = training_state
     with atomic_path(path, suffix=".pt") as tmp:

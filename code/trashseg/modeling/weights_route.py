@@ -11,6 +11,7 @@ import segmentation_models_pytorch as smp
 
 from trashseg.errors import TrashsegError, closest
 from trashseg.modeling.encoder_weights import ensure_offline, require_offline, sidecar_path
+from trashseg.settings import Settings, changed
 
 
 def hub_weights_names(encoder: str) -> list[str]:
@@ -72,20 +73,20 @@ def fetch_hub_weights(encoder: str) -> tuple[dict, dict]:
     return {k: v.clone() for k, v in model.encoder.state_dict().items()}, normalize
 
 
-def apply_sidecar(cfg: dict) -> dict:
+def apply_sidecar(cfg: Settings) -> dict:
     """When model.weights is a file with a sidecar, check the encoder and use its normalisation."""
-    _, local = weights_route(cfg["model"]["weights"], cfg["model"]["encoder"])
+    _, local = weights_route(cfg.model.weights, cfg.model.encoder)
     if local is None or not sidecar_path(local).is_file():
         return cfg
     import json
 
     meta = json.loads(sidecar_path(local).read_text(encoding="utf-8"))
-    if meta.get("encoder") and meta["encoder"] != cfg["model"]["encoder"]:
+    if meta.get("encoder") and meta["encoder"] != cfg.model.encoder:
         raise TrashsegError(
             f"{local}: holds weights for encoder {meta['encoder']!r}, but model.encoder is "
-            f"{cfg['model']['encoder']!r} (set ENCODER={meta['encoder']})"
+            f"{cfg.model.encoder!r} (set ENCODER={meta['encoder']})"
         )
-    if meta.get("normalize") and meta["normalize"] != cfg["augment"]["normalize"]:
+    if meta.get("normalize") and meta["normalize"] != cfg.augment.normalize.model_dump():
         print(f"note: {local} expects input normalisation {meta['normalize']}; using it")
-        cfg = {**cfg, "augment": {**cfg["augment"], "normalize": meta["normalize"]}}
+        cfg = changed(cfg, {"augment.normalize": meta["normalize"]})
     return cfg

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import torch
 
+from trashseg.settings import Settings
 
-def build_ema(model: torch.nn.Module, cfg: dict):
+
+def build_ema(model: torch.nn.Module, cfg: Settings):
     """The EMA holder for ``model`` (unwrapped, on its device), or None when off."""
-    ec = cfg["ema"]
-    if not ec["enabled"]:
+    ec = cfg.ema
+    if not ec.enabled:
         return None
     from timm.utils import ModelEmaV3
 
-    return ModelEmaV3(model, decay=float(ec["decay"]), use_warmup=bool(ec["warmup"]), warmup_power=3 / 4)
+    return ModelEmaV3(model, decay=ec.decay, use_warmup=ec.warmup, warmup_power=3 / 4)

@@ -18,6 +18,7 @@ from trashseg.errors import TrashsegError
 from trashseg.modeling.checkpoint import save_checkpoint, unwrap
 from trashseg.runs import epoch_checkpoint, epoch_checkpoints
 from trashseg.runtime import distributed
+from trashseg.settings import Settings
 from trashseg.training.ema import build_ema
 
 CSV_FIELDS = [
@@ -83,7 +84,7 @@ class EmaHook(Hook):
     """An exponential moving average of the weights, updated after every optimizer step (every rank):
     what validation scores and best.pt holds (training/ema.py says how the decay warms up)."""
 
-    def __init__(self, model, cfg: dict):
+    def __init__(self, model, cfg: Settings):
         self.ema = build_ema(model, cfg)
         self.model = model
 

@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from trashseg.data.classes import CLASSES, IGNORE_INDEX
+from trashseg.settings import Settings
 
 
 class WeightedSum(nn.Module):
@@ -68,12 +69,12 @@ class WeightedCE(nn.Module):
         )
 
 
-def pixel_counts(cfg: dict, cs) -> np.ndarray:
+def pixel_counts(cfg: Settings, cs) -> np.ndarray:
     """Pixels of each class over a COCO set's masks (from the mask cache; 255 not counted)."""
     from trashseg.data.masks import MaskCache, read_mask
 
     counts = np.zeros(256, dtype=np.int64)
-    for path in MaskCache(cfg["data"]["cache_dir"]).build(cs, progress=False):
+    for path in MaskCache(cfg.data.cache_dir).build(cs, progress=False):
         counts += np.bincount(read_mask(path).ravel(), minlength=256)
     return counts[: len(CLASSES)]
 
@@ -89,15 +90,15 @@ def auto_class_weights(counts: np.ndarray, cap: float) -> np.ndarray:
     return weights
 
 
-def class_weights(cfg: dict, train_set=None, quiet: bool = False) -> torch.Tensor | None:
-    lc = cfg["loss"]
-    spec = lc["class_weights"]
+def class_weights(cfg: Settings, train_set=None, quiet: bool = False) -> torch.Tensor | None:
+    lc = cfg.loss
+    spec = lc.class_weights
     if spec is None:
         return None
     if spec == "auto":
         if train_set is None:
             return None  # no training set (a loss built to score validation only): unweighted
-        weights = auto_class_weights(pixel_counts(cfg, train_set), float(lc["class_weight_cap"]))
+        weights = auto_class_weights(pixel_counts(cfg, train_set), lc.class_weight_cap)
         if not quiet:
             shown = ", ".join(f"{name} {w:.2f}" for name, w in zip(CLASSES, weights))
             print(f"class weights (auto, cap {lc['class_weight_cap']:g}): {shown}")
@@ -106,24 +107,24 @@ def class_weights(cfg: dict, train_set=None, quiet: bool = False) -> torch.Tenso
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def build_loss(cfg: dict, train_set=None, quiet: bool = False) -> nn.Module:
-    lc = cfg["loss"]
+def build_loss(cfg: Settings, train_set=None, quiet: bool = False) -> nn.Module:
+    lc = cfg.loss
     weights = class_weights(cfg, train_set, quiet)
     terms = []
-    if lc["ce_weight"] > 0:
-        if lc["name"] == "bce_dice":
+    if lc.ce_weight > 0:
+        if lc.name == "bce_dice":
             first = OneHotBCE(weights)
         elif weights is not None:
-            first = WeightedCE(weights, float(lc["smoothing"]))
+            first = WeightedCE(weights, lc.smoothing)
         else:
-            first = smp.losses.SoftCrossEntropyLoss(smooth_factor=lc["smoothing"], ignore_index=IGNORE_INDEX)
-        terms.append((float(lc["ce_weight"]), first))
-    if lc["dice_weight"] > 0:
+            first = smp.losses.SoftCrossEntropyLoss(smooth_factor=lc.smoothing, ignore_index=IGNORE_INDEX)
+        terms.append((lc.ce_weight, first))
+    if lc.dice_weight > 0:
         dice = smp.losses.DiceLoss(mode="multiclass", from_logits=True, ignore_index=IGNORE_INDEX)
-        terms.append((float(lc["dice_weight"]), dice))
-    if lc["lovasz_weight"] > 0:
-        terms.append((float(lc["lovasz_weight"]), smp.losses.LovaszLoss(mode="multiclass", ignore_index=IGNORE_INDEX)))
-    if lc["focal_weight"] > 0:
-        focal = smp.losses.FocalLoss(mode="multiclass", gamma=float(lc["focal_gamma"]), ignore_index=IGNORE_INDEX)
-        terms.append((float(lc["focal_weight"]), focal))
+        terms.append((lc.dice_weight, dice))
+    if lc.lovasz_weight > 0:
+        terms.append((lc.lovasz_weight, smp.losses.LovaszLoss(mode="multiclass", ignore_index=IGNORE_INDEX)))
+    if lc.focal_weight > 0:
+        focal = smp.losses.FocalLoss(mode="multiclass", gamma=lc.focal_gamma, ignore_index=IGNORE_INDEX)
+        terms.append((lc.focal_weight, focal))
     return WeightedSum(terms)

@@ -15,24 +15,26 @@ import math
 
 import torch
 
+from trashseg.settings import Settings
+
 GROUP_NAMES = ("decoder", "decoder_no_decay", "encoder", "encoder_no_decay")
 
 
-def param_groups(model: torch.nn.Module, cfg: dict) -> list[dict]:
+def param_groups(model: torch.nn.Module, cfg: Settings) -> list[dict]:
     """Decoder/head groups first (param_groups[0]['lr'] is the headline rate), then the encoder's."""
-    oc = cfg["optimizer"]
-    lr, wd = float(oc["lr"]), float(oc["weight_decay"])
+    oc = cfg.optimizer
+    lr, wd = oc.lr, oc.weight_decay
     buckets: dict[str, list] = {name: [] for name in GROUP_NAMES}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         part = "encoder" if name.startswith("encoder.") else "decoder"
-        no_decay = not oc["decay_norms_biases"] and param.ndim <= 1
+        no_decay = not oc.decay_norms_biases and param.ndim <= 1
         buckets[part + ("_no_decay" if no_decay else "")].append(param)
     groups = []
     for name, params in buckets.items():
         if params:
-            mult = float(oc["encoder_lr_mult"]) if name.startswith("encoder") else 1.0
+            mult = oc.encoder_lr_mult if name.startswith("encoder") else 1.0
             groups.append(
                 {
                     "params": params,
@@ -44,29 +46,29 @@ def param_groups(model: torch.nn.Module, cfg: dict) -> list[dict]:
     return groups
 
 
-def build_optimizer(model: torch.nn.Module, cfg: dict) -> torch.optim.Optimizer:
-    oc = cfg["optimizer"]
+def build_optimizer(model: torch.nn.Module, cfg: Settings) -> torch.optim.Optimizer:
+    oc = cfg.optimizer
     groups = param_groups(model, cfg)
-    if oc["name"] == "adam":
-        return torch.optim.Adam(groups, lr=float(oc["lr"]))
-    if oc["name"] == "adamw":
-        return torch.optim.AdamW(groups, lr=float(oc["lr"]))
-    return torch.optim.SGD(groups, lr=float(oc["lr"]), momentum=float(oc["momentum"]), nesterov=oc["momentum"] > 0)
+    if oc.name == "adam":
+        return torch.optim.Adam(groups, lr=oc.lr)
+    if oc.name == "adamw":
+        return torch.optim.AdamW(groups, lr=oc.lr)
+    return torch.optim.SGD(groups, lr=oc.lr, momentum=oc.momentum, nesterov=oc.momentum > 0)
 
 
 class LRFactor:
     """Multiplier of every group's base rate at optimizer step ``step`` (0-based); a callable object,
     so LambdaLR saves and restores its attributes (the plateau state among them)."""
 
-    def __init__(self, cfg: dict, steps_per_epoch: int, epochs: int):
-        sc = cfg["scheduler"]
-        self.name = sc["name"]
+    def __init__(self, cfg: Settings, steps_per_epoch: int, epochs: int):
+        sc = cfg.scheduler
+        self.name = sc.name
         self.total = max(1, steps_per_epoch * epochs)
-        self.warmup = round(float(sc["warmup_epochs"]) * steps_per_epoch)
-        self.start = float(sc["warmup_factor"])
-        self.floor = float(sc["min_lr"]) / float(cfg["optimizer"]["lr"])
-        self.power = float(sc["power"])
-        self.decay_factor, self.patience = float(sc["factor"]), int(sc["patience"])
+        self.warmup = round(sc.warmup_epochs * steps_per_epoch)
+        self.start = sc.warmup_factor
+        self.floor = sc.min_lr / cfg.optimizer.lr
+        self.power = sc.power
+        self.decay_factor, self.patience = sc.factor, sc.patience
         self.scale, self.best, self.bad_epochs = 1.0, math.inf, 0
 
     def __call__(self, step: int) -> float:
@@ -102,7 +104,7 @@ class LRFactor:
 class Schedule:
     """LambdaLR over one LRFactor, stepped per optimizer step; ``epoch_end`` feeds the plateau rule."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, cfg: dict, steps_per_epoch: int, epochs: int):
+    def __init__(self, optimizer: torch.optim.Optimizer, cfg: Settings, steps_per_epoch: int, epochs: int):
         self.optimizer = optimizer
         self.factor = LRFactor(cfg, steps_per_epoch, epochs)
         self.lambda_lr = torch.optim.lr_scheduler.LambdaLR(optimizer, self.factor)

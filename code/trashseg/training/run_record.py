@@ -13,6 +13,7 @@ import torch
 
 from trashseg.atomic import atomic_open, write_json
 from trashseg.redact import redact_argv
+from trashseg.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,7 +26,7 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def write_run_record(out: Path, cfg: dict, device: torch.device, world: int, resumed_from: int | None) -> None:
+def write_run_record(out: Path, cfg: Settings, device: torch.device, world: int, resumed_from: int | None) -> None:
     devices = (
         [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         if device.type == "cuda"
@@ -44,7 +45,7 @@ def write_run_record(out: Path, cfg: dict, device: torch.device, world: int, res
         "device": str(device),
         "device_names": devices,
         "world_size": world,
-        "seed": cfg["train"]["seed"],
+        "seed": cfg.train.seed,
         "host": platform.node(),
         "resumed_from_epoch": resumed_from,
     }

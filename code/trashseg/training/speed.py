@@ -7,11 +7,12 @@ from __future__ import annotations
 import torch
 
 from trashseg.errors import TrashsegError
+from trashseg.settings import Settings
 
 
-def amp_dtype(cfg: dict, device: torch.device) -> torch.dtype | None:
+def amp_dtype(cfg: Settings, device: torch.device) -> torch.dtype | None:
     """None = full fp32; else the autocast dtype (bf16 where supported, fp16 otherwise)."""
-    mode = str(cfg["speed"]["amp"]).lower()
+    mode = cfg.speed.amp.lower()
     if mode in ("off", "false", "none", "fp32"):
         return None
     if mode == "auto":
@@ -25,13 +26,13 @@ def amp_dtype(cfg: dict, device: torch.device) -> torch.dtype | None:
     raise TrashsegError(f"speed.amp {mode!r}: choose auto, bf16, fp16 or off")
 
 
-def use_channels_last(cfg: dict, device: torch.device) -> bool:
-    mode = str(cfg["speed"]["channels_last"]).lower()
-    return device.type == "cuda" if mode == "auto" else mode in ("true", "1", "on")
+def use_channels_last(cfg: Settings, device: torch.device) -> bool:
+    mode = cfg.speed.channels_last  # "auto" or a switch (the schema allows nothing else)
+    return device.type == "cuda" if mode == "auto" else mode
 
 
-def configure_backends(cfg: dict, device: torch.device) -> None:
+def configure_backends(cfg: Settings, device: torch.device) -> None:
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = bool(cfg["speed"]["cudnn_benchmark"])
+        torch.backends.cudnn.benchmark = cfg.speed.cudnn_benchmark
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True

@@ -154,7 +154,7 @@ def make_objective(config_path: Path, overrides: list[str], space: dict, sweep_r
         values = suggest(trial, space["params"])
         sets = overrides + as_sets(values) + [f"train.runs_dir={sweep_runs}", f"model.name=trial{trial.number:03d}"]
         cfg = load_config(config_path, sets)
-        trial.set_user_attr("run_dir", str(sweep_runs / f"trial{trial.number:03d}" / f"fold{cfg['train']['fold']}"))
+        trial.set_user_attr("run_dir", str(sweep_runs / f"trial{trial.number:03d}" / f"fold{cfg.train.fold}"))
         print(f"[sweep] trial {trial.number}: {', '.join(f'{k}={v}' for k, v in values.items())}", flush=True)
 
         def on_epoch(epoch: int, val: dict) -> None:
@@ -200,9 +200,9 @@ def run_sweep(
             {k: (s["choices"][0] if s["type"] == "categorical" else s["low"]) for k, s in space["params"].items()}
         ),
     )
-    fold = cfg["train"]["fold"]
+    fold = cfg.train.fold
     study_name = study or f"{model}-fold{fold}"
-    sweep_runs = Path(cfg["train"]["runs_dir"]) / "sweeps" / study_name
+    sweep_runs = Path(cfg.train.runs_dir) / "sweeps" / study_name
     sweep_runs.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{sweep_runs.parent / f'{study_name}.db'}"
     opened = open_study(study_name, storage, space)

@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from trashseg.atomic import atomic_open
+from trashseg.settings import Settings
 
 LOGGERS = ("tensorboard", "wandb")
 
 
-def flat_config(cfg: dict, prefix: str = "") -> dict:
+def flat_config(cfg: Settings, prefix: str = "") -> dict:
     """Nested config -> {'train.lr': 0.001, ...} with lists and None as text (what hparams accept)."""
     out = {}
     for key, value in cfg.items():
@@ -41,13 +42,13 @@ def flat_config(cfg: dict, prefix: str = "") -> dict:
 class Tracker:
     """Fan-out of the trainer's figures to the enabled loggers; every method is a no-op when off."""
 
-    def __init__(self, cfg: dict, run_dir: Path, first_step: int, enabled: bool = True):
+    def __init__(self, cfg: Settings, run_dir: Path, first_step: int, enabled: bool = True):
         """``first_step``: the global step this run starts at (1, or the step after last.pt's)."""
-        tc = cfg["tracking"]
-        self.loggers = [name for name in tc["loggers"] if name in LOGGERS] if enabled else []
-        self.every = int(tc["overlays_every"])
-        self.count = int(tc["overlays"])
-        self.step_every = int(tc["log_every_steps"])
+        tc = cfg.tracking
+        self.loggers = [name for name in tc.loggers if name in LOGGERS] if enabled else []
+        self.every = tc.overlays_every
+        self.count = tc.overlays
+        self.step_every = tc.log_every_steps
         self.run_dir = Path(run_dir)
         self.tb = self.wb = None
         self.spent = 0.0  # seconds spent in the trainer's process on tracking (after start-up)
@@ -55,27 +56,27 @@ class Tracker:
             from torch.utils.tensorboard import SummaryWriter
 
             # purge_step: a run resumed after a kill drops what the killed run logged past last.pt
-            purge = first_step if cfg["train"]["resume"] and first_step > 1 else None
+            purge = first_step if cfg.train.resume and first_step > 1 else None
             self.tb = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"), purge_step=purge)
         if "wandb" in self.loggers:
             self.wb = self._start_wandb(cfg)
 
-    def _start_wandb(self, cfg: dict):
+    def _start_wandb(self, cfg: Settings):
         import wandb
 
         id_file = self.run_dir / "wandb_run_id"
-        resumed = id_file.is_file() and cfg["train"]["resume"]
+        resumed = id_file.is_file() and cfg.train.resume
         run_id = id_file.read_text().strip() if resumed else uuid.uuid4().hex[:12]
         with atomic_open(id_file) as fh:
             fh.write(run_id + "\n")
-        name = f"{cfg['model']['name']}-{self.run_dir.name}"
+        name = f"{cfg.model.name}-{self.run_dir.name}"
         return wandb.init(
-            project=cfg["tracking"]["wandb_project"],
+            project=cfg.tracking.wandb_project,
             dir=str(self.run_dir),
             id=run_id,
             name=name,
             resume="allow",
-            config=cfg,
+            config=cfg.model_dump(),
             mode=os.environ.get("WANDB_MODE") or None,
         )
 
@@ -126,7 +127,7 @@ class Tracker:
             self.wb.log({"overlays": [wandb.Image(p) for p in panels]}, step=step)
         self.spent += time.perf_counter() - start
 
-    def finish(self, cfg: dict, best: dict | None, epoch_seconds: float = 0.0) -> None:
+    def finish(self, cfg: Settings, best: dict | None, epoch_seconds: float = 0.0) -> None:
         """Hyper-parameters with the best metrics; prints what tracking cost in this process."""
         if not self.active:
             return
@@ -144,7 +145,7 @@ class Tracker:
                 "best/epoch": best["epoch"],
             }
         if self.tb:
-            self.tb.add_hparams(flat_config(cfg), metrics, run_name=".")
+            self.tb.add_hparams(flat_config(cfg.model_dump()), metrics, run_name=".")
             self.tb.close()
         if self.wb:
             self.wb.summary.update(metrics)

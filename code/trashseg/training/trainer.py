@@ -24,6 +24,7 @@ from trashseg.modeling.weights_route import apply_sidecar
 from trashseg.runs import data_dir, data_json, run_dir
 from trashseg.runtime import distributed
 from trashseg.runtime.seeding import seed_epoch, seed_everything
+from trashseg.settings import Settings
 from trashseg.training import hooks as H
 from trashseg.training.losses import build_loss
 from trashseg.training.optim import Schedule, build_optimizer
@@ -33,12 +34,12 @@ from trashseg.training.steps import Stepper, train_one_epoch
 from trashseg.training.tracking import Tracker, overlay_panels
 
 
-def train(cfg: dict, on_epoch=None, settings: str | None = None) -> dict | None:
+def train(cfg: Settings, on_epoch=None, settings: str | None = None) -> dict | None:
     """Train one model on one fold; returns the best validation result (on rank 0).
     ``on_epoch(epoch, val)`` runs on rank 0 after each epoch's checkpoint (a sweep's pruning hook;
     an exception it raises stops the run). ``settings``: the resolved settings with their sources
     (`trashseg config show`), kept in the run folder as settings.txt."""
-    ctx, device = distributed.init(str(cfg["train"]["device"]))
+    ctx, device = distributed.init(cfg.train.device)
     try:
         return Run(cfg, ctx, device, on_epoch).fit(settings)
     finally:
@@ -48,14 +49,14 @@ def train(cfg: dict, on_epoch=None, settings: str | None = None) -> dict | None:
 class Run:
     """One training run's state; ``fit`` is the loop."""
 
-    def __init__(self, cfg: dict, ctx: distributed.Context, device: torch.device, on_epoch=None):
+    def __init__(self, cfg: Settings, ctx: distributed.Context, device: torch.device, on_epoch=None):
         self.cfg, self.ctx, self.device = apply_sidecar(cfg), ctx, device
-        self.gen = seed_everything(int(self.cfg["train"]["seed"]) + ctx.rank)
+        self.gen = seed_everything(self.cfg.train.seed + ctx.rank)
         configure_backends(self.cfg, device)
         self.amp, self.channels_last = amp_dtype(self.cfg, device), use_channels_last(self.cfg, device)
         self.out = run_dir(self.cfg)
-        self.score_size = int(self.cfg["eval"]["score_size"])
-        self.epochs = int(self.cfg["train"]["epochs"])
+        self.score_size = self.cfg.eval.score_size
+        self.epochs = self.cfg.train.epochs
         self.start_epoch, self.best, self.rows = 1, None, []
         self.set_up_data_and_model()
         self.ema = H.EmaHook(self.model, self.cfg)
@@ -64,7 +65,7 @@ class Run:
 
     def set_up_data_and_model(self) -> None:
         cfg, ctx = self.cfg, self.ctx
-        train_all = bool(cfg["train"]["train_all"])
+        train_all = cfg.train.train_all
         train_json = data_dir(cfg) / "train_all.json" if train_all else data_json(cfg, "train_json")
         if train_all and not train_json.is_file():
             raise TrashsegError(f"{train_json}: not found (TRAIN_ALL=1 trains on the whole annotated set)")
@@ -92,7 +93,7 @@ class Run:
                 eval_transform(cfg),
                 with_masks=True,
                 ctx=ctx,
-                batch_size=int(cfg["eval"]["batch_size"]),
+                batch_size=cfg.eval.batch_size,
                 mask_size=self.score_size,
                 progress=ctx.is_main,
             )
@@ -102,13 +103,13 @@ class Run:
         if len(self.train_loader) == 0:
             raise TrashsegError(
                 f"{len(self.train_set)} training images make no full batch of train.batch_size="
-                f"{cfg['train']['batch_size']} per process; lower BATCH"
+                f"{cfg.train.batch_size} per process; lower BATCH"
             )
-        if ctx.distributed and cfg["train"]["sync_bn"]:
+        if ctx.distributed and cfg.train.sync_bn:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = model.to(self.device)
         self.model = model.to(memory_format=torch.channels_last) if self.channels_last else model
-        accumulate = int(cfg["train"]["accumulate"])
+        accumulate = cfg.train.accumulate
         self.steps_per_epoch = math.ceil(len(self.train_loader) / accumulate)
         self.optimizer = build_optimizer(self.model, cfg)
         self.schedule = Schedule(self.optimizer, cfg, self.steps_per_epoch, self.epochs)
@@ -122,7 +123,7 @@ class Run:
         """What last.pt holds beyond the weights, for an exact resume (every hook's state included)."""
         state = {
             "raw_model": self.model.state_dict(),
-            "optimizer": {**self.optimizer.state_dict(), "kind": self.cfg["optimizer"]["name"]},
+            "optimizer": {**self.optimizer.state_dict(), "kind": self.cfg.optimizer.name},
             "schedule": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
             "best": self.best,
@@ -148,7 +149,7 @@ class Run:
         self.model.load_state_dict(t.get("raw_model", state["model"]))
         saved_groups = [g.get("name") for g in t["optimizer"]["param_groups"]]
         groups = [g["name"] for g in self.optimizer.param_groups]
-        if saved_groups != groups or t["optimizer"].get("kind", cfg["optimizer"]["name"]) != cfg["optimizer"]["name"]:
+        if saved_groups != groups or t["optimizer"].get("kind", cfg.optimizer.name) != cfg.optimizer.name:
             raise TrashsegError(
                 f"RESUME=1: {last} was trained with other optimizer settings (parameter groups "
                 f"{saved_groups}, now {groups}); resume with the run's own settings ({self.out / 'config.yaml'})"
@@ -163,7 +164,7 @@ class Run:
         if self.start_epoch > self.epochs:
             raise TrashsegError(
                 f"RESUME=1: {last} already holds epoch {state['epoch']} of "
-                f"train.epochs={cfg['train']['epochs']}; nothing left to train (raise EPOCHS to go on)"
+                f"train.epochs={cfg.train.epochs}; nothing left to train (raise EPOCHS to go on)"
             )
         if self.ctx.is_main:
             best = self.best
@@ -179,21 +180,19 @@ class Run:
         if settings is not None:
             with atomic_open(self.out / "settings.txt") as fh:
                 fh.write(settings)
-        write_run_record(
-            self.out, cfg, self.device, ctx.world, self.start_epoch - 1 if cfg["train"]["resume"] else None
-        )
-        where = "on all data" if self.valid_set is None else f"fold {cfg['train']['fold']}"
+        write_run_record(self.out, cfg, self.device, ctx.world, self.start_epoch - 1 if cfg.train.resume else None)
+        where = "on all data" if self.valid_set is None else f"fold {cfg.train.fold}"
         print(
-            f"training {cfg['model']['arch']} ({cfg['model']['encoder']}, weights={cfg['model']['weights']}) "
+            f"training {cfg.model.arch} ({cfg.model.encoder}, weights={cfg.model.weights}) "
             f"{where} on {self.device} x{ctx.world} (amp={self.amp}, channels_last={self.channels_last}): "
             f"{len(self.train_set)} train / {len(self.valid_set) if self.valid_set is not None else 0} valid images, "
-            f"epochs {self.start_epoch}..{self.epochs}, {cfg['optimizer']['name']} lr {cfg['optimizer']['lr']:g} "
-            f"{cfg['scheduler']['name']}{', EMA' if self.ema.enabled else ''} -> {self.out}",
+            f"epochs {self.start_epoch}..{self.epochs}, {cfg.optimizer.name} lr {cfg.optimizer.lr:g} "
+            f"{cfg.scheduler.name}{', EMA' if self.ema.enabled else ''} -> {self.out}",
             flush=True,
         )
 
     def fit(self, settings: str | None = None) -> dict | None:
-        if self.cfg["train"]["resume"]:
+        if self.cfg.train.resume:
             self.resume()
         # the tracker starts at the step after last.pt's (a resumed run drops what a killed one logged past it)
         first_step = (self.start_epoch - 1) * self.steps_per_epoch + 1
@@ -201,7 +200,7 @@ class Run:
         if self.ctx.is_main:
             panels = lambda kept: overlay_panels(self.valid_loader.dataset, kept, self.score_size)  # noqa: E731
             self.hooks += [
-                H.CheckpointHook(self.out, int(self.cfg["train"]["keep_last"])),
+                H.CheckpointHook(self.out, self.cfg.train.keep_last),
                 H.TrackingHook(self.tracker, panels),
                 H.PrintHook(),
             ]
@@ -218,8 +217,8 @@ class Run:
             self.optimizer,
             self.scaler,
             self.schedule,
-            self.cfg["optimizer"]["clip_grad_norm"],
-            int(self.cfg["train"]["accumulate"]),
+            self.cfg.optimizer.clip_grad_norm,
+            self.cfg.train.accumulate,
             on_step=[hook.on_step for hook in self.hooks],
         )
         try:
@@ -238,7 +237,7 @@ class Run:
         start, ctx = time.perf_counter(), self.ctx
         if ctx.distributed:
             self.train_loader.sampler.set_epoch(number)
-        seed_epoch(self.train_loader.dataset, int(self.cfg["train"]["seed"]), number, ctx.rank)
+        seed_epoch(self.train_loader.dataset, self.cfg.train.seed, number, ctx.rank)
         lr = self.optimizer.param_groups[0]["lr"]
         train_loss, rate = train_one_epoch(
             train_model,
