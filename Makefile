@@ -23,10 +23,8 @@ export TRASHSEG_STORAGE := $(or $(STORAGE),$(TRASHSEG_STORAGE))
 VARS = $(filter-out STORAGE,$(shell $(PY) -m trashseg config variables --names 2>/dev/null))
 GIVEN = $(strip $(foreach v,$(VARS),$(if $($(v)),--$(v)='$($(v))')) $(ARGS))
 
-.PHONY: help setup lint format setup-crf test test-fast clean demo setup-podman docker-base docker-build docker-smoke \
-        docker-gpu-check bench-data bench-ensemble bench-cpu bench-gpu bench-durable bench-tracking bench-recipes \
-        check-data folds train infer eval cv oof fit-ensemble ensemble soup vote import-probs pseudo sweep report \
-        predict weights weights-offline validate-submission download submit tensorboard gpu-check
+# every documented target is phony (found from the ## lines, so no list to keep)
+.PHONY: $(shell sed -n 's/^\([a-z-]*\):.*## .*/\1/p' $(firstword $(MAKEFILE_LIST)))
 
 help: ## this list
 	@echo "trashseg: COCO trash photos -> SMP models -> probabilities -> ensemble -> CSV"
