@@ -32,6 +32,7 @@ NOT_DRIVEN = {
     "docker-train-fpn": "as docker-build",
     "docker-infer-fpn": "as docker-build",
     "docker-ensemble": "as docker-build",
+    "docker-validate-submission": "make docker-smoke runs it through the passthrough, by hand; as docker-build",
     "demo": "minutes of real training (Lite0, 256 px); its steps are the targets driven here, run by hand",
     "bench-cpu": "a benchmark, not a test: figures in the README",
     "bench-data": "a benchmark, not a test",

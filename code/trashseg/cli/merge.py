@@ -133,7 +133,7 @@ def vote(argv: list[str]) -> None:
 
     priority = options.words(args, "PRIORITY") or None
     out = Path(args.SUBMISSIONS) / f"{args.NAME}.csv"
-    n = vote_files(files, Path(args.DATA_DIR or "data") / "test.json", out, priority)
+    n = vote_files(files, options.data_folder(args) / "test.json", out, priority)
     ties = f"priority {' > '.join(priority)}" if priority else "file order"
     print(f"voted {len(files)} files ({', '.join(map(str, files))}; ties by {ties})")
     print(f"{out}: valid submission, {n} rows")
@@ -210,7 +210,7 @@ def validate_submission(argv: list[str]) -> None:
         raise TrashsegError("FILE=: give the submission CSV to check")
     from trashseg.ensembling.submission import SUBMISSION_SIZE, expected_ids_from_test_json, validate_submission
 
-    test_json = Path(args.DATA_DIR or "data") / "test.json"
+    test_json = options.data_folder(args) / "test.json"
     n = validate_submission(Path(args.FILE), expected_ids_from_test_json(test_json))
     print(f"{args.FILE}: valid submission, {n} rows x {SUBMISSION_SIZE * SUBMISSION_SIZE} class ids")
 
@@ -227,7 +227,7 @@ def download(argv: list[str]) -> None:
         raise TrashsegError("name the competition: COMPETITION=<slug>")
     from trashseg.ensembling.kaggle import download as run
 
-    run(args.COMPETITION, Path(args.DATA_DIR or "data"))
+    run(args.COMPETITION, options.data_folder(args))
 
 
 @friendly_errors
@@ -244,4 +244,4 @@ def submit(argv: list[str]) -> None:
         raise TrashsegError("FILE=: give the submission CSV to send")
     from trashseg.ensembling.kaggle import submit as run
 
-    run(args.COMPETITION, Path(args.FILE), args.MESSAGE, Path(args.DATA_DIR or "data") / "test.json")
+    run(args.COMPETITION, Path(args.FILE), args.MESSAGE, options.data_folder(args) / "test.json")

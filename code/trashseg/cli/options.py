@@ -151,6 +151,13 @@ def count(args: argparse.Namespace, name: str, minimum: int = 0) -> int | None:
     return int(value)
 
 
+def data_folder(args: argparse.Namespace):
+    """DATA_DIR, or the default data folder, for verbs that read test.json without the settings."""
+    from pathlib import Path
+
+    return Path(getattr(args, "DATA_DIR", None) or "data")
+
+
 def words(args: argparse.Namespace, name: str) -> list[str]:
     return str(getattr(args, name, None) or "").split()
 

@@ -3,6 +3,7 @@
 Exit 0 when training can run (repaired annotation problems are listed as warnings), 1 when an
 image is missing, unreadable or of another size than its JSON entry, 2 when a JSON is unusable.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,9 +13,9 @@ from tqdm import tqdm
 
 from trashseg.data.classes import CLASSES
 from trashseg.data.coco import CocoSet, load_coco
-from trashseg.errors import TrashsegError
 from trashseg.data.images import read_rgb, size_mismatch
 from trashseg.data.masks import MaskCache, read_mask
+from trashseg.errors import TrashsegError
 from trashseg.settings import Settings
 
 
@@ -28,8 +29,10 @@ def check_images(cs: CocoSet) -> list[str]:
             problems.append(f"{exc} (image id {image_id} in {cs.json_path.name})")
             continue
         if (h, w) != (info["height"], info["width"]):
-            problems.append(size_mismatch(cs.image_path(image_id), (h, w), (info["height"], info["width"]),
-                                          cs.json_path.name) + f" (image id {image_id})")
+            problems.append(
+                size_mismatch(cs.image_path(image_id), (h, w), (info["height"], info["width"]), cs.json_path.name)
+                + f" (image id {image_id})"
+            )
     return problems
 
 

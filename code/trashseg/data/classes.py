@@ -3,17 +3,27 @@
 Categories are always matched by name, never by COCO id or position, so the 12-class variant
 (with UNKNOWN and the "Backgroud" typo) and other datasets' names plug in through ``class_map``.
 """
+
 from __future__ import annotations
 
 from trashseg.errors import TrashsegError
 
 CLASSES: tuple[str, ...] = (
-    "Background", "General trash", "Paper", "Paper pack", "Metal", "Glass",
-    "Plastic", "Styrofoam", "Plastic bag", "Battery", "Clothing",
+    "Background",
+    "General trash",
+    "Paper",
+    "Paper pack",
+    "Metal",
+    "Glass",
+    "Plastic",
+    "Styrofoam",
+    "Plastic bag",
+    "Battery",
+    "Clothing",
 )
 NUM_CLASSES = len(CLASSES)
 IGNORE_INDEX = 255
-IGNORE = "ignore"               # class_map target: category not painted (stays background)
+IGNORE = "ignore"  # class_map target: category not painted (stays background)
 IGNORE_CATEGORY = "__ignore__"  # category name painted as IGNORE_INDEX: pixels the loss and metric skip
 
 

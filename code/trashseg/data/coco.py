@@ -4,6 +4,7 @@ pycocotools does the indexing and rasterisation; this module adds what it lacks:
 the file and entry, category matching by name, and a list of repairable problems (degenerate
 polygons) that ``check-data`` reports and training logs instead of crashing on.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,8 +17,8 @@ from pathlib import Path
 from pycocotools.coco import COCO
 
 from trashseg.data.classes import resolve_category_ids
-from trashseg.paths import check_name, contained
 from trashseg.errors import TrashsegError
+from trashseg.paths import check_name, contained
 
 REQUIRED_KEYS = ("images",)
 
@@ -115,8 +116,12 @@ def _check_images(images, json_path: Path) -> dict:
         raise TrashsegError(f"{json_path}: 'images' must be a list")
     by_id: dict = {}
     for i, img in enumerate(images):
-        if not isinstance(img, dict) or not _is_int(img.get("id")) or not isinstance(img.get("file_name"), str) \
-                or not img["file_name"]:
+        if (
+            not isinstance(img, dict)
+            or not _is_int(img.get("id"))
+            or not isinstance(img.get("file_name"), str)
+            or not img["file_name"]
+        ):
             raise TrashsegError(f"{json_path}: images[{i}] needs an integer 'id' and a 'file_name'")
         if img["id"] in by_id:
             raise TrashsegError(f"{json_path}: duplicate image id {img['id']} (images[{i}], {img['file_name']})")
@@ -140,10 +145,10 @@ def _check_categories(categories, json_path: Path) -> None:
         ids.add(cat["id"])
 
 
-def clean_annotations(data: dict, json_path: Path, images: dict, cat_to_class: dict,
-                      problems: list[str]) -> list[dict]:
+def clean_annotations(data: dict, json_path: Path, images: dict, cat_to_class: dict, problems: list[str]) -> list[dict]:
     """Validated annotations: errors for what cannot be trusted, logged repairs for the rest."""
     from pycocotools import mask as mask_utils
+
     if not isinstance(data["annotations"], list):
         raise TrashsegError(f"{json_path}: 'annotations' must be a list")
     clean = []
@@ -166,16 +171,27 @@ def clean_annotations(data: dict, json_path: Path, images: dict, cat_to_class: d
             rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
         elif isinstance(seg, dict):
             seg = _check_rle(seg, where, w, h)
-            rle = mask_utils.frPyObjects(seg, h, w) if isinstance(seg["counts"], list) else \
-                {"size": seg["size"], "counts": seg["counts"].encode()}
+            rle = (
+                mask_utils.frPyObjects(seg, h, w)
+                if isinstance(seg["counts"], list)
+                else {"size": seg["size"], "counts": seg["counts"].encode()}
+            )
         else:
             raise TrashsegError(f"{where}: segmentation must be a polygon list or an RLE object")
         area = ann.get("area")
         if not _is_number(area):
             area = float(mask_utils.area(rle))
             problems.append(f"{where}: 'area' missing or not a number; computed from the mask ({area:.0f})")
-        clean.append({"id": ann.get("id", i), "image_id": image_id, "category_id": category_id,
-                      "segmentation": seg, "area": float(area), "iscrowd": 1 if ann.get("iscrowd") else 0})
+        clean.append(
+            {
+                "id": ann.get("id", i),
+                "image_id": image_id,
+                "category_id": category_id,
+                "segmentation": seg,
+                "area": float(area),
+                "iscrowd": 1 if ann.get("iscrowd") else 0,
+            }
+        )
     return clean
 
 
@@ -186,7 +202,7 @@ class CocoSet:
     json_path: Path
     image_root: Path
     coco: COCO
-    image_ids: list[int]                      # in file order: the order of submissions
+    image_ids: list[int]  # in file order: the order of submissions
     cat_to_class: dict[int, int | None]
     problems: list[str] = field(default_factory=list)
 
@@ -206,8 +222,7 @@ class CocoSet:
         return len(self.image_ids)
 
 
-def load_coco(json_path: str | Path, image_root: str | Path | None = None,
-              class_map: dict | None = None) -> CocoSet:
+def load_coco(json_path: str | Path, image_root: str | Path | None = None, class_map: dict | None = None) -> CocoSet:
     """Load and validate ``json_path``; images resolve under ``image_root`` (default: its folder)."""
     json_path = Path(json_path)
     image_root = Path(image_root) if image_root is not None else json_path.parent

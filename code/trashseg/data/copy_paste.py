@@ -1,5 +1,6 @@
 """Copy-paste augmentation: objects of rare classes cut from other training images and pasted onto
 the image and its mask (the competition's Battery and Clothing have few examples). Training only."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -23,8 +24,12 @@ class CopyPaste:
     def __init__(self, items: list[Item], classes: list[int], p: float, max_objects: int):
         self.items, self.classes, self.p, self.max_objects = items, list(classes), p, max_objects
         wanted = set(classes)
-        self.donors = [(i, int(c)) for i, item in enumerate(items)
-                       for c in np.unique(read_mask(item.mask_path)) if int(c) in wanted]
+        self.donors = [
+            (i, int(c))
+            for i, item in enumerate(items)
+            for c in np.unique(read_mask(item.mask_path))
+            if int(c) in wanted
+        ]
 
     def describe(self) -> str:
         """One line for the log: how many images can donate objects, or why nothing is pasted."""
@@ -32,7 +37,8 @@ class CopyPaste:
         if not self.donors:
             return f"copy-paste: no {names} in the training masks; nothing will be pasted"
         images = len({index for index, _ in self.donors})
-        return f"copy-paste: {names} from {images} donor image(s), p={self.p}, up to {self.max_objects} object(s) per image"
+        per = f"up to {self.max_objects} object(s) per image"
+        return f"copy-paste: {names} from {images} donor image(s), p={self.p}, {per}"
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not self.donors or np.random.random() >= self.p:

@@ -1,4 +1,5 @@
 """Torch datasets over a COCO set: image + cached mask for training/validation, image only for test."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -8,11 +9,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from trashseg.data.classes import CLASSES
-from trashseg.data.items import Item
-from trashseg.errors import TrashsegError
 from trashseg.data.images import read_rgb, size_mismatch
+from trashseg.data.items import Item
 from trashseg.data.masks import read_mask
+from trashseg.errors import TrashsegError
 
 if TYPE_CHECKING:
     from trashseg.data.copy_paste import CopyPaste
@@ -21,8 +21,7 @@ if TYPE_CHECKING:
 class SegDataset(Dataset):
     """Yields dicts with 'image' (3xHxW float), 'index' and, when masks exist, 'mask' (HxW int64)."""
 
-    def __init__(self, items: list[Item], transform, mask_size: int | None = None,
-                 copy_paste: "CopyPaste | None" = None):
+    def __init__(self, items: list[Item], transform, mask_size: int | None = None, copy_paste: CopyPaste | None = None):
         """``mask_size``: give the truth nearest-resized from the original straight to this size
         (the scoring size) instead of through ``transform``, so scoring never sees a mask that was
         shrunk to a small training size and blown up again."""
@@ -51,5 +50,4 @@ class SegDataset(Dataset):
                 image, mask = self.copy_paste(image, mask)
             out = self.transform(image=image, mask=mask)
             mask = out["mask"]
-        return {"image": out["image"], "mask": torch.as_tensor(np.asarray(mask), dtype=torch.long),
-                "index": index}
+        return {"image": out["image"], "mask": torch.as_tensor(np.asarray(mask), dtype=torch.long), "index": index}

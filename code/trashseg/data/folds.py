@@ -4,6 +4,7 @@ Stratified on which classes each image contains (multilabel, iterative stratific
 group pattern, whole groups (e.g. a recording date in the file name) kept in one fold so that
 look-alike neighbouring frames cannot leak between training and validation.
 """
+
 from __future__ import annotations
 
 import re
@@ -34,6 +35,7 @@ def presence_matrix(data: dict, class_map: dict, source: str) -> np.ndarray:
 def stratified_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
     """Fold number per image by multilabel iterative stratification."""
     from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
     fold_of = np.full(len(y), -1, dtype=np.int64)
     splitter = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     for fold, (_, valid) in enumerate(splitter.split(np.zeros(len(y)), y)):
@@ -68,8 +70,9 @@ def group_of(file_name: str, pattern: re.Pattern) -> str:
     return "".join(match.groups()) if match.groups() else match.group(0)
 
 
-def make_folds(train_all: Path, out_dir: Path, k: int, seed: int, class_map: dict,
-               group_pattern: str | None = None) -> list[tuple[int, int]]:
+def make_folds(
+    train_all: Path, out_dir: Path, k: int, seed: int, class_map: dict, group_pattern: str | None = None
+) -> list[tuple[int, int]]:
     if k < 2:
         raise TrashsegError(f"K={k}: need at least 2 folds")
     data = read_json(train_all)
@@ -101,4 +104,6 @@ def write_folds(cfg: Settings, data_dir: Path, k: int, seed: int, group_pattern:
         )
     sizes = make_folds(train_all, data_dir, k, seed, cfg.data.class_map, group_pattern)
     for fold, (n_train, n_valid) in enumerate(sizes):
-        print(f"fold {fold}: {n_train} train / {n_valid} valid -> {data_dir}/train_data{fold}.json, valid_data{fold}.json")
+        print(
+            f"fold {fold}: {n_train} train / {n_valid} valid -> {data_dir}/train_data{fold}.json, valid_data{fold}.json"
+        )

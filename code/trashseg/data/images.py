@@ -1,5 +1,6 @@
 """Image reading with errors that name the file (cv2 returns None and says nothing, and decodes a
 truncated JPEG into a half-grey picture with only a warning on stderr)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,7 +37,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 
 def size_mismatch(path: Path, actual_hw: tuple[int, int], json_hw: tuple[int, int], source: str) -> str:
-    msg = (f"{path}: image is {actual_hw[1]}x{actual_hw[0]} but {source} says {json_hw[1]}x{json_hw[0]}")
+    msg = f"{path}: image is {actual_hw[1]}x{actual_hw[0]} but {source} says {json_hw[1]}x{json_hw[0]}"
     if actual_hw == json_hw[::-1]:
         msg += " (width and height swapped: the file's EXIF orientation rotates it; re-export it upright)"
     return msg

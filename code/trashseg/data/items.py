@@ -14,11 +14,10 @@ from trashseg.data.masks import MaskCache
 class Item:
     image_path: Path
     mask_path: Path | None
-    size: tuple[int, int]          # (height, width) as the JSON states it
+    size: tuple[int, int]  # (height, width) as the JSON states it
 
 
 def make_items(cs: CocoSet, cache: MaskCache | None, progress: bool = True) -> list[Item]:
     """Resolve image paths and (when ``cache`` is given) build the mask cache up front."""
     masks = cache.build(cs, progress=progress) if cache is not None else [None] * len(cs)
-    return [Item(cs.image_path(i), m, (cs.info(i)["height"], cs.info(i)["width"]))
-            for i, m in zip(cs.image_ids, masks)]
+    return [Item(cs.image_path(i), m, (cs.info(i)["height"], cs.info(i)["width"])) for i, m in zip(cs.image_ids, masks)]

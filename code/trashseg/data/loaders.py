@@ -1,4 +1,5 @@
 """COCO file -> items -> DataLoader, the same way for training, validation, evaluation and test."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,29 +7,40 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from trashseg.data.coco import CocoSet, load_coco
 from trashseg.data.classes import class_index
+from trashseg.data.coco import CocoSet, load_coco
 from trashseg.data.copy_paste import CopyPaste
 from trashseg.data.dataset import SegDataset
 from trashseg.data.items import make_items
-from trashseg.runtime.distributed import Context
 from trashseg.data.masks import MaskCache
+from trashseg.runtime.distributed import Context
 from trashseg.runtime.seeding import seed_worker
 from trashseg.settings import Settings
 
 
 def load_set(cfg: Settings, json_path: Path, image_root: Path | None = None, quiet: bool = False) -> CocoSet:
-    cs = load_coco(json_path, image_root if image_root is not None else cfg.data.data_dir,
-                   cfg.data.class_map)
+    cs = load_coco(json_path, image_root if image_root is not None else cfg.data.data_dir, cfg.data.class_map)
     if cs.problems and not quiet:
-        print(f"warning: {json_path}: {len(cs.problems)} annotation problem(s) repaired; first: {cs.problems[0]}"
-              " (run `make check-data` for all)")
+        print(
+            f"warning: {json_path}: {len(cs.problems)} annotation problem(s) repaired; first: {cs.problems[0]}"
+            " (run `make check-data` for all)"
+        )
     return cs
 
 
-def make_loader(cfg: Settings, cs: CocoSet, transform, *, with_masks: bool, train: bool = False,
-                batch_size: int | None = None, generator: torch.Generator | None = None,
-                mask_size: int | None = None, ctx: Context | None = None, progress: bool = True) -> DataLoader:
+def make_loader(
+    cfg: Settings,
+    cs: CocoSet,
+    transform,
+    *,
+    with_masks: bool,
+    train: bool = False,
+    batch_size: int | None = None,
+    generator: torch.Generator | None = None,
+    mask_size: int | None = None,
+    ctx: Context | None = None,
+    progress: bool = True,
+) -> DataLoader:
     """Training loaders shuffle, drop the last partial batch and, under DDP, use a
     DistributedSampler; evaluation loaders under DDP take every world-th image (no padding, so
     no image is scored twice)."""
@@ -44,8 +56,9 @@ def make_loader(cfg: Settings, cs: CocoSet, transform, *, with_masks: bool, trai
     dataset = SegDataset(items, transform, mask_size=mask_size, copy_paste=copy_paste)
     sampler = None
     if ctx.distributed and train:
-        sampler = DistributedSampler(dataset, num_replicas=ctx.world, rank=ctx.rank, shuffle=True,
-                                     seed=cfg.train.seed, drop_last=True)
+        sampler = DistributedSampler(
+            dataset, num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=cfg.train.seed, drop_last=True
+        )
     elif ctx.distributed:
         dataset = Subset(dataset, range(ctx.rank, len(dataset), ctx.world))
     workers = cfg.data.num_workers

@@ -4,6 +4,7 @@ Each image's mask is keyed by a hash of exactly what determines it (its size, it
 category -> class mapping and the painter version), so any edit to the JSON rebuilds just the masks
 it changes, and fold files that share images share the cache.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,11 +51,13 @@ def paint_mask(cs: CocoSet, image_id: int) -> np.ndarray:
         except Exception as exc:  # pycocotools raises bare TypeError/ValueError on malformed input
             raise TrashsegError(
                 f"{cs.json_path}: annotation id {ann.get('id')} on {info['file_name']}: "
-                f"cannot rasterise segmentation ({exc})") from None
+                f"cannot rasterise segmentation ({exc})"
+            ) from None
         if binary.shape != mask.shape:
             raise TrashsegError(
                 f"{cs.json_path}: annotation id {ann.get('id')} on {info['file_name']}: RLE size "
-                f"{binary.shape} differs from image size {(h, w)}")
+                f"{binary.shape} differs from image size {(h, w)}"
+            )
         mask[binary.astype(bool)] = cls
     return mask
 
@@ -64,8 +67,10 @@ def mask_key(cs: CocoSet, image_id: int) -> str:
     payload = {
         "v": PAINTER_VERSION,
         "hw": [info["height"], info["width"]],
-        "anns": [[a.get("id"), cs.cat_to_class[a["category_id"]], a["segmentation"], _area(a)]
-                 for a in cs.annotations(image_id)],
+        "anns": [
+            [a.get("id"), cs.cat_to_class[a["category_id"]], a["segmentation"], _area(a)]
+            for a in cs.annotations(image_id)
+        ],
     }
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha1(blob).hexdigest()
@@ -97,6 +102,7 @@ class MaskCache:
         ids = cs.image_ids
         if progress:
             from tqdm import tqdm
+
             ids = tqdm(ids, desc=f"masks {cs.json_path.name}", leave=False)
         return [self.ensure(cs, image_id) for image_id in ids]
 

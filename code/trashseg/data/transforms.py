@@ -4,6 +4,7 @@ Two kit names stand for size steps that depend on ``train.img_size``: ``Resize: 
 and ``ScaleCrop: {scale: [0.5, 2.0]}``, multi-scale training: resize to img_size x a random factor
 in that range, pad with ignored pixels where smaller, crop img_size (albumentations' RandomScale,
 PadIfNeeded, RandomCrop). Validation and inference always see img_size."""
+
 from __future__ import annotations
 
 import albumentations as A
@@ -17,7 +18,7 @@ from trashseg.settings import Settings
 def _build_one(spec, img_size: int):
     if not isinstance(spec, dict) or len(spec) != 1:
         raise TrashsegError(f"augment entry {spec!r}: expected a single {{TransformName: {{args}}}} mapping")
-    (name, kwargs), = spec.items()
+    ((name, kwargs),) = spec.items()
     kwargs = dict(kwargs or {})
     if name == "Resize":
         return A.Resize(img_size, img_size, **kwargs)
@@ -32,7 +33,9 @@ def _build_one(spec, img_size: int):
     try:
         return cls(**kwargs)
     except Exception as exc:
-        detail = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip() and "errors.pydantic" not in line)
+        detail = "; ".join(
+            line.strip() for line in str(exc).splitlines() if line.strip() and "errors.pydantic" not in line
+        )
         raise TrashsegError(f"augment: {name}({kwargs}) rejected: {detail}") from None
 
 
@@ -57,7 +60,9 @@ def scale_crop(img_size: int, scale=(0.5, 2.0)) -> A.Sequential:
 
 
 def _sizes(step) -> bool:
-    return isinstance(step, A.Resize) or (isinstance(step, A.Sequential) and any(isinstance(t, A.RandomCrop) for t in step))
+    return isinstance(step, A.Resize) or (
+        isinstance(step, A.Sequential) and any(isinstance(t, A.RandomCrop) for t in step)
+    )
 
 
 def _tail(cfg: Settings) -> list:
