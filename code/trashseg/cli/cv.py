@@ -69,13 +69,17 @@ def verb_runner(common: list[str]):
     return runner
 
 
+# what every fold job of cv shares: the run's settings, less the fold each job is given
+SHARED = [v for v in options.RUN_SETTINGS if v != "FOLD"]
+
+
 @friendly_errors
 def cv(argv: list[str]) -> int:
     p = options.parser(
         "cv",
         "Every fold (K) of MODELS (or of EXP's preset): train, then infer, then ensemble -> SUBMISSIONS/NAME.csv. "
         "GPUS=N > 1: the fold jobs run in parallel, one per GPU.",
-        ["MODELS", "EXP", "K", "GPUS", *[v for v in options.RUN_SETTINGS if v != "FOLD"], "SUBMISSIONS", "NAME"],
+        ["MODELS", "EXP", "K", "GPUS", *SHARED, "SUBMISSIONS", "NAME"],
         sets=True,
     )
     args = options.parse(p, argv)
@@ -91,7 +95,7 @@ def cv(argv: list[str]) -> int:
     else:
         names = options.words(args, "MODELS") or list(registry.models())
         runs = [["--model", registry.model(m).name] for m in names]
-    common = options.as_argv(args, [v for v in options.RUN_SETTINGS if v != "FOLD"])
+    common = options.as_argv(args, SHARED)
     runner = verb_runner(common)
     for stage in ("train", "infer"):
         jobs = [Job(stage, tuple(run), fold) for run in runs for fold in range(k)]
