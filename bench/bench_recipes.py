@@ -62,6 +62,37 @@ MULTI_SCALE = (
 )
 ROWS["adamw-poly-multiscale"] = ("fpn", LITE0, ADAMW_POLY + " " + MULTI_SCALE, "... + multi-scale crops 0.5-2.0")
 PRESENT = ("Background", "General trash", "Plastic bag")
+SWEEP_STUDY = "cpu-lite-fold0"  # bench-sweep's study (fold 0), whose best trial the row sweep-best confirms
+
+
+def sweep_best_row(runs: Path) -> tuple[str, tuple]:
+    """The best trial of bench-sweep's study as a row over the cpu-lite recipe (the row
+    adamw-poly-lovasz-ema): the space's fixed settings, the trial's values and its budget's epochs,
+    each --set quoted for the shell make hands ARGS to. Its run folder names the trial (sweep-trialNNN)."""
+    import shlex
+    import warnings
+
+    import optuna
+    import yaml
+
+    from trashseg.training.search_space import as_sets, decode, read_space
+
+    db = runs / "sweeps" / f"{SWEEP_STUDY}.db"
+    if not db.is_file():
+        raise SystemExit(f"bench-recipes: row sweep-best needs bench-sweep's study {db}; run make bench-sweep first")
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    best = optuna.load_study(study_name=SWEEP_STUDY, storage=f"sqlite:///{db}").best_trial
+    space = read_space(ROOT / "configs" / "sweeps" / "cpu-lite.yaml")
+    sets = as_sets(space.get("set") or {}) + as_sets(decode(best.params, space["params"]))
+    sets.append(f"train.epochs={best.user_attrs['epochs']}")
+    model, variables, base, _ = ROWS["adamw-poly-lovasz-ema"]
+    own = " ".join(f"--set {shlex.quote(item)}" for item in sets)
+    what = (
+        f"the sweep's best trial {best.number} (fold 0 {best.value:.4f}): "
+        + yaml.safe_dump(decode(best.params, space["params"]), default_flow_style=True, width=10**6).strip()
+    )
+    return f"sweep-trial{best.number:03d}", (model, variables, base + " " + own, what)
 
 
 def prepare(data: Path) -> None:
@@ -100,7 +131,7 @@ def run_row(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict:
     run = run_name(name, seed)
     result = runs / run / "oof.json"
     if not result.is_file():
-        common = dict(DATA_DIR=data, RUNS=runs, SEED=seed, **BUDGET, **variables)
+        common = dict(DATA_DIR=data, RUNS=runs, SEED=seed, **BUDGET, **variables)  # a row's --set wins over these
         args = f"--set model.name={run} --set data.cache_dir={runs / 'cache'} {sets}".strip()
         for fold in range(3):
             make(f"train-{model}", **common, FOLD=fold, ARGS=args)
@@ -137,10 +168,19 @@ def cell(mean: float, spread: float, seeds: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", nargs="*", default=list(ROWS), help=f"rows to run or read: {', '.join(ROWS)}")
+    parser.add_argument(
+        "--rows",
+        nargs="*",
+        default=list(ROWS),
+        help=f"rows to run or read: {', '.join(ROWS)}, or sweep-best (bench-sweep's best trial)",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[FIRST_SEED], help="each row once per seed")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench-recipes")
     args = parser.parse_args()
+    if "sweep-best" in args.rows:
+        name, row = sweep_best_row(args.runs)
+        ROWS[name] = row
+        args.rows = [name if r == "sweep-best" else r for r in args.rows]
     unknown = [r for r in args.rows if r not in ROWS]
     if unknown:
         raise SystemExit(f"bench-recipes: unknown row(s) {unknown}; rows: {', '.join(ROWS)}")

@@ -52,3 +52,35 @@ def test_each_seed_trains_in_its_own_run_with_that_seed(bench, tmp_path, monkeyp
     trains = [v for t, v in calls if t.startswith("train-")]
     assert len(trains) == 3 and all(v["SEED"] == 23 and "--set model.name=orig-seed23" in v["ARGS"] for v in trains)
     assert calls[-1][0] == "oof" and calls[-1][1]["MODEL"] == "orig-seed23"
+
+
+def test_sweep_best_is_the_studys_best_trial_over_the_cpu_lite_row(bench, tmp_path):
+    """ROWS=sweep-best: bench-sweep's best trial, read from its study, becomes a row over the cpu-lite
+    recipe whose ARGS hold the space's fixed pipeline, the trial's values (lists as YAML) and its
+    budget's epochs, quoted so that the shell make hands them to keeps each --set whole."""
+    import shlex
+
+    import optuna
+
+    from trashseg.training.search_space import label, read_space, suggest
+
+    space = read_space(ROOT / "configs" / "sweeps" / "cpu-lite.yaml")
+    (tmp_path / "sweeps").mkdir()
+    storage = f"sqlite:///{tmp_path / 'sweeps' / 'cpu-lite-fold0.db'}"
+    study = optuna.create_study(study_name=bench.SWEEP_STUDY, storage=storage, direction="maximize")
+    for number, (queued, value) in enumerate(zip(space["enqueue"][:2], (0.70, 0.73))):
+        study.enqueue_trial({k: label(v) for k, v in queued.items()})
+        trial = study.ask()
+        assert suggest(trial, space["params"]) == queued  # the queued values, drawn as the sweep draws them
+        trial.set_user_attr("epochs", 4 + number)
+        study.tell(trial, value)
+    with pytest.raises(SystemExit, match="run make bench-sweep first"):
+        bench.sweep_best_row(tmp_path / "elsewhere")
+    name, (model, variables, sets, what) = bench.sweep_best_row(tmp_path)
+    assert name == "sweep-trial001" and model == "fpn" and variables == bench.LITE0
+    words = shlex.split(sets)
+    given = dict(w.split("=", 1) for w in words[1::2])
+    assert given["train.epochs"] == "5" and given["augment.train.0.OneOf.p"] == "0.0"
+    assert given["augment.train.4.Affine.rotate"] == "[-15, 15]" and given["ema.enabled"] == "true"
+    assert given["augment.train"].startswith("[{OneOf: ") and "ScaleCrop" in given["augment.train"]
+    assert "0.7300" in what

@@ -66,10 +66,6 @@ def sweep(argv: list[str]) -> None:
         "password off every command line (default: sqlite:///<runs>/sweeps/<study>.db)",
     )
     args = options.parse(p, argv)
-    if args.EXP:
-        raise TrashsegError(
-            f"EXP={args.EXP}: make sweep takes MODEL= and --set values (ARGS); it does not layer presets"
-        )
     if (options.count(args, "GPUS") or 1) > 1:
         raise TrashsegError(
             f"GPUS={args.GPUS}: a sweep trains one trial per process; for several GPUs start one make sweep per GPU "
@@ -79,22 +75,23 @@ def sweep(argv: list[str]) -> None:
     from trashseg.training.sweep import run_sweep
 
     options.check(args)
-    model = registry.target(args.MODEL, None).model
+    target = registry.target(args.MODEL, args.EXP)
     given = ["DATA_DIR", "RUNS", "EPOCHS", "BATCH", "IMG_SIZE", "ENCODER", "WEIGHTS", "DEVICE", "WORKERS", "SEED"]
     make_vars = " ".join(f"{v}={getattr(args, v)}" for v in given if getattr(args, v))
     make_args = " ".join(f"--set {s}" for s in args.overrides)
     trials = options.count(args, "TRIALS")
     space = Path(args.SPACE) if args.SPACE else None
     run_sweep(
-        model.config,
+        target.model.config,
         options.settings_overrides(args),
-        model.name,
+        f"EXP={args.EXP}" if target.preset else f"MODEL={target.model.name}",
         trials,
         space,
         args.STUDY,
         args.storage,
         make_vars,
         make_args,
+        target.preset.path if target.preset else None,
     )
 
 

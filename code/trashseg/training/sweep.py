@@ -1,7 +1,11 @@
 """`make sweep`: an Optuna study over the training settings of one model on one fold.
 
-The search space lives in YAML (sweep_space.yaml beside this file, or SPACE=path); the objective is
-the fold's best validation mIoU; per-epoch values feed the pruner. Each trial is an ordinary run
+The search space lives in YAML (sweep_space.yaml beside this file, or SPACE=path, e.g.
+configs/sweeps/cpu-lite.yaml); the objective is the fold's best validation mIoU (or per-image mIoU);
+per-epoch values feed the pruner. A space may also fix settings for every trial (``set``), queue the
+trials to run first (``enqueue``: today's recipe, so the study holds its own baseline), trade image
+size against epochs at one cost (``budget``), and offer whole YAML values (lists, mappings) as
+categorical choices. Each trial is an ordinary run
 folder, <runs>/sweeps/<study>/trial<NNN>/fold<k>/, trained by the ordinary trainer. The study lives
 in a real database: a SQLite file under the runs folder by default, so a killed sweep resumes where
 it stopped (trials whose process died are failed by their missing heartbeat and retried once), or
@@ -15,60 +19,10 @@ import math
 import warnings
 from pathlib import Path
 
-import yaml
-
 from trashseg.config import load_config
 from trashseg.errors import TrashsegError
 from trashseg.redact import redact
-
-DEFAULT_SPACE = Path(__file__).with_name("sweep_space.yaml")
-METRICS = ("miou", "miou_per_image")
-
-
-def read_space(path: Path) -> dict:
-    try:
-        space = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise TrashsegError(f"SPACE={path}: file not found") from None
-    except yaml.YAMLError as exc:
-        raise TrashsegError(f"SPACE={path}: not valid YAML ({exc})") from None
-    params = space.get("params")
-    if not isinstance(params, dict) or not params:
-        raise TrashsegError(f"{path}: needs a non-empty 'params' mapping of config key -> distribution")
-    if space.get("metric", "miou") not in METRICS:
-        raise TrashsegError(f"{path}: metric {space.get('metric')!r}: use one of {', '.join(METRICS)}")
-    for key, spec in params.items():
-        kind = spec.get("type") if isinstance(spec, dict) else None
-        needs = {"float": ("low", "high"), "int": ("low", "high"), "categorical": ("choices",)}.get(kind)
-        if needs is None:
-            raise TrashsegError(f"{path}: params.{key}: type must be float, int or categorical, got {kind!r}")
-        missing = [n for n in needs if n not in spec]
-        if missing:
-            raise TrashsegError(f"{path}: params.{key}: {kind} needs {', '.join(missing)}")
-    return space
-
-
-def suggest(trial, params: dict) -> dict:
-    """The trial's value for every searched key."""
-    values = {}
-    for key, spec in params.items():
-        kind = spec["type"]
-        if kind == "float":
-            values[key] = trial.suggest_float(key, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
-        elif kind == "int":
-            values[key] = trial.suggest_int(
-                key, int(spec["low"]), int(spec["high"]), step=int(spec.get("step", 1)), log=bool(spec.get("log"))
-            )
-        else:
-            values[key] = trial.suggest_categorical(key, list(spec["choices"]))
-    return values
-
-
-def as_sets(values: dict) -> list[str]:
-    return [
-        f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
-        for key, value in values.items()
-    ]
+from trashseg.training.search_space import DEFAULT_SPACE, as_sets, budget_epochs, decode, label, read_space, suggest
 
 
 def build_sampler(spec: dict):
@@ -143,7 +97,15 @@ def finished(study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
-def make_objective(config_path: Path, overrides: list[str], space: dict, sweep_runs: Path):
+def trial_sets(config_path: Path, overrides: list[str], space: dict, values: dict, preset=None) -> list[str]:
+    """The --set values of one trial: the sweep's variables, the space's fixed settings, the trial's
+    values, and (with a budget) the epochs its image size affords."""
+    sets = overrides + as_sets(space.get("set") or {}) + as_sets(values)
+    epochs = budget_epochs(space, load_config(config_path, sets, preset=preset).train.img_size)
+    return sets + ([f"train.epochs={epochs}"] if epochs else [])
+
+
+def make_objective(config_path: Path, overrides: list[str], space: dict, sweep_runs: Path, preset=None):
     import optuna
 
     metric = space.get("metric", "miou")
@@ -152,14 +114,20 @@ def make_objective(config_path: Path, overrides: list[str], space: dict, sweep_r
         from trashseg.training.trainer import train
 
         values = suggest(trial, space["params"])
-        sets = overrides + as_sets(values) + [f"train.runs_dir={sweep_runs}", f"model.name=trial{trial.number:03d}"]
-        cfg = load_config(config_path, sets)
+        sets = trial_sets(config_path, overrides, space, values, preset)
+        sets += [f"train.runs_dir={sweep_runs}", f"model.name=trial{trial.number:03d}"]
+        cfg = load_config(config_path, sets, preset=preset)
         trial.set_user_attr("run_dir", str(sweep_runs / f"trial{trial.number:03d}" / f"fold{cfg.train.fold}"))
-        print(f"[sweep] trial {trial.number}: {', '.join(f'{k}={v}' for k, v in values.items())}", flush=True)
+        trial.set_user_attr("epochs", cfg.train.epochs)
+        shown = {**values, **({"train.epochs": cfg.train.epochs} if space.get("budget") else {})}
+        print(f"[sweep] trial {trial.number}: {', '.join(f'{k}={v}' for k, v in shown.items())}", flush=True)
 
         def on_epoch(epoch: int, val: dict) -> None:
             value = float(val[metric])
-            trial.report(0.0 if math.isnan(value) else value, epoch)
+            # with a budget, trials differ in epochs: the pruner compares them at the same share of
+            # their training (percent), not at the same epoch number
+            step = round(100 * epoch / cfg.train.epochs) if space.get("budget") else epoch
+            trial.report(0.0 if math.isnan(value) else value, step)
             if trial.should_prune():
                 print(f"[sweep] trial {trial.number} pruned after epoch {epoch} ({metric} {value:.4f})", flush=True)
                 raise optuna.TrialPruned()
@@ -170,48 +138,65 @@ def make_objective(config_path: Path, overrides: list[str], space: dict, sweep_r
     return objective
 
 
-def ready_line(model: str, fold: int, make_vars: str, make_args: str, params: dict) -> str:
-    sets = " ".join([make_args.strip()] * bool(make_args.strip()) + [f"--set {s}" for s in as_sets(params)])
-    return f'make train MODEL={model} FOLD={fold}{" " + make_vars if make_vars else ""} ARGS="{sets}"'
+def ready_line(run: str, fold: int, make_vars: str, make_args: str, sets: list[str]) -> str:
+    """``run``: 'MODEL=fpn' or 'EXP=cpu-lite'; ``sets``: the best trial's own settings."""
+    import shlex
+
+    words = [make_args.strip()] * bool(make_args.strip()) + [f"--set {shlex.quote(s)}" for s in sets]
+    return f'make train {run} FOLD={fold}{" " + make_vars if make_vars else ""} ARGS="{" ".join(words)}"'
+
+
+def trials_table(study, space: dict):
+    """Every trial of the study, best first: number, state, value, epochs, minutes and its settings
+    (Optuna's own data frame, the categorical labels as stored)."""
+    frame = study.trials_dataframe(attrs=("number", "state", "value", "duration", "params", "user_attrs"))
+    if frame.empty:
+        return frame
+    frame["minutes"] = frame.pop("duration").dt.total_seconds().div(60).round(1)
+    keep = ["number", "state", "value", "minutes"] + [c for c in frame if c == "user_attrs_epochs"]
+    keep += [c for c in frame if c.startswith("params_")]
+    frame = frame[keep].rename(columns=lambda c: c.removeprefix("params_").replace("user_attrs_", ""))
+    return frame.sort_values("value", ascending=False, na_position="last").round(4)
 
 
 def run_sweep(
     config_path: Path,
     overrides: list,
-    model: str,
+    run: str,
     trials: int,
     space_path: Path | None,
     study: str | None,
     storage: str | None,
     make_vars: str,
     make_args: str,
+    preset: Path | None = None,
 ) -> None:
-    """Finish ``trials`` trials of the study (resuming it), then print the best as a `make train` line."""
+    """Finish ``trials`` trials of the study (resuming it), print every trial as a table and the best as
+    a `make train` line. ``run`` is what that line names: 'MODEL=fpn' or 'EXP=cpu-lite'."""
     import optuna
 
     if trials < 1:
         raise TrashsegError(f"TRIALS={trials}: must be 1 or more")
     space = read_space(space_path or DEFAULT_SPACE)
-    cfg = load_config(config_path, overrides)  # the variables, checked before any trial
-    load_config(
-        config_path,
-        overrides
-        + as_sets(  # and the space's keys and types
-            {k: (s["choices"][0] if s["type"] == "categorical" else s["low"]) for k, s in space["params"].items()}
-        ),
-    )
+    cfg = load_config(config_path, overrides, preset=preset)  # the variables, checked before any trial
+    firsts = {k: (s["choices"][0] if s["type"] == "categorical" else s["low"]) for k, s in space["params"].items()}
+    for values in [firsts, *space.get("enqueue", [])]:  # the space's keys and types, and each queued trial
+        load_config(config_path, trial_sets(config_path, overrides, space, {**firsts, **values}, preset), preset=preset)
     fold = cfg.train.fold
-    study_name = study or f"{model}-fold{fold}"
+    study_name = study or f"{run.split('=', 1)[1]}-fold{fold}"
     sweep_runs = Path(cfg.train.runs_dir) / "sweeps" / study_name
     sweep_runs.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{sweep_runs.parent / f'{study_name}.db'}"
     opened = open_study(study_name, storage, space)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for values in space.get("enqueue", []):  # once: a resumed study finds them there
+        labels = {k: label(v) for k, v in values.items()}
+        opened.enqueue_trial(labels, skip_if_exists=True)
     done = finished(opened)
     print(f"[sweep] study {study_name} in {redact(storage)}: {done} of {trials} trials finished", flush=True)
     if done < trials:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         opened.optimize(
-            make_objective(config_path, overrides, space, sweep_runs),
+            make_objective(config_path, overrides, space, sweep_runs, preset),
             n_trials=trials - done,
             callbacks=[
                 optuna.study.MaxTrialsCallback(
@@ -224,6 +209,10 @@ def run_sweep(
     for t in opened.trials:
         states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
     print(f"[sweep] trials: {', '.join(f'{n} {s}' for s, n in sorted(states.items()))}")
+    import pandas
+
+    with pandas.option_context("display.width", 250, "display.max_columns", 60, "display.max_colwidth", 40):
+        print(trials_table(opened, space).to_string(index=False))
     try:
         best = opened.best_trial
     except ValueError:
@@ -234,4 +223,8 @@ def run_sweep(
         f"[sweep] best trial {best.number}: {space.get('metric', 'miou')} {best.value:.4f} "
         f"({best.user_attrs.get('run_dir', '')})"
     )
-    print(ready_line(model, fold, make_vars, make_args, best.params))
+    own = as_sets(space.get("set") or {}) + as_sets(decode(best.params, space["params"]))
+    if space.get("budget"):
+        own.append(f"train.epochs={best.user_attrs.get('epochs')}")
+    print(ready_line(run, fold, make_vars, make_args, own))
+    return None
