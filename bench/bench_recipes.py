@@ -61,6 +61,9 @@ MULTI_SCALE = (
     "{translate_percent: [-0.0625, 0.0625], scale: [0.9, 1.1], rotate: [-45, 45], border_mode: 4, p: 0.5}}]'"
 )
 ROWS["adamw-poly-multiscale"] = ("fpn", LITE0, ADAMW_POLY + " " + MULTI_SCALE, "... + multi-scale crops 0.5-2.0")
+# the CPU presets as they stand (configs/<name>.yaml, their own budget): the CPU ensemble's members
+for _preset in ("cpu-lite", "cpu-lite-deeplab"):
+    ROWS[_preset] = (f"EXP={_preset}", {}, "", f"the preset configs/{_preset}.yaml as it stands")
 PRESENT = ("Background", "General trash", "Plastic bag")
 SWEEP_STUDY = "cpu-lite-fold0"  # bench-sweep's study (fold 0), whose best trial the row sweep-best confirms
 
@@ -132,10 +135,13 @@ def run_row(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict:
     result = runs / run / "oof.json"
     if not result.is_file():
         common = dict(DATA_DIR=data, RUNS=runs, SEED=seed, **BUDGET, **variables)  # a row's --set wins over these
+        if model.startswith("EXP="):  # a preset row: its own budget, none of the table's variables
+            common = dict(DATA_DIR=data, RUNS=runs, SEED=seed, LOGGER="none", EXP=model.split("=", 1)[1])
+        train, infer = ("train", "infer") if model.startswith("EXP=") else (f"train-{model}", f"infer-{model}")
         args = f"--set model.name={run} --set data.cache_dir={runs / 'cache'} {sets}".strip()
         for fold in range(3):
-            make(f"train-{model}", **common, FOLD=fold, ARGS=args)
-            make(f"infer-{model}", **common, FOLD=fold, SPLITS="valid", ARGS=args)
+            make(train, **common, FOLD=fold, ARGS=args)
+            make(infer, **common, FOLD=fold, SPLITS="valid", ARGS=args)
         make("oof", MODEL=run, DATA_DIR=data, RUNS=runs, ARGS=f"--set data.cache_dir={runs / 'cache'}")
     return json.loads(result.read_text())
 

@@ -84,3 +84,21 @@ def test_sweep_best_is_the_studys_best_trial_over_the_cpu_lite_row(bench, tmp_pa
     assert given["augment.train.4.Affine.rotate"] == "[-15, 15]" and given["ema.enabled"] == "true"
     assert given["augment.train"].startswith("[{OneOf: ") and "ScaleCrop" in given["augment.train"]
     assert "0.7300" in what
+
+
+def test_a_preset_row_trains_the_preset_on_its_own_budget(bench, tmp_path, monkeypatch):
+    calls = []
+
+    def make(target, **variables):
+        calls.append((target, variables))
+        if target == "oof":
+            (tmp_path / variables["MODEL"] / "oof.json").write_text("{}")
+
+    monkeypatch.setattr(bench, "make", make)
+    (tmp_path / "cpu-lite-deeplab-seed22").mkdir()
+    bench.run_row("cpu-lite-deeplab", tmp_path / "data", tmp_path, 22)
+    trains = [v for t, v in calls if t == "train"]
+    infers = [v for t, v in calls if t == "infer"]
+    assert len(trains) == len(infers) == 3 and all(v["EXP"] == "cpu-lite-deeplab" for v in trains + infers)
+    assert not any(k in v for v in trains for k in ("IMG_SIZE", "EPOCHS", "BATCH", "ENCODER"))  # the preset's own
+    assert all("--set model.name=cpu-lite-deeplab-seed22" in v["ARGS"] and v["SEED"] == 22 for v in trains)
