@@ -2,6 +2,8 @@
 first seed keeps the row's own run folder (rows measured before repeats are read, not retrained), and
 every seed reaches the training as train.seed."""
 
+import sys
+
 import pytest
 
 from helpers import ROOT
@@ -102,3 +104,50 @@ def test_a_preset_row_trains_the_preset_on_its_own_budget(bench, tmp_path, monke
     assert len(trains) == len(infers) == 3 and all(v["EXP"] == "cpu-lite-deeplab" for v in trains + infers)
     assert not any(k in v for v in trains for k in ("IMG_SIZE", "EPOCHS", "BATCH", "ENCODER"))  # the preset's own
     assert all("--set model.name=cpu-lite-deeplab-seed22" in v["ARGS"] and v["SEED"] == 22 for v in trains)
+
+
+def test_the_cpu_ensemble_bench_runs_each_member_plain_and_tta_then_both_merges(bench, tmp_path, monkeypatch, capsys):
+    """bench-cpu-ensemble's steps, in order, as make targets: the two preset rows, their validation
+    images again with TTA=1 and oof TTA=1, fit-ensemble plain and TTA, the TTA merge to a CSV; the
+    table reads the files those targets write."""
+    import json
+
+    import bench_cpu_ensemble as ens
+
+    calls = []
+    classes = ["Background", "General trash", "Paper", "Paper pack", "Metal", "Glass", "Plastic", "Styrofoam"]
+    classes += ["Plastic bag", "Battery", "Clothing"]
+
+    def make(target, **v):
+        calls.append((target, v))
+        if target == "oof":
+            r = result(0.70, 0.69 + 0.01 * ("TTA" in v), 0.70)
+            (tmp_path / v["MODEL"] / f"oof{'_tta' if v.get('TTA') else ''}.json").write_text(json.dumps(r))
+        if target == "fit-ensemble":
+            m = v["MODELS"].split()
+            entry = {
+                "weights": dict(zip(m, (0.5, 0.5))),
+                "oof_miou": 0.71,
+                "oof_miou_per_image": 0.70 + 0.01 * v["TTA"],
+            }
+            fitted = {"equal_mean": entry, "fitted": {**entry, "weights": dict(zip(m, (0.4, 0.6)))}}
+            fitted["fitted_per_class_iou"] = [0.9 if c in ens.PRESENT else 0.0 for c in classes]
+            (tmp_path / f"ensemble_weights{'_tta' if v['TTA'] else ''}.json").write_text(json.dumps(fitted))
+
+    monkeypatch.setattr(bench, "make", make)
+    monkeypatch.setattr(ens, "make", make)
+    monkeypatch.setattr(ens, "prepare", lambda data: None)
+    monkeypatch.setattr(sys, "argv", ["bench_cpu_ensemble.py", "--runs", str(tmp_path)])
+    for m in ens.MEMBERS:
+        (tmp_path / m).mkdir()
+    ens.main()
+    targets = [t for t, _ in calls]
+    assert targets == ["train", "infer"] * 3 + ["oof"] + ["train", "infer"] * 3 + ["oof"] + (
+        ["infer"] * 3 + ["oof"]
+    ) * 2 + ["fit-ensemble", "fit-ensemble", "ensemble"]
+    tta_infers = [v for t, v in calls[14:] if t == "infer"]
+    assert len(tta_infers) == 6 and all(v["TTA"] == 1 and v["SPLITS"] == "valid" for v in tta_infers)
+    assert calls[-1][1]["MODELS"] == "cpu-lite cpu-lite-deeplab" and calls[-1][1]["TTA"] == 1
+    out = capsys.readouterr().out
+    assert "cpu-lite TTA" in out and "ensemble TTA, fitted (0.40/0.60)" in out
+    assert "ensemble_TTA_fitted_miou_per_image=0.7100" in out and "cpu_lite_TTA_miou_per_image=0.7000" in out

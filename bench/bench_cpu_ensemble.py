@@ -1,0 +1,96 @@
+"""bench-cpu-ensemble: the CPU ensemble out of fold. The two CPU presets (cpu-lite, FPN; and
+cpu-lite-deeplab, DeepLabV3Plus; their bench-recipes rows) on the woosong photos' 3 date folds, each
+plain and with test-time augmentation (flip + scales, the config's tta block), then the two merged with
+equal and with fitted weights (make fit-ensemble, searched on the out-of-fold images only), and the
+merge run through make ensemble to a CSV. Every step is an ordinary make target; finished steps are
+read, not run again (rows ~30-40 min each on 2 cores, TTA ~5 min a model). Figures: dataset mIoU,
+per-image mIoU and the mean IoU of the 3 classes present, each single model plain being the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bench_recipes import FIRST_SEED, PRESENT, make, prepare, run_name, run_row
+
+from common import ROOT
+
+MEMBERS = ("cpu-lite", "cpu-lite-deeplab")
+
+
+def with_tta(name: str, data: Path, runs: Path, seed: int) -> dict:
+    """The row's validation images inferred again with TTA=1, scored out of fold (oof_tta.json)."""
+    run = run_name(name, seed)
+    result = runs / run / "oof_tta.json"
+    if not result.is_file():
+        args = f"--set model.name={run} --set data.cache_dir={runs / 'cache'}"
+        for fold in range(3):
+            make(
+                "infer", EXP=name, DATA_DIR=data, RUNS=runs, FOLD=fold, SPLITS="valid", TTA=1, LOGGER="none", ARGS=args
+            )
+        make("oof", MODEL=run, DATA_DIR=data, RUNS=runs, TTA=1, ARGS=f"--set data.cache_dir={runs / 'cache'}")
+    return json.loads(result.read_text())
+
+
+def figures(result: dict) -> tuple[float, float, float]:
+    present = sum(result["per_class_iou"][c] for c in PRESENT) / len(PRESENT)
+    return result["miou"], result["miou_per_image"], present
+
+
+def present_of(per_class: list) -> float:
+    """The mean IoU of the present classes from a per-class list in class order (fit-ensemble's)."""
+    from trashseg.data.classes import CLASSES
+
+    return sum(per_class[CLASSES.index(c)] for c in PRESENT) / len(PRESENT)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=FIRST_SEED)
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench-recipes")
+    args = parser.parse_args()
+    data, runs = args.runs / "data", args.runs
+    prepare(data)
+    rows = {}
+    for name in MEMBERS:
+        rows[f"{name} plain"] = figures(run_row(name, data, runs, args.seed))
+    for name in MEMBERS:
+        rows[f"{name} TTA"] = figures(with_tta(name, data, runs, args.seed))
+    models = " ".join(run_name(m, args.seed) for m in MEMBERS)
+    cache = f"--set data.cache_dir={runs / 'cache'}"
+    for tta, variant in ((0, "plain"), (1, "TTA")):
+        make("fit-ensemble", MODELS=models, DATA_DIR=data, RUNS=runs, TTA=tta, ARGS=cache)
+        fitted = json.loads((runs / f"ensemble_weights{'_tta' if tta else ''}.json").read_text())
+        for kind in ("equal_mean", "fitted"):
+            r = fitted[kind]
+            weights = "/".join(f"{w:.2f}" for w in r["weights"].values())
+            rows[f"ensemble {variant}, {kind.replace('_mean', '')} ({weights})"] = (
+                r["oof_miou"],
+                r["oof_miou_per_image"],
+                float("nan") if kind == "equal_mean" else present_of(fitted["fitted_per_class_iou"]),
+            )
+    make(
+        "ensemble",
+        MODELS=models,
+        DATA_DIR=data,
+        RUNS=runs,
+        TTA=1,
+        SUBMISSIONS=runs / "submissions",
+        NAME="cpu-ensemble",
+    )
+    base = rows[f"{MEMBERS[0]} plain"][1]
+    print(f"\nwoosong, 3 date folds, 820 photos out of fold, seed {args.seed}; baseline: {MEMBERS[0]} plain")
+    print(f"{'what':<48} {'dataset':>8} {'per-img':>8} {'3-class':>8} {'d per-img':>10}")
+    for what, (dataset, per_image, present) in rows.items():
+        print(f"{what:<48} {dataset:8.4f} {per_image:8.4f} {present:8.4f} {per_image - base:+10.4f}")
+    for what, (_, per_image, _) in rows.items():
+        key = what.split(" (")[0].replace(" ", "_").replace(",", "").replace("-", "_")
+        print(f"{key}_miou_per_image={per_image:.4f}")
+    print(f"best_gain_over_{MEMBERS[0].replace('-', '_')}={max(r[1] for r in rows.values()) - base:+.4f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
