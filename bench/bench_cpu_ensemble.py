@@ -14,25 +14,11 @@ import json
 import sys
 from pathlib import Path
 
-from bench_recipes import FIRST_SEED, PRESENT, make, prepare, run_name, run_row
+from bench_recipes import FIRST_SEED, PRESENT, make, prepare, run_name, run_row, run_tta
 
 from common import ROOT
 
 MEMBERS = ("cpu-lite", "cpu-lite-deeplab")
-
-
-def with_tta(name: str, data: Path, runs: Path, seed: int) -> dict:
-    """The row's validation images inferred again with TTA=1, scored out of fold (oof_tta.json)."""
-    run = run_name(name, seed)
-    result = runs / run / "oof_tta.json"
-    if not result.is_file():
-        args = f"--set model.name={run} --set data.cache_dir={runs / 'cache'}"
-        for fold in range(3):
-            make(
-                "infer", EXP=name, DATA_DIR=data, RUNS=runs, FOLD=fold, SPLITS="valid", TTA=1, LOGGER="none", ARGS=args
-            )
-        make("oof", MODEL=run, DATA_DIR=data, RUNS=runs, TTA=1, ARGS=f"--set data.cache_dir={runs / 'cache'}")
-    return json.loads(result.read_text())
 
 
 def figures(result: dict) -> tuple[float, float, float]:
@@ -58,7 +44,7 @@ def main() -> None:
     for name in MEMBERS:
         rows[f"{name} plain"] = figures(run_row(name, data, runs, args.seed))
     for name in MEMBERS:
-        rows[f"{name} TTA"] = figures(with_tta(name, data, runs, args.seed))
+        rows[f"{name} TTA"] = figures(run_tta(name, data, runs, args.seed))
     models = " ".join(run_name(m, args.seed) for m in MEMBERS)
     cache = f"--set data.cache_dir={runs / 'cache'}"
     for tta, variant in ((0, "plain"), (1, "TTA")):

@@ -129,20 +129,39 @@ def run_name(name: str, seed: int) -> str:
     return name if seed == FIRST_SEED else f"{name}-seed{seed}"
 
 
-def run_row(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict:
+def row_steps(name: str, data: Path, runs: Path, seed: int) -> tuple[str, str, dict, str]:
+    """A row's make targets, variables and ARGS: (train target, infer target, variables, ARGS)."""
     model, variables, sets, _ = ROWS[name]
+    common = dict(DATA_DIR=data, RUNS=runs, SEED=seed, **BUDGET, **variables)  # a row's --set wins over these
+    if model.startswith("EXP="):  # a preset row: its own budget, none of the table's variables
+        common = dict(DATA_DIR=data, RUNS=runs, SEED=seed, LOGGER="none", EXP=model.split("=", 1)[1])
+    train, infer = ("train", "infer") if model.startswith("EXP=") else (f"train-{model}", f"infer-{model}")
+    args = f"--set model.name={run_name(name, seed)} --set data.cache_dir={runs / 'cache'} {sets}".strip()
+    return train, infer, common, args
+
+
+def run_row(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict:
     run = run_name(name, seed)
     result = runs / run / "oof.json"
     if not result.is_file():
-        common = dict(DATA_DIR=data, RUNS=runs, SEED=seed, **BUDGET, **variables)  # a row's --set wins over these
-        if model.startswith("EXP="):  # a preset row: its own budget, none of the table's variables
-            common = dict(DATA_DIR=data, RUNS=runs, SEED=seed, LOGGER="none", EXP=model.split("=", 1)[1])
-        train, infer = ("train", "infer") if model.startswith("EXP=") else (f"train-{model}", f"infer-{model}")
-        args = f"--set model.name={run} --set data.cache_dir={runs / 'cache'} {sets}".strip()
+        train, infer, common, args = row_steps(name, data, runs, seed)
         for fold in range(3):
             make(train, **common, FOLD=fold, ARGS=args)
             make(infer, **common, FOLD=fold, SPLITS="valid", ARGS=args)
         make("oof", MODEL=run, DATA_DIR=data, RUNS=runs, ARGS=f"--set data.cache_dir={runs / 'cache'}")
+    return json.loads(result.read_text())
+
+
+def run_tta(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict:
+    """The trained row's validation images inferred again with TTA=1 (the config's tta block: flip and
+    scales), scored out of fold into oof_tta.json beside the plain oof.json."""
+    run = run_name(name, seed)
+    result = runs / run / "oof_tta.json"
+    if not result.is_file():
+        _, infer, common, args = row_steps(name, data, runs, seed)
+        for fold in range(3):
+            make(infer, **common, FOLD=fold, SPLITS="valid", TTA=1, ARGS=args)
+        make("oof", MODEL=run, DATA_DIR=data, RUNS=runs, TTA=1, ARGS=f"--set data.cache_dir={runs / 'cache'}")
     return json.loads(result.read_text())
 
 
@@ -182,6 +201,7 @@ def main() -> None:
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[FIRST_SEED], help="each row once per seed")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench-recipes")
+    parser.add_argument("--tta", action="store_true", help="also score every row with TTA=1 (a column of gains)")
     args = parser.parse_args()
     if "sweep-best" in args.rows:
         name, row = sweep_best_row(args.runs)
@@ -207,6 +227,14 @@ def main() -> None:
             + " ".join(f"{cell(*r[m], n):>{width}}" for m in METRICS)
             + f" {r['per_image'][0] - base:+10.4f}  {ROWS[name][3]}"
         )
+    if args.tta:
+        print("\nTTA (the config's flip + scales) out of fold, per-image mIoU: plain -> TTA")
+        for name in rows:
+            for seed in args.seeds:
+                plain = run_row(name, data, args.runs, seed)["miou_per_image"]
+                tta = run_tta(name, data, args.runs, seed)["miou_per_image"]
+                print(f"{run_name(name, seed):<28} {plain:.4f} -> {tta:.4f} ({tta - plain:+.4f})")
+                print(f"{run_name(name, seed).replace('-', '_')}_tta_gain={tta - plain:+.4f}")
     for name in rows:
         mean, spread = results[name]["per_image"]
         key = name.replace("-", "_")
