@@ -103,3 +103,17 @@ def test_every_settings_key_has_its_default_and_a_description_in_the_schema():
         for part in key.split("."):
             node = node[part]
         assert json.loads(value) == node, key
+
+
+def test_a_switch_given_as_0_turns_off_what_a_preset_turns_on(tmp_path):
+    """TTA=0 (CRF=0, RESUME=0 ...) is said, not dropped: a preset whose tta block is on is overridden."""
+    p = options.parser("infer", "", ["TTA", "CRF", "RESUME"])
+    args = options.parse(p, ["--TTA=0", "--CRF=1"])
+    assert options.settings_overrides(args) == [("TTA=0", "tta.enabled=false"), ("CRF=1", "crf.enabled=true")]
+    from trashseg.config import load_config
+
+    preset = tmp_path / "tta-on.yaml"
+    preset.write_text("base: fpn\ntta: {enabled: true}\n")
+    on = load_config(ROOT / "code/FPN/config.yaml", [], preset=preset)
+    off = load_config(ROOT / "code/FPN/config.yaml", options.settings_overrides(args), preset=preset)
+    assert on.tta.enabled is True and off.tta.enabled is False

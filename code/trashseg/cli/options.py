@@ -180,11 +180,11 @@ def settings_overrides(args: argparse.Namespace) -> list[tuple[str, str]]:
         if value is None or value == "" or not (v.keys or name in ("PSEUDO", "LOGGER")):
             continue
         source = f"{name}={value}"
-        if v.kind == "switch":
-            if switch(args, name):
-                out += [(source, f"{key}=true") for key in v.keys]
-                if name == "PSEUDO":
-                    out.append((source, "data.train_json=train_data_pseudo{fold}.json"))
+        if v.kind == "switch":  # given: on or off, so TTA=0 turns off what a preset turns on
+            on = switch(args, name)
+            out += [(source, f"{key}={'true' if on else 'false'}") for key in v.keys]
+            if on and name == "PSEUDO":
+                out.append((source, "data.train_json=train_data_pseudo{fold}.json"))
             continue
         if name == "LOGGER":
             loggers = [x for x in str(value).replace(",", " ").split() if x != "none"]
