@@ -147,8 +147,8 @@ def run_row(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict:
         train, infer, common, args = row_steps(name, data, runs, seed)
         for fold in range(3):
             make(train, **common, FOLD=fold, ARGS=args)
-            make(infer, **common, FOLD=fold, SPLITS="valid", ARGS=args)
-        make("oof", MODEL=run, DATA_DIR=data, RUNS=runs, ARGS=f"--set data.cache_dir={runs / 'cache'}")
+            make(infer, **common, FOLD=fold, SPLITS="valid", TTA=0, ARGS=args)  # plain, whatever a preset says
+        make("oof", MODEL=run, DATA_DIR=data, RUNS=runs, TTA=0, ARGS=f"--set data.cache_dir={runs / 'cache'}")
     return json.loads(result.read_text())
 
 

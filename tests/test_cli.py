@@ -117,3 +117,21 @@ def test_a_switch_given_as_0_turns_off_what_a_preset_turns_on(tmp_path):
     on = load_config(ROOT / "code/FPN/config.yaml", [], preset=preset)
     off = load_config(ROOT / "code/FPN/config.yaml", options.settings_overrides(args), preset=preset)
     assert on.tta.enabled is True and off.tta.enabled is False
+
+
+def test_merge_stages_read_the_variant_the_runs_were_trained_for(tmp_path):
+    """A preset with tta on (cpu-lite) makes infer write the TTA variant; oof, fit-ensemble and ensemble
+    given those runs read that variant unless TTA=0/1 is said, and read plain when any run is plain."""
+    for model, tta in (("a", True), ("b", True), ("c", False)):
+        for fold in (0, 1):
+            (tmp_path / model / f"fold{fold}").mkdir(parents=True)
+            (tmp_path / model / f"fold{fold}" / "config.yaml").write_text(f"tta: {{enabled: {str(tta).lower()}}}\n")
+    p = options.parser("ensemble", "", ["MODELS", *options.STAGE_SETTINGS])
+
+    def tta(models, *given):
+        args = options.parse(p, [f"--RUNS={tmp_path}", *given])
+        return options.config(args, models=False, trained=models).tta.enabled
+
+    assert tta(["a", "b"]) is True and tta(["a", "b"], "--TTA=0") is False
+    assert tta(["a", "c"]) is False and tta(["a", "c"], "--TTA=1") is True
+    assert tta(["a", "missing"]) is False and tta([]) is False

@@ -150,3 +150,25 @@ def probs_path(cfg: Settings, split: str) -> Path:
 
 def eval_result(cfg: Settings, json_path: Path) -> Path:
     return run_dir(cfg) / f"eval_{Path(json_path).stem}{post_suffix(cfg)}.json"
+
+
+def trained_tta(runs_dir: str | Path, models: list[str]) -> bool:
+    """Whether every one of ``models`` was trained with TTA as its inference default (``tta.enabled``
+    in each fold's config.yaml, as its preset set it): then its probabilities are the TTA variant, and
+    the merge stages read that one unless TTA=0/1 says otherwise. Runs without a config count as off."""
+    import yaml
+
+    if not models:
+        return False
+    for model in models:
+        configs = sorted((Path(runs_dir) / model).glob("*/config.yaml"))
+        if not configs:
+            return False
+        for path in configs:
+            try:
+                tta = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("tta") or {}
+            except (OSError, yaml.YAMLError):
+                return False
+            if tta.get("enabled") is not True:
+                return False
+    return True

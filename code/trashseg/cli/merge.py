@@ -31,7 +31,7 @@ def ensemble(argv: list[str]) -> None:
     p.add_argument("--equal", action="store_true", help="ignore fitted weights")
     p.add_argument("--no-validate", action="store_true")
     args = options.parse(p, argv)
-    cfg = options.config(args, models=False)
+    cfg = options.config(args, models=False, trained=options.words(args, "MODELS"))
     try:
         weights = [float(w) for w in options.words(args, "WEIGHTS_ENSEMBLE")] or None
     except ValueError:
@@ -76,7 +76,7 @@ def fit_ensemble(argv: list[str]) -> None:
     from trashseg.runs import Layout, post_flags
 
     models = options.words(args, "MODELS") or list(registry.models())
-    cfg = options.config(args, models=False)
+    cfg = options.config(args, models=False, trained=models)
     if len(set(models)) < 2:
         raise TrashsegError(f"MODELS={' '.join(models)}: fit-ensemble needs at least two different models")
     if not 0 < args.step <= 0.5:

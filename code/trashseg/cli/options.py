@@ -193,14 +193,24 @@ def settings_overrides(args: argparse.Namespace) -> list[tuple[str, str]]:
     return out + [("--set", item) for item in getattr(args, "overrides", [])]
 
 
-def config(args: argparse.Namespace, models: bool = True, explain: dict | None = None) -> dict:
+def config(
+    args: argparse.Namespace, models: bool = True, explain: dict | None = None, trained: list[str] | None = None
+) -> dict:
     """The validated settings of the run that MODEL/EXP and the variables given describe (a stage
-    that builds no model, ``models=False``, takes the package defaults and the variables)."""
+    that builds no model, ``models=False``, takes the package defaults and the variables). ``trained``:
+    the runs a merge stage reads; when TTA is not given and all of them were trained with TTA on (their
+    preset's default, in their config.yaml), the stage reads their TTA variant."""
     from trashseg import registry
     from trashseg.config import load_config
 
     check(args)
     overrides = settings_overrides(args)
+    if trained and getattr(args, "TTA", None) in (None, ""):
+        from trashseg.runs import trained_tta
+
+        runs = getattr(args, "RUNS", None) or load_config(None, overrides, models=False).train.runs_dir
+        if trained_tta(runs, trained):
+            overrides = [("their runs' tta.enabled (TTA=0: plain)", "tta.enabled=true"), *overrides]
     if not models:
         return load_config(None, overrides, models=False, explain=explain)
     target = registry.target(getattr(args, "MODEL", None), getattr(args, "EXP", None))

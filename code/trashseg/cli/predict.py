@@ -70,7 +70,7 @@ def oof(argv: list[str]) -> None:
 
     one = args.MODEL or args.EXP  # MODEL first: EXP=cpu-lite MODEL=cpu-lite-soup scores the soup
     models = [one] if one else options.words(args, "MODELS") or list(registry.models())
-    cfg = options.config(args, models=False)
+    cfg = options.config(args, models=False, trained=models)
     layout = Layout.of(cfg)
     for model in models:
         layout.require_fold_probs(model, "valid")  # every model checked before the truth is built
