@@ -134,3 +134,19 @@ def test_sweep_over_a_preset_runs_the_queued_trial_first_on_its_budget(tmp_path)
     )  # e.g. augment.train.1.ScaleCrop.scale=[0.75, 1.25]
     assert set(own) | {f"train.epochs={best.user_attrs['epochs']}"} <= set(args[1::2])
     assert args[0::2] == ["--set"] * (len(args) // 2)
+
+
+def test_a_resumed_seeded_study_draws_new_values(tmp_path):
+    """A seeded sampler started again on a study that holds trials must not repeat the first process's
+    draws (before, every resume of a seeded sweep re-ran its first random trials)."""
+    space = {"sampler": {"name": "random", "seed": 21}, "pruner": {"name": "none"}, "heartbeat_seconds": 60}
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    draws = []
+    for _ in range(2):  # two processes, one after the other
+        study = sweep.open_study("s", storage, space)
+        trial = study.ask()
+        draws.append(trial.suggest_float("x", 0.0, 1.0))
+        study.tell(trial, 0.5)
+    assert draws[0] != draws[1]
+    again = sweep.open_study("t", f"sqlite:///{tmp_path / 'other.db'}", space).ask().suggest_float("x", 0.0, 1.0)
+    assert again == draws[0]  # a new study with the same seed draws the same first values: reproducible

@@ -25,11 +25,15 @@ from trashseg.redact import redact
 from trashseg.training.search_space import DEFAULT_SPACE, as_sets, budget_epochs, decode, label, read_space, suggest
 
 
-def build_sampler(spec: dict):
+def build_sampler(spec: dict, offset: int = 0):
+    """The space's sampler; a seed is moved on by ``offset``, the trials the study already holds, so a
+    resumed study (or a worker joining it) does not draw the first process's values again."""
     import optuna
 
     spec = dict(spec or {"name": "tpe"})
     name = spec.pop("name", "tpe")
+    if spec.get("seed") is not None:
+        spec["seed"] = int(spec["seed"]) + offset
     samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
     if name not in samplers:
         raise TrashsegError(f"sweep sampler {name!r}: use one of {', '.join(samplers)}")
@@ -75,7 +79,7 @@ def open_study(name: str, storage_url: str, space: dict):
                 raced = isinstance(exc, IntegrityError) or "already exists" in str(exc)
                 if attempt == 2 or not raced:
                     raise
-        return optuna.create_study(
+        study = optuna.create_study(
             study_name=name,
             storage=storage,
             direction="maximize",
@@ -83,6 +87,8 @@ def open_study(name: str, storage_url: str, space: dict):
             sampler=build_sampler(space.get("sampler")),
             pruner=build_pruner(space.get("pruner")),
         )
+        study.sampler = build_sampler(space.get("sampler"), offset=len(study.trials))
+        return study
     except (ImportError, SQLAlchemyError, ValueError) as exc:  # no driver, server unreachable, bad URL
         first = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         raise TrashsegError(
