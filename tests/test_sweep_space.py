@@ -62,6 +62,9 @@ def test_list_choices_are_stored_as_labels_and_come_back_as_values():
     assert trial.params == {"augment.train.2.ScaleCrop.scale": "[0.5, 1.5]"}  # what Optuna can store
     assert search_space.decode(trial.params, params) == values
     assert search_space.as_sets(values) == ["augment.train.2.ScaleCrop.scale=[0.5, 1.5]"]
+    pipeline = [{"OneOf": {"p": 1.0, "transforms": [{"CLAHE": {"p": 1.0}}] * 6}}, {"Resize": {}}]
+    (line,) = search_space.as_sets({"augment.train": pipeline})
+    assert "\n" not in line and yaml.safe_load(line.split("=", 1)[1]) == pipeline  # a long value stays one line
 
 
 def test_the_cpu_space_parses_and_every_queued_trial_makes_valid_settings():

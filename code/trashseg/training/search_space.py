@@ -83,7 +83,7 @@ def label(value):
 
 
 def _flow(value) -> str:
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    return yaml.safe_dump(value, default_flow_style=True, width=10**9).strip().removesuffix("...").strip()  # one line
 
 
 def decode(params: dict, space_params: dict) -> dict:
