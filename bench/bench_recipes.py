@@ -78,7 +78,8 @@ def sweep_best_row(runs: Path) -> tuple[str, tuple]:
     import optuna
     import yaml
 
-    from trashseg.training.search_space import as_sets, decode, read_space
+    from trashseg.training.search_space import decode, read_space
+    from trashseg.training.sweep import own_sets
 
     db = runs / "sweeps" / f"{SWEEP_STUDY}.db"
     if not db.is_file():
@@ -87,8 +88,7 @@ def sweep_best_row(runs: Path) -> tuple[str, tuple]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     best = optuna.load_study(study_name=SWEEP_STUDY, storage=f"sqlite:///{db}").best_trial
     space = read_space(ROOT / "configs" / "sweeps" / "cpu-lite.yaml")
-    sets = as_sets(space.get("set") or {}) + as_sets(decode(best.params, space["params"]))
-    sets.append(f"train.epochs={best.user_attrs['epochs']}")
+    sets = own_sets(best, space)
     model, variables, base, _ = ROWS["adamw-poly-lovasz-ema"]
     own = " ".join(f"--set {shlex.quote(item)}" for item in sets)
     what = (

@@ -144,6 +144,13 @@ def make_objective(config_path: Path, overrides: list[str], space: dict, sweep_r
     return objective
 
 
+def own_sets(trial, space: dict) -> list[str]:
+    """A finished trial's own settings as --set values: the space's fixed settings, the trial's values
+    (lists as YAML again) and, with a budget, the epochs its image size was given."""
+    sets = as_sets(space.get("set") or {}) + as_sets(decode(trial.params, space["params"]))
+    return sets + ([f"train.epochs={trial.user_attrs['epochs']}"] if space.get("budget") else [])
+
+
 def ready_line(run: str, fold: int, make_vars: str, make_args: str, sets: list[str]) -> str:
     """``run``: 'MODEL=fpn' or 'EXP=cpu-lite'; ``sets``: the best trial's own settings."""
     import shlex
@@ -229,8 +236,5 @@ def run_sweep(
         f"[sweep] best trial {best.number}: {space.get('metric', 'miou')} {best.value:.4f} "
         f"({best.user_attrs.get('run_dir', '')})"
     )
-    own = as_sets(space.get("set") or {}) + as_sets(decode(best.params, space["params"]))
-    if space.get("budget"):
-        own.append(f"train.epochs={best.user_attrs.get('epochs')}")
-    print(ready_line(run, fold, make_vars, make_args, own))
+    print(ready_line(run, fold, make_vars, make_args, own_sets(best, space)))
     return None
