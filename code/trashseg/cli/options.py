@@ -197,22 +197,25 @@ def config(
     args: argparse.Namespace, models: bool = True, explain: dict | None = None, trained: list[str] | None = None
 ) -> dict:
     """The validated settings of the run that MODEL/EXP and the variables given describe (a stage
-    that builds no model, ``models=False``, takes the package defaults and the variables). ``trained``:
-    the runs a merge stage reads; when TTA is not given and all of them were trained with TTA on (their
-    preset's default, in their config.yaml), the stage reads their TTA variant."""
+    that builds no model, ``models=False``, takes the package defaults and the variables). ``trained``
+    (with ``models=False``): the runs a merge stage reads; when TTA is not given and all of them were
+    trained with TTA on (their preset's default, in their config.yaml), the stage reads their TTA variant."""
     from trashseg import registry
     from trashseg.config import load_config
 
     check(args)
     overrides = settings_overrides(args)
-    if trained and getattr(args, "TTA", None) in (None, ""):
-        from trashseg.runs import trained_tta
-
-        runs = getattr(args, "RUNS", None) or load_config(None, overrides, models=False).train.runs_dir
-        if trained_tta(runs, trained):
-            overrides = [("their runs' tta.enabled (TTA=0: plain)", "tta.enabled=true"), *overrides]
     if not models:
-        return load_config(None, overrides, models=False, explain=explain)
+        cfg = load_config(None, overrides, models=False, explain=explain)
+        if trained and getattr(args, "TTA", None) in (None, ""):  # loaded once; the runs folder is its own
+            from trashseg.runs import trained_tta
+            from trashseg.settings import changed
+
+            if trained_tta(cfg.train.runs_dir, trained):
+                cfg = changed(cfg, {"tta.enabled": True})
+                if explain is not None:
+                    explain["tta.enabled"] = "their runs' tta.enabled (TTA=0: plain)"
+        return cfg
     target = registry.target(getattr(args, "MODEL", None), getattr(args, "EXP", None))
     preset = target.preset.path if target.preset else None
     return load_config(target.model.config, overrides, preset=preset, explain=explain)
