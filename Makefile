@@ -35,7 +35,7 @@ help: ## this list
 	@$(PY) -m trashseg config variables 2>/dev/null || echo "  (make setup, then make help, lists them; or: trashseg config variables)"
 	@echo "  ARGS='--set key=value ...' (any config key), STORAGE (sweep database URL), VENV (default .venv)"
 	@echo "  DOCKER(docker|podman) IMAGE BASE_IMAGE CA_BUNDLE DOCKER_GPUS(all|empty for CPU hosts) DOCKER_WEIGHTS"
-	@echo "  ROWS SEEDS (bench-recipes)"
+	@echo "  ROWS SEEDS BASELINE (bench-recipes)"
 	@echo
 	@$(PY) -m trashseg config list 2>/dev/null || true
 
@@ -165,13 +165,15 @@ bench-gpu: $(STAMP) ## GPU training/inference images/s + peak memory at 512 px, 
 	$(PY) bench/bench_gpu.py
 bench-cpu: $(STAMP) ## CPU training/inference speed with and without the malloc tuning
 	$(PY) bench/bench_cpu.py
+bench-cpu-speed: $(STAMP) ## CPU training images/s of the CPU presets' model: fp32 vs channels_last vs channels_last + bf16 (speed switches)
+	$(PY) bench/bench_cpu_speed.py
 bench-tracking: $(STAMP) ## training epoch time and tracking cost: off vs TensorBoard vs W&B offline vs both (demo settings)
 	$(PY) bench/bench_tracking.py
 
 ROWS ?=
 SEEDS ?=
-bench-recipes: $(STAMP) ## OOF table on ../shared woosong photos, 3 date folds, CPU budget: original recipe vs each change (ROWS=..., ROWS=sweep-best: bench-sweep's best trial; TTA=1: each row's TTA gain too; SEEDS="21 22": mean and spread; ~30-40 min a row on 2 cores)
-	$(PY) bench/bench_recipes.py $(if $(ROWS),--rows $(ROWS)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(filter 1,$(TTA)),--tta)
+bench-recipes: $(STAMP) ## OOF table on ../shared woosong photos, 3 date folds, CPU budget: original recipe vs each change (ROWS=..., ROWS=sweep-best: bench-sweep's best trial; TTA=1: each row's TTA gain too; SEEDS="21 22": mean and spread; BASELINE=row: gains against it, not orig; ~30-40 min a row on 2 cores)
+	$(PY) bench/bench_recipes.py $(if $(ROWS),--rows $(ROWS)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(filter 1,$(TTA)),--tta) $(if $(BASELINE),--base $(BASELINE))
 bench-sweep: $(STAMP) ## the sweep of configs/sweeps/cpu-lite.yaml on ../shared woosong photos, date fold 0, today's cpu-lite as trial 0 (TRIALS=N in all; resumes; ~10 min a trial on 2 cores)
 	$(PY) bench/bench_sweep.py $(if $(TRIALS),--trials $(TRIALS))
 bench-cpu-ensemble: $(STAMP) ## CPU ensemble out of fold on ../shared woosong photos: cpu-lite + cpu-lite-deeplab, plain and TTA, equal and fitted weights (the preset rows of bench-recipes, ~1.5 h on 2 cores)

@@ -1,6 +1,6 @@
 """bench-sweep: the kit's own sweep searching the CPU recipe (configs/sweeps/cpu-lite.yaml) on the
 real woosong photos, fold 0 of the 3 date folds that bench-recipes uses (286 photos of one recording
-date validate, the 534 of the others train), each trial at one cost (4 epochs x 256 px, image size
+date validate, the 534 of the others train), each trial at one cost (6 epochs x 256 px, image size
 traded against epochs). The study's first trial is today's cpu-lite, queued by the space, so the
 baseline is measured in the same study; the end prints the study's table, the best trial against it
 and `name=value` lines. The study is a SQLite file under runs/bench-recipes/sweeps/ (out of git): a
@@ -16,12 +16,12 @@ import sys
 import warnings
 from pathlib import Path
 
-from bench_recipes import BUDGET, LITE0, prepare
+from bench_recipes import BUDGET, LITE0, SWEEP_STUDY, prepare
 
 from common import ROOT
 
 SPACE = ROOT / "configs" / "sweeps" / "cpu-lite.yaml"
-STUDY = "cpu-lite-fold0"
+STUDY = SWEEP_STUDY
 
 
 def main() -> None:

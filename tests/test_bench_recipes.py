@@ -68,7 +68,7 @@ def test_sweep_best_is_the_studys_best_trial_over_the_cpu_lite_row(bench, tmp_pa
 
     space = read_space(ROOT / "configs" / "sweeps" / "cpu-lite.yaml")
     (tmp_path / "sweeps").mkdir()
-    storage = f"sqlite:///{tmp_path / 'sweeps' / 'cpu-lite-fold0.db'}"
+    storage = f"sqlite:///{tmp_path / 'sweeps' / f'{bench.SWEEP_STUDY}.db'}"
     study = optuna.create_study(study_name=bench.SWEEP_STUDY, storage=storage, direction="maximize")
     for number, (queued, value) in enumerate(zip(space["enqueue"][:2], (0.70, 0.73))):
         study.enqueue_trial({k: label(v) for k, v in queued.items()})
@@ -151,3 +151,44 @@ def test_the_cpu_ensemble_bench_runs_each_member_plain_and_tta_then_both_merges(
     out = capsys.readouterr().out
     assert "cpu-lite TTA" in out and "ensemble TTA, fitted (0.40/0.60)" in out
     assert "ensemble_TTA_fitted_miou_per_image=0.7100" in out and "cpu_lite_TTA_miou_per_image=0.7000" in out
+
+
+def test_the_cpu_speed_bench_measures_each_switch_against_fp32():
+    """bench-cpu-speed at 64 px, one round: the three settings resolve through the kit's speed switches
+    (the first is the CPU default, fp32) and each prints a rate, a ratio and its loss on one batch."""
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_cpu_speed.py"), "--size", "64", "--rounds", "1", "--steps", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    lines = dict(line.split("=", 1) for line in out.splitlines() if "=" in line and " " not in line)
+    assert {"channels_last_speedup", "channels_last_bf16_speedup", "bf16_loss_difference", "native_bf16"} <= set(lines)
+    assert float(lines["channels_last_speedup"]) > 0 and float(lines["bf16_loss_difference"]) < 0.05
+    assert "fp32" in out and "(x1.00)" in out
+
+
+def test_baseline_picks_the_row_the_gains_are_measured_against(bench, tmp_path, monkeypatch, capsys):
+    """BASELINE=cpu-lite: that row runs first and the gain column is against it; orig is not run."""
+    ran = []
+    figures = {"cpu-lite": result(0.70, 0.70, 0.70), "adamw-poly": result(0.69, 0.68, 0.69)}
+
+    def run_row(name, data, runs, seed=21):
+        ran.append(name)
+        return figures[name]
+
+    monkeypatch.setattr(bench, "prepare", lambda data: None)
+    monkeypatch.setattr(bench, "run_row", run_row)
+    monkeypatch.setattr(
+        sys, "argv", ["bench_recipes.py", "--rows", "adamw-poly", "--base", "cpu-lite", "--runs", str(tmp_path)]
+    )
+    bench.main()
+    out = capsys.readouterr().out
+    assert ran == ["cpu-lite", "adamw-poly"] and "baseline (the gain column): cpu-lite" in out
+    assert "adamw_poly_per_image_gain=-0.0200" in out and "cpu_lite_per_image_gain=+0.0000" in out
+    monkeypatch.setattr(sys, "argv", ["bench_recipes.py", "--rows", "adamw-poly", "--base", "nope"])
+    with pytest.raises(SystemExit, match="unknown row"):
+        bench.main()

@@ -35,6 +35,7 @@ NOT_DRIVEN = {
     "docker-validate-submission": "make docker-smoke runs it through the passthrough, by hand; as docker-build",
     "demo": "minutes of real training (Lite0, 256 px); its steps are the targets driven here, run by hand",
     "bench-cpu": "a benchmark, not a test: figures in the README",
+    "bench-cpu-speed": "a benchmark; test_bench_recipes runs its script at 64 px",
     "bench-data": "a benchmark, not a test",
     "bench-durable": "a benchmark, not a test",
     "bench-ensemble": "a benchmark, not a test",

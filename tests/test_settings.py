@@ -154,3 +154,25 @@ def test_imagenet_weights_without_hub_or_cache_stop_in_seconds_naming_three_ways
         assert way_out in message
     # the probe found no hub, so the kit went offline before timm asked: no request, no minute of retries
     assert "(LocalEntryNotFoundError from OfflineModeIsEnabled:" in message
+
+
+def test_speed_switches_on_cpu_auto_fp32_named_bf16_warns_without_native(monkeypatch):
+    """speed auto leaves a CPU in fp32 and its default layout; the CPU presets' bf16 + channels_last
+    resolve by name, and bf16 on a CPU without native support says it is emulated."""
+    import warnings
+
+    import torch
+
+    from trashseg.training import speed
+
+    cpu = torch.device("cpu")
+    auto = load_config(None, [])
+    assert speed.amp_dtype(auto, cpu) is None and speed.use_channels_last(auto, cpu) is False
+    named = load_config(None, ["speed.amp=bf16", "speed.channels_last=true"])
+    monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert speed.amp_dtype(named, cpu) is torch.bfloat16 and speed.use_channels_last(named, cpu) is True
+    monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="without native bf16"):
+        assert speed.amp_dtype(named, cpu) is torch.bfloat16
