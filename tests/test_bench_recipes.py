@@ -120,6 +120,13 @@ def test_the_cpu_ensemble_bench_runs_each_member_plain_and_tta_then_both_merges(
 
     def make(target, **v):
         calls.append((target, v))
+        if target == "infer" and v["SPLITS"] == "test":  # what the real infer leaves for the merge
+            (tmp_path / v["EXP"] / f"fold{v['FOLD']}").mkdir(parents=True, exist_ok=True)
+            (tmp_path / v["EXP"] / f"fold{v['FOLD']}" / "probs_test_tta.npy").write_text("")
+        if target == "ensemble":  # the real merge refuses a member without every fold's test probabilities
+            assert all(
+                (tmp_path / m / f"fold{k}" / "probs_test_tta.npy").is_file() for m in ens.MEMBERS for k in range(3)
+            )
         if target == "oof":
             r = result(0.70, 0.69 + 0.01 * ("TTA" in v), 0.70)
             (tmp_path / v["MODEL"] / f"oof{'_tta' if v.get('TTA') else ''}.json").write_text(json.dumps(r))
@@ -144,9 +151,12 @@ def test_the_cpu_ensemble_bench_runs_each_member_plain_and_tta_then_both_merges(
     targets = [t for t, _ in calls]
     assert targets == ["train", "infer"] * 3 + ["oof"] + ["train", "infer"] * 3 + ["oof"] + (
         ["infer"] * 3 + ["oof"]
-    ) * 2 + ["fit-ensemble", "fit-ensemble", "ensemble"]
-    tta_infers = [v for t, v in calls[14:] if t == "infer"]
+    ) * 2 + ["fit-ensemble", "fit-ensemble"] + ["infer"] * 6 + ["ensemble"]
+    tta_infers = [v for t, v in calls[14:22] if t == "infer"]
     assert len(tta_infers) == 6 and all(v["TTA"] == 1 and v["SPLITS"] == "valid" for v in tta_infers)
+    test_infers = [v for t, v in calls[24:] if t == "infer"]
+    assert all(v["TTA"] == 1 and v["SPLITS"] == "test" for v in test_infers)
+    assert [(v["EXP"], v["FOLD"]) for v in test_infers] == [(m, k) for m in ens.MEMBERS for k in range(3)]
     assert calls[-1][1]["MODELS"] == "cpu-lite cpu-lite-deeplab" and calls[-1][1]["TTA"] == 1
     out = capsys.readouterr().out
     assert "cpu-lite TTA" in out and "ensemble TTA, fitted (0.40/0.60)" in out
