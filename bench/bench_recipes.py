@@ -87,9 +87,22 @@ PRESENT = ("Background", "General trash", "Plastic bag")
 SWEEP_STUDY = "cpu-lite-6ep-fold0"
 
 
+def cpu_lite_row() -> str:
+    """The row configs/cpu-lite.yaml names as its recipe (`# recipe row: <name>`): the sweep layers its
+    trials over that preset, so its best trial becomes a row over that row."""
+    import re
+
+    found = re.search(r"^# recipe row: (\S+)", (ROOT / "configs" / "cpu-lite.yaml").read_text(), flags=re.M)
+    if not found or found.group(1) not in ROWS:
+        raise SystemExit(
+            "bench-recipes: configs/cpu-lite.yaml names no row of bench/bench_recipes.py (# recipe row: ...)"
+        )
+    return found.group(1)
+
+
 def sweep_best_row(runs: Path) -> tuple[str, tuple]:
-    """The best trial of bench-sweep's study as a row over the cpu-lite recipe (the row
-    adamw-poly-lovasz-ema): the space's fixed settings, the trial's values and its budget's epochs,
+    """The best trial of bench-sweep's study as a row over the cpu-lite recipe (the row its config
+    names): the space's fixed settings, the trial's values and its budget's epochs,
     each --set quoted for the shell make hands ARGS to. Its run folder names the trial (sweep-trialNNN)."""
     import shlex
     import warnings
@@ -108,7 +121,7 @@ def sweep_best_row(runs: Path) -> tuple[str, tuple]:
     best = optuna.load_study(study_name=SWEEP_STUDY, storage=f"sqlite:///{db}").best_trial
     space = read_space(ROOT / "configs" / "sweeps" / "cpu-lite.yaml")
     sets = own_sets(best, space)
-    model, variables, base, _ = ROWS["adamw-poly-lovasz-ema"]
+    model, variables, base, _ = ROWS[cpu_lite_row()]
     own = " ".join(f"--set {shlex.quote(item)}" for item in sets)
     what = (
         f"the sweep's best trial {best.number} (fold 0 {best.value:.4f}): "

@@ -82,8 +82,9 @@ def test_sweep_best_is_the_studys_best_trial_over_the_cpu_lite_row(bench, tmp_pa
     assert name == "sweep-trial001" and model == "fpn" and variables == bench.LITE0
     words = shlex.split(sets)
     given = dict(w.split("=", 1) for w in words[1::2])
-    assert given["train.epochs"] == "5" and given["augment.train.0.OneOf.p"] == "0.0"
-    assert given["augment.train.4.Affine.rotate"] == "[-15, 15]" and given["ema.enabled"] == "true"
+    assert given["train.epochs"] == "5" and given["loss.focal_weight"] == "0.43" and given["optimizer.lr"] == "0.002"
+    assert given["ema.enabled"] == "true" and given["speed.amp"] == "bf16"  # over cpu-lite's own row
+    assert bench.cpu_lite_row() == "cpu-sweep9"
     assert given["augment.train"].startswith("[{OneOf: ") and "ScaleCrop" in given["augment.train"]
     assert "0.7300" in what
 

@@ -44,7 +44,7 @@ def test_preset_folds_soup_and_a_run_on_all_data(coco_dir, tmp_path):
     v["ARGS"] += " --set train.keep_last=2"
     for fold in range(3):
         out = run_make("train", **v, FOLD=fold, EPOCHS=2)
-    assert "adamw lr 0.001 poly" in out and f"-> {tmp_path / 'runs' / 'cpu-lite' / 'fold2'}" in out
+    assert "adamw lr 0.0027 poly" in out and f"-> {tmp_path / 'runs' / 'cpu-lite' / 'fold2'}" in out
     runs = tmp_path / "runs"
     assert sorted(p.name for p in (runs / "cpu-lite" / "fold0").glob("epoch*.pt")) == ["epoch1.pt", "epoch2.pt"]
 

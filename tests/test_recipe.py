@@ -438,14 +438,13 @@ def test_cpu_lite_is_its_recipe_row_key_by_key(monkeypatch):
     """configs/cpu-lite.yaml names the OOF table row it was chosen from; the preset, resolved as
     `make train EXP=cpu-lite` resolves it, equals that row as `make bench-recipes` trains it, in every
     key but the run's name, its log setting and its folders."""
-    import re
 
     import yaml
 
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
     import bench_recipes
 
-    row = re.search(r"^# recipe row: (\S+)", (ROOT / "configs/cpu-lite.yaml").read_text(), flags=re.M).group(1)
+    row = bench_recipes.cpu_lite_row()
     model, variables, sets, _ = bench_recipes.ROWS[row]
     assert model == yaml.safe_load((ROOT / "configs/cpu-lite.yaml").read_text())["base"] == "fpn"
     a = make_resolved(f"train-{model}", **bench_recipes.BUDGET, **variables, ARGS=sets)
