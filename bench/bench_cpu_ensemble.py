@@ -59,10 +59,13 @@ def main() -> None:
                 r["oof_miou_per_image"],
                 float("nan") if kind == "equal_mean" else present_of(fitted["fitted_per_class_iou"]),
             )
+    from trashseg.runs import Layout
+
+    tta_files = Layout(runs, post="_tta")  # the kit's own path of a TTA probability file
     for name in MEMBERS:  # the rows inferred their validation images only: the merge needs each fold's test images
         _, infer, common, row_args = row_steps(name, data, runs, args.seed)
         for fold in range(3):
-            if not (runs / run_name(name, args.seed) / f"fold{fold}" / "probs_test_tta.npy").is_file():
+            if not tta_files.probs(run_name(name, args.seed), fold, "test").is_file():
                 make(infer, **common, FOLD=fold, SPLITS="test", TTA=1, ARGS=row_args)
     make(
         "ensemble",

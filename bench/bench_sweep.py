@@ -21,7 +21,6 @@ from bench_recipes import BUDGET, LITE0, SWEEP_STUDY, prepare
 from common import ROOT
 
 SPACE = ROOT / "configs" / "sweeps" / "cpu-lite.yaml"
-STUDY = SWEEP_STUDY
 
 
 def main() -> None:
@@ -34,7 +33,14 @@ def main() -> None:
     variables = dict(BUDGET, **LITE0)
     variables.pop("EPOCHS")  # the space's budget sets each trial's epochs from its image size
     cmd = ["make", "--no-print-directory", "-C", str(ROOT), "sweep", "EXP=cpu-lite", f"SPACE={SPACE}"]
-    cmd += [f"STUDY={STUDY}", f"TRIALS={args.trials}", "FOLD=0", f"DATA_DIR={data}", f"RUNS={args.runs}", "SEED=21"]
+    cmd += [
+        f"STUDY={SWEEP_STUDY}",
+        f"TRIALS={args.trials}",
+        "FOLD=0",
+        f"DATA_DIR={data}",
+        f"RUNS={args.runs}",
+        "SEED=21",
+    ]
     cmd += [f"{k}={v}" for k, v in variables.items()]
     cmd += [f"ARGS=--set data.cache_dir={args.runs / 'cache'}"]
     print("$ " + " ".join(cmd), flush=True)
@@ -46,7 +52,7 @@ def main() -> None:
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{args.runs / 'sweeps' / f'{STUDY}.db'}")
+    study = optuna.load_study(study_name=SWEEP_STUDY, storage=f"sqlite:///{args.runs / 'sweeps' / f'{SWEEP_STUDY}.db'}")
     trials = study.get_trials(deepcopy=False)
     baseline = trials[0]  # the space's first queued trial: today's cpu-lite
     if baseline.state != TrialState.COMPLETE:
