@@ -45,7 +45,10 @@ def main() -> None:
     for name in MEMBERS:
         rows[f"{name} plain"] = figures(run_row(name, data, runs, args.seed))
     for name in MEMBERS:
-        rows[f"{name} TTA"] = figures(run_tta(name, data, runs, args.seed))
+        scored = run_tta(name, data, runs, args.seed)
+        if scored is None:  # the merge below needs each fold's checkpoint as well
+            raise SystemExit(f"bench-cpu-ensemble: {runs / run_name(name, args.seed)} has no checkpoint of every fold")
+        rows[f"{name} TTA"] = figures(scored)
     models = " ".join(run_name(m, args.seed) for m in MEMBERS)
     cache = f"--set data.cache_dir={runs / 'cache'}"
     for tta, variant in ((0, "plain"), (1, "TTA")):

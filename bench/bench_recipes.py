@@ -10,11 +10,19 @@ another; a row whose oof.json exists is read, not retrained, so the table can be
 sittings (ROWS="orig adamw-poly" picks rows). A row takes ~40 min on 2 CPU cores. SEEDS="21 22" runs
 each row once per seed (seed 21 in the row's own folder, others in <row>-seed<s>) and the table shows
 each metric's mean and half its spread over the seeds: a change is better only beyond the spread.
+
+Run folders (checkpoints, 400 MB of probabilities a fold) stay out of git and need not outlive a machine;
+the figures do. Every scored run is recorded in bench/recipes-ledger.json (in git: a few numbers a run,
+keyed by the run's name and a fingerprint of the row's definition), and a run with no folder but a
+ledger entry of the same fingerprint is read from it, so repeats over seeds add up across sessions and
+machines. A row whose definition changes has a new fingerprint: its old entries are ignored and it trains.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import hashlib
 import json
 import shutil
 import subprocess
@@ -172,29 +180,132 @@ def row_steps(name: str, data: Path, runs: Path, seed: int) -> tuple[str, str, d
     return train, infer, common, args
 
 
+# where scored runs are recorded (main sets it; None: nothing is read from or written to a ledger)
+LEDGER: Path | None = None
+DEFAULT_LEDGER = ROOT / "bench" / "recipes-ledger.json"
+
+
+def fingerprint(name: str) -> str:
+    """What a row's figures depend on that this script decides: its model, make variables and --set
+    values, the table's budget and, for a preset row, the preset's text. (The kit's own code and
+    defaults are not in it: each entry records the commit it was measured at.)"""
+    model, variables, sets, _ = ROWS[name]
+    parts = [model, json.dumps(variables, sort_keys=True, default=str), sets]
+    if model.startswith("EXP="):
+        parts.append((ROOT / "configs" / f"{model.split('=', 1)[1]}.yaml").read_text())
+    else:
+        parts.append(json.dumps(BUDGET, sort_keys=True))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def read_ledger() -> dict:
+    if LEDGER is None or not LEDGER.is_file():
+        return {}
+    try:
+        ledger = json.loads(LEDGER.read_text())
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"bench-recipes: {LEDGER} is not JSON ({err}); fix or delete it") from None
+    if not isinstance(ledger, dict) or not isinstance(ledger.get("runs"), dict):
+        raise SystemExit(f"bench-recipes: {LEDGER} has no 'runs' object")
+    return ledger
+
+
+def recorded(name: str, seed: int, kind: str) -> dict | None:
+    """The ledger's figures of one run (kind plain or tta), if recorded for the row as defined today."""
+    entry = read_ledger().get("runs", {}).get(run_name(name, seed))
+    if not entry or kind not in entry:
+        return None
+    if entry.get("fingerprint") != fingerprint(name):
+        print(f"bench-recipes: {LEDGER.name}: {run_name(name, seed)} was measured for another definition of the row")
+        return None
+    return entry[kind]
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def fold_seconds(run: Path) -> list[float] | None:
+    """Each fold's training seconds (the sum of its metrics.csv), or None if a fold lacks them."""
+    seconds = []
+    for fold in range(3):
+        log = run / f"fold{fold}" / "metrics.csv"
+        if not log.is_file():
+            return None
+        with log.open(newline="") as fh:
+            seconds.append(round(sum(float(r["seconds"]) for r in csv.DictReader(fh) if r.get("seconds")), 1))
+    return seconds
+
+
+def figures(result: dict) -> dict:
+    """What the ledger keeps of an oof.json: the table's figures, not the confusion matrix or paths."""
+    per_class = {c: result["per_class_iou"][c] for c in PRESENT}
+    return {"miou": result["miou"], "miou_per_image": result["miou_per_image"], "per_class_iou": per_class}
+
+
+def record(name: str, seed: int, kind: str, result: dict, runs: Path) -> None:
+    """Writes (atomically) one scored run's figures into the ledger, unless it holds them already."""
+    if LEDGER is None:
+        return
+    from trashseg.atomic import write_json
+
+    ledger = read_ledger() or {"about": "bench-recipes' scored runs (bench/bench_recipes.py)", "runs": {}}
+    run = run_name(name, seed)
+    entry = ledger["runs"].get(run, {})
+    if entry.get("fingerprint") != fingerprint(name):
+        entry = {"row": name, "seed": seed, "fingerprint": fingerprint(name)}
+    new = {**figures(result), "commit": commit()}
+    if kind == "plain" and (seconds := fold_seconds(runs / run)):
+        new["train_seconds"] = seconds
+
+    def same(kept: dict) -> dict:  # the commit alone does not make a new measurement
+        return {k: v for k, v in kept.items() if k != "commit"}
+
+    if same(entry.get(kind, {})) == same(new):
+        return
+    entry[kind] = new
+    ledger["runs"][run] = entry
+    write_json(LEDGER, ledger)
+
+
 def run_row(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict:
     run = run_name(name, seed)
     result = runs / run / "oof.json"
     if not result.is_file():
+        if (kept := recorded(name, seed, "plain")) is not None:
+            return kept
         train, infer, common, args = row_steps(name, data, runs, seed)
         for fold in range(3):
             make(train, **common, FOLD=fold, ARGS=args)
             make(infer, **common, FOLD=fold, SPLITS="valid", TTA=0, ARGS=args)  # plain, whatever a preset says
         make("oof", MODEL=run, DATA_DIR=data, RUNS=runs, TTA=0, ARGS=f"--set data.cache_dir={runs / 'cache'}")
-    return json.loads(result.read_text())
+    out = json.loads(result.read_text())
+    record(name, seed, "plain", out, runs)
+    return out
 
 
-def run_tta(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict:
+def run_tta(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict | None:
     """The trained row's validation images inferred again with TTA=1 (the config's tta block: flip and
-    scales), scored out of fold into oof_tta.json beside the plain oof.json."""
+    scales), scored out of fold into oof_tta.json beside the plain oof.json. None when neither that file,
+    the ledger nor the run's checkpoints exist (a run known from the ledger alone)."""
     run = run_name(name, seed)
     result = runs / run / "oof_tta.json"
     if not result.is_file():
+        if (kept := recorded(name, seed, "tta")) is not None:
+            return kept
+        if not all((runs / run / f"fold{k}" / "best.pt").is_file() for k in range(3)):
+            return None
         _, infer, common, args = row_steps(name, data, runs, seed)
         for fold in range(3):
             make(infer, **common, FOLD=fold, SPLITS="valid", TTA=1, ARGS=args)
         make("oof", MODEL=run, DATA_DIR=data, RUNS=runs, TTA=1, ARGS=f"--set data.cache_dir={runs / 'cache'}")
-    return json.loads(result.read_text())
+    out = json.loads(result.read_text())
+    record(name, seed, "tta", out, runs)
+    return out
 
 
 def present_mean(result: dict) -> float:
@@ -235,7 +346,12 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench-recipes")
     parser.add_argument("--tta", action="store_true", help="also score every row with TTA=1 (a column of gains)")
     parser.add_argument("--base", default="orig", help="the row every gain is measured against, run first (orig)")
+    parser.add_argument(
+        "--ledger", type=Path, default=DEFAULT_LEDGER, help="scored runs, read and written (bench/recipes-ledger.json)"
+    )
     args = parser.parse_args()
+    global LEDGER
+    LEDGER = args.ledger
     if "sweep-best" in args.rows:
         name, row = sweep_best_row(args.runs)
         ROWS[name] = row
@@ -266,7 +382,11 @@ def main() -> None:
         for name in rows:
             for seed in args.seeds:
                 plain = run_row(name, data, args.runs, seed)["miou_per_image"]
-                tta = run_tta(name, data, args.runs, seed)["miou_per_image"]
+                scored = run_tta(name, data, args.runs, seed)
+                if scored is None:
+                    print(f"{run_name(name, seed):<28} {plain:.4f} -> no TTA figure (ledger only, no checkpoints)")
+                    continue
+                tta = scored["miou_per_image"]
                 print(f"{run_name(name, seed):<28} {plain:.4f} -> {tta:.4f} ({tta - plain:+.4f})")
                 print(f"{run_name(name, seed).replace('-', '_')}_tta_gain={tta - plain:+.4f}")
     for name in rows:

@@ -121,6 +121,9 @@ def test_the_cpu_ensemble_bench_runs_each_member_plain_and_tta_then_both_merges(
 
     def make(target, **v):
         calls.append((target, v))
+        if target == "train":  # the checkpoint TTA and the merge infer from
+            (tmp_path / v["EXP"] / f"fold{v['FOLD']}").mkdir(parents=True, exist_ok=True)
+            (tmp_path / v["EXP"] / f"fold{v['FOLD']}" / "best.pt").write_text("")
         if target == "infer" and v["SPLITS"] == "test":  # what the real infer leaves for the merge
             (tmp_path / v["EXP"] / f"fold{v['FOLD']}").mkdir(parents=True, exist_ok=True)
             (tmp_path / v["EXP"] / f"fold{v['FOLD']}" / "probs_test_tta.npy").write_text("")
@@ -203,3 +206,61 @@ def test_baseline_picks_the_row_the_gains_are_measured_against(bench, tmp_path, 
     monkeypatch.setattr(sys, "argv", ["bench_recipes.py", "--rows", "adamw-poly", "--base", "nope"])
     with pytest.raises(SystemExit, match="unknown row"):
         bench.main()
+
+
+def test_the_ledger_keeps_a_scored_run_after_its_folder_is_gone(bench, tmp_path, monkeypatch):
+    """A scored run is written into the ledger (figures, fold seconds); with its folder gone it is read
+    from there, not retrained; a row whose definition changed trains again; TTA of a run known only from
+    the ledger is None, not a training; a broken ledger is a one-line error naming the file."""
+    import json
+    import shutil
+
+    calls = []
+
+    def make(target, **variables):
+        calls.append(target)
+        if target == "oof":
+            (tmp_path / variables["MODEL"]).mkdir(exist_ok=True)
+            (tmp_path / variables["MODEL"] / "oof.json").write_text(json.dumps(result(0.71, 0.70, 0.69)))
+
+    monkeypatch.setattr(bench, "make", make)
+    monkeypatch.setattr(bench, "LEDGER", tmp_path / "ledger.json")
+    run = tmp_path / "orig-seed22"
+    for fold in range(3):
+        (run / f"fold{fold}").mkdir(parents=True)
+        (run / f"fold{fold}" / "metrics.csv").write_text("epoch,seconds\n1,100.5\n2,99.5\n")
+    (run / "oof.json").write_text(json.dumps(result(0.72, 0.71, 0.70)))
+    bench.run_row("orig", tmp_path / "data", tmp_path, 22)
+    entry = json.loads((tmp_path / "ledger.json").read_text())["runs"]["orig-seed22"]
+    assert entry["row"] == "orig" and entry["seed"] == 22 and entry["fingerprint"] == bench.fingerprint("orig")
+    assert entry["plain"]["miou_per_image"] == 0.71 and entry["plain"]["train_seconds"] == [200.0] * 3
+    assert set(entry["plain"]["per_class_iou"]) == set(bench.PRESENT)  # the table's classes, not the matrix
+    shutil.rmtree(run)
+    kept = bench.run_row("orig", tmp_path / "data", tmp_path, 22)
+    assert calls == [] and kept["miou_per_image"] == 0.71 and bench.present_mean(kept) == pytest.approx(0.70)
+    assert bench.run_tta("orig", tmp_path / "data", tmp_path, 22) is None and calls == []
+    monkeypatch.setitem(bench.ROWS, "orig", ("fpn", bench.LITE0, "--set train.epochs=5", "changed"))
+    assert bench.run_row("orig", tmp_path / "data", tmp_path, 22)["miou_per_image"] == 0.70  # trained again
+    assert calls.count("oof") == 1 and len([c for c in calls if c.startswith("train-")]) == 3
+    (tmp_path / "ledger.json").write_text("{not json")
+    shutil.rmtree(tmp_path / "orig-seed22")
+    with pytest.raises(SystemExit, match="ledger.json is not JSON"):
+        bench.run_row("orig", tmp_path / "data", tmp_path, 22)
+
+
+def test_the_committed_ledger_matches_the_rows_it_names():
+    """bench/recipes-ledger.json, in git: every entry names a row of the script and the seed its run name
+    says, with the three present classes' IoU, and a fingerprint of a row as it is defined."""
+    import json
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bench_recipes as bench
+
+    ledger = json.loads(bench.DEFAULT_LEDGER.read_text())
+    assert ledger["runs"]
+    for run, entry in ledger["runs"].items():
+        assert entry["row"] in bench.ROWS and bench.run_name(entry["row"], entry["seed"]) == run
+        assert len(entry["fingerprint"]) == 16
+        for kind in set(entry) & {"plain", "tta"}:
+            assert set(entry[kind]["per_class_iou"]) == set(bench.PRESENT)
+            assert 0 < entry[kind]["miou_per_image"] < 1
