@@ -34,3 +34,17 @@ def test_single_gpu_runs_in_order_without_pinning():
     order = []
     run_jobs([Job("train", (), 0), Job("train", (), 1)], 1, lambda job, gpu: order.append((job.fold, gpu)) or 0)
     assert order == [(0, None), (1, None)]
+
+
+def test_the_merge_reads_the_run_folder_a_set_model_name_trains_into():
+    """make cv EXP=cpu-lite ARGS='--set model.name=mine': the fold jobs train runs/mine, so the ensemble
+    must merge mine, not the preset's name; without the --set each run keeps its own name."""
+    from trashseg.cli import options
+    from trashseg.cli.cv import trained_name
+
+    p = options.parser("cv", "", ["MODELS", "EXP", "K", "GPUS", "RUNS"], sets=True)
+    given = options.parse(p, ["--exp=cpu-lite", "--set=model.name=mine"])
+    assert trained_name(given, exp="cpu-lite") == "mine"
+    plain = options.parse(p, ["--models=fpn deeplab"])
+    assert [trained_name(plain, model=m) for m in ("fpn", "deeplab")] == ["fpn", "deeplab"]
+    assert trained_name(options.parse(p, ["--exp=cpu-lite"]), exp="cpu-lite") == "cpu-lite"

@@ -69,6 +69,15 @@ def verb_runner(common: list[str]):
     return runner
 
 
+def trained_name(args, model: str | None = None, exp: str | None = None) -> str:
+    """The run folder a fold job trains into: its settings' model.name, which a --set may change
+    (ARGS='--set model.name=b3-long'), so the merge reads the runs the jobs wrote."""
+    import argparse
+
+    one = argparse.Namespace(**{**vars(args), "MODEL": model, "EXP": exp})
+    return options.config(one).model.name
+
+
 # what every fold job of cv shares: the run's settings, less the fold each job is given
 SHARED = [v for v in options.RUN_SETTINGS if v != "FOLD"]
 
@@ -91,10 +100,11 @@ def cv(argv: list[str]) -> int:
         raise TrashsegError(f"GPUS={gpus}: must be 1 or more")
     if args.EXP:
         runs = [["--exp", registry.target(None, args.EXP).name]]
-        names = [args.EXP]
+        names = [trained_name(args, exp=args.EXP)]
     else:
-        names = options.words(args, "MODELS") or list(registry.models())
-        runs = [["--model", registry.model(m).name] for m in names]
+        models = options.words(args, "MODELS") or list(registry.models())
+        runs = [["--model", registry.model(m).name] for m in models]
+        names = [trained_name(args, model=m) for m in models]
     common = options.as_argv(args, SHARED)
     runner = verb_runner(common)
     for stage in ("train", "infer"):
