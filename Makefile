@@ -173,7 +173,7 @@ bench-tracking: $(STAMP) ## training epoch time and tracking cost: off vs Tensor
 ROWS ?=
 SEEDS ?=
 BASELINE ?=
-bench-recipes: $(STAMP) ## OOF table on ../shared woosong photos, 3 date folds, CPU budget: original recipe vs each change (ROWS=..., ROWS=sweep-best: bench-sweep's best trial; TTA=1: each row's TTA gain too; SEEDS="21 22": mean and spread; BASELINE=row: gains against it, not orig; ~30-40 min a row on 2 cores)
+bench-recipes: $(STAMP) ## OOF table on ../shared woosong photos, 3 date folds, CPU budget: original recipe vs each change (ROWS=..., ROWS=sweep-best: bench-sweep's best trial; TTA=1: each row's TTA gain too; SEEDS="21 22": mean and spread; BASELINE=row: gains against it, not orig; every scored run kept in bench/recipes-ledger.json, in git, and read from it when its folder is gone; ~30-45 min a row on 2 cores)
 	$(PY) bench/bench_recipes.py $(if $(ROWS),--rows $(ROWS)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(filter 1,$(TTA)),--tta) $(if $(BASELINE),--base $(BASELINE))
 bench-sweep: $(STAMP) ## the sweep of configs/sweeps/cpu-lite.yaml on ../shared woosong photos, date fold 0, today's cpu-lite as trial 0 (TRIALS=N in all; resumes; ~10 min a trial on 2 cores)
 	$(PY) bench/bench_sweep.py $(if $(TRIALS),--trials $(TRIALS))

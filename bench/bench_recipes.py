@@ -221,7 +221,13 @@ def recorded(name: str, seed: int, kind: str) -> dict | None:
     return entry[kind]
 
 
-def commit() -> str:
+def commit(run: Path) -> str:
+    """The commit the run trained at (its fold 0 run_record.json; "+dirty" with local changes), else HEAD."""
+    record_file = run / "fold0" / "run_record.json"
+    if record_file.is_file():
+        trained = json.loads(record_file.read_text())
+        if trained.get("git_commit"):
+            return trained["git_commit"][:7] + ("+dirty" if trained.get("git_dirty") else "")
     try:
         out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     except OSError:
@@ -258,14 +264,10 @@ def record(name: str, seed: int, kind: str, result: dict, runs: Path) -> None:
     entry = ledger["runs"].get(run, {})
     if entry.get("fingerprint") != fingerprint(name):
         entry = {"row": name, "seed": seed, "fingerprint": fingerprint(name)}
-    new = {**figures(result), "commit": commit()}
+    new = {**figures(result), "commit": commit(runs / run)}
     if kind == "plain" and (seconds := fold_seconds(runs / run)):
         new["train_seconds"] = seconds
-
-    def same(kept: dict) -> dict:  # the commit alone does not make a new measurement
-        return {k: v for k, v in kept.items() if k != "commit"}
-
-    if same(entry.get(kind, {})) == same(new):
+    if entry.get(kind) == new:
         return
     entry[kind] = new
     ledger["runs"][run] = entry

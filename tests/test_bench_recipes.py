@@ -230,10 +230,12 @@ def test_the_ledger_keeps_a_scored_run_after_its_folder_is_gone(bench, tmp_path,
         (run / f"fold{fold}").mkdir(parents=True)
         (run / f"fold{fold}" / "metrics.csv").write_text("epoch,seconds\n1,100.5\n2,99.5\n")
     (run / "oof.json").write_text(json.dumps(result(0.72, 0.71, 0.70)))
+    (run / "fold0" / "run_record.json").write_text(json.dumps({"git_commit": "0123456789abcdef", "git_dirty": True}))
     bench.run_row("orig", tmp_path / "data", tmp_path, 22)
     entry = json.loads((tmp_path / "ledger.json").read_text())["runs"]["orig-seed22"]
     assert entry["row"] == "orig" and entry["seed"] == 22 and entry["fingerprint"] == bench.fingerprint("orig")
     assert entry["plain"]["miou_per_image"] == 0.71 and entry["plain"]["train_seconds"] == [200.0] * 3
+    assert entry["plain"]["commit"] == "0123456+dirty"  # the commit it trained at, from its run record
     assert set(entry["plain"]["per_class_iou"]) == set(bench.PRESENT)  # the table's classes, not the matrix
     shutil.rmtree(run)
     kept = bench.run_row("orig", tmp_path / "data", tmp_path, 22)
