@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench_recipes import FIRST_SEED, PRESENT, make, prepare, row_steps, run_name, run_row, run_tta
+from bench_recipes import FIRST_SEED, PRESENT, make, prepare, present_mean, row_steps, run_name, run_row, run_tta
 
 from common import ROOT
 
@@ -23,8 +23,7 @@ MEMBERS = ("cpu-lite", "cpu-lite-deeplab")
 
 
 def figures(result: dict) -> tuple[float, float, float]:
-    present = sum(result["per_class_iou"][c] for c in PRESENT) / len(PRESENT)
-    return result["miou"], result["miou_per_image"], present
+    return result["miou"], result["miou_per_image"], present_mean(result)
 
 
 def present_of(per_class: list) -> float:

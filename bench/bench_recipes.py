@@ -221,25 +221,27 @@ def recorded(name: str, seed: int, kind: str) -> dict | None:
     return entry[kind]
 
 
-def commit(run: Path) -> str:
+def commit(runs: Path, run: str) -> str:
     """The commit the run trained at (its fold 0 run_record.json; "+dirty" with local changes), else HEAD."""
-    record_file = run / "fold0" / "run_record.json"
+    from trashseg.runs import Layout
+
+    record_file = Layout(runs).run(run, 0) / "run_record.json"
     if record_file.is_file():
         trained = json.loads(record_file.read_text())
         if trained.get("git_commit"):
             return trained["git_commit"][:7] + ("+dirty" if trained.get("git_dirty") else "")
-    try:
-        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    except OSError:
-        return "unknown"
-    return out.stdout.strip() or "unknown"
+    from trashseg.training.run_record import git
+
+    return git("rev-parse", "--short", "HEAD") or "unknown"
 
 
-def fold_seconds(run: Path) -> list[float] | None:
+def fold_seconds(runs: Path, run: str) -> list[float] | None:
     """Each fold's training seconds (the sum of its metrics.csv), or None if a fold lacks them."""
+    from trashseg.runs import Layout
+
     seconds = []
     for fold in range(3):
-        log = run / f"fold{fold}" / "metrics.csv"
+        log = Layout(runs).run(run, fold) / "metrics.csv"
         if not log.is_file():
             return None
         with log.open(newline="") as fh:
@@ -247,7 +249,7 @@ def fold_seconds(run: Path) -> list[float] | None:
     return seconds
 
 
-def figures(result: dict) -> dict:
+def ledger_figures(result: dict) -> dict:
     """What the ledger keeps of an oof.json: the table's figures, not the confusion matrix or paths."""
     per_class = {c: result["per_class_iou"][c] for c in PRESENT}
     return {"miou": result["miou"], "miou_per_image": result["miou_per_image"], "per_class_iou": per_class}
@@ -260,12 +262,12 @@ def record(name: str, seed: int, kind: str, result: dict, runs: Path) -> None:
     from trashseg.atomic import write_json
 
     ledger = read_ledger() or {"about": "bench-recipes' scored runs (bench/bench_recipes.py)", "runs": {}}
-    run = run_name(name, seed)
+    run, row = run_name(name, seed), fingerprint(name)
     entry = ledger["runs"].get(run, {})
-    if entry.get("fingerprint") != fingerprint(name):
-        entry = {"row": name, "seed": seed, "fingerprint": fingerprint(name)}
-    new = {**figures(result), "commit": commit(runs / run)}
-    if kind == "plain" and (seconds := fold_seconds(runs / run)):
+    if entry.get("fingerprint") != row:
+        entry = {"row": name, "seed": seed, "fingerprint": row}
+    new = {**ledger_figures(result), "commit": commit(runs, run)}
+    if kind == "plain" and (seconds := fold_seconds(runs, run)):
         new["train_seconds"] = seconds
     if entry.get(kind) == new:
         return
@@ -275,8 +277,10 @@ def record(name: str, seed: int, kind: str, result: dict, runs: Path) -> None:
 
 
 def run_row(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict:
+    from trashseg.runs import Layout
+
     run = run_name(name, seed)
-    result = runs / run / "oof.json"
+    result = Layout(runs).oof_result(run)
     if not result.is_file():
         if (kept := recorded(name, seed, "plain")) is not None:
             return kept
@@ -294,12 +298,14 @@ def run_tta(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict |
     """The trained row's validation images inferred again with TTA=1 (the config's tta block: flip and
     scales), scored out of fold into oof_tta.json beside the plain oof.json. None when neither that file,
     the ledger nor the run's checkpoints exist (a run known from the ledger alone)."""
+    from trashseg.runs import Layout
+
     run = run_name(name, seed)
-    result = runs / run / "oof_tta.json"
+    result = Layout(runs, post="_tta").oof_result(run)
     if not result.is_file():
         if (kept := recorded(name, seed, "tta")) is not None:
             return kept
-        if not all((runs / run / f"fold{k}" / "best.pt").is_file() for k in range(3)):
+        if not all((Layout(runs).run(run, k) / "best.pt").is_file() for k in range(3)):
             return None
         _, infer, common, args = row_steps(name, data, runs, seed)
         for fold in range(3):

@@ -18,7 +18,8 @@ from trashseg.settings import Settings
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _git(*args: str) -> str | None:
+def git(*args: str) -> str | None:
+    """git's answer in this repository (stripped), or None without git, outside a checkout or on error."""
     try:
         out = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired):
@@ -32,11 +33,11 @@ def write_run_record(out: Path, cfg: Settings, device: torch.device, world: int,
         if device.type == "cuda"
         else [platform.processor() or platform.machine()]
     )
-    status = _git("status", "--porcelain")
+    status = git("status", "--porcelain")
     record = {
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": redact_argv(sys.argv),  # no password or key from the command line
-        "git_commit": _git("rev-parse", "HEAD"),
+        "git_commit": git("rev-parse", "HEAD"),
         "git_dirty": None if status is None else bool(status),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
