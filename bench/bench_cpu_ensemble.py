@@ -33,6 +33,12 @@ def present_of(per_class: list) -> float:
     return sum(per_class[CLASSES.index(c)] for c in PRESENT) / len(PRESENT)
 
 
+def views(probs: Path) -> dict | None:
+    """The TTA views a probability file was inferred with (its .json sidecar's "tta"), None without one."""
+    sidecar = probs.with_suffix(".json")
+    return json.loads(sidecar.read_text()).get("tta") if sidecar.is_file() else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=FIRST_SEED)
@@ -67,7 +73,9 @@ def main() -> None:
     for name in MEMBERS:  # the rows inferred their validation images only: the merge needs each fold's test images
         _, infer, common, row_args = row_steps(name, data, runs, args.seed)
         for fold in range(3):
-            if not tta_files.probs(run_name(name, args.seed), fold, "test").is_file():
+            test = tta_files.probs(run_name(name, args.seed), fold, "test")
+            valid = tta_files.probs(run_name(name, args.seed), fold, "valid")
+            if not test.is_file() or views(test) != views(valid):  # absent, or left by another tta block
                 make(infer, **common, FOLD=fold, SPLITS="test", TTA=1, ARGS=row_args)
     make(
         "ensemble",

@@ -15,7 +15,9 @@ Run folders (checkpoints, 400 MB of probabilities a fold) stay out of git and ne
 the figures do. Every scored run is recorded in bench/recipes-ledger.json (in git: a few numbers a run,
 keyed by the run's name and a fingerprint of the row's definition), and a run with no folder but a
 ledger entry of the same fingerprint is read from it, so repeats over seeds add up across sessions and
-machines. A row whose definition changes has a new fingerprint: its old entries are ignored and it trains.
+machines. A row whose definition changes has a new fingerprint: its old entries are ignored and it trains
+(a run folder left from the old definition is an error, not read); a preset whose tta block alone changes
+keeps its training and infers its TTA figures again.
 """
 
 from __future__ import annotations
@@ -183,19 +185,33 @@ def row_steps(name: str, data: Path, runs: Path, seed: int) -> tuple[str, str, d
 # where scored runs are recorded (main sets it; None: nothing is read from or written to a ledger)
 LEDGER: Path | None = None
 DEFAULT_LEDGER = ROOT / "bench" / "recipes-ledger.json"
+CONFIGS = ROOT / "configs"  # where a preset row's preset is read
 
 
-def fingerprint(name: str) -> str:
+def fingerprint(name: str, kind: str = "plain") -> str:
     """What a row's figures depend on that this script decides: its model, make variables and --set
-    values, the table's budget and, for a preset row, the preset's text. (The kit's own code and
-    defaults are not in it: each entry records the commit it was measured at.)"""
+    values, the table's budget and, for a preset row, the preset's settings (parsed: comments do not
+    count). Plain figures do not depend on the preset's tta block, so it is left out of the plain
+    fingerprint and added for kind "tta": a new TTA default retires a row's TTA figures, not its
+    training. (The kit's own code and defaults are not in it: each entry records the commit it was
+    measured at.)"""
+    import yaml
+
     model, variables, sets, _ = ROWS[name]
     parts = [model, json.dumps(variables, sort_keys=True, default=str), sets]
     if model.startswith("EXP="):
-        parts.append((ROOT / "configs" / f"{model.split('=', 1)[1]}.yaml").read_text())
-    else:
+        preset = yaml.safe_load((CONFIGS / f"{model.split('=', 1)[1]}.yaml").read_text())
+        tta = preset.pop("tta", None)
+        parts.append(json.dumps(preset, sort_keys=True, default=str))
+        if kind == "tta":
+            parts.append(json.dumps(tta, sort_keys=True, default=str))
+    else:  # the kit's default tta block: not the script's to decide
         parts.append(json.dumps(BUDGET, sort_keys=True))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+# the ledger key of each kind's fingerprint (an entry's "fingerprint" is its training's)
+FINGERPRINT_KEY = {"plain": "fingerprint", "tta": "tta_fingerprint"}
 
 
 def read_ledger() -> dict:
@@ -215,10 +231,17 @@ def recorded(name: str, seed: int, kind: str) -> dict | None:
     entry = read_ledger().get("runs", {}).get(run_name(name, seed))
     if not entry or kind not in entry:
         return None
-    if entry.get("fingerprint") != fingerprint(name):
-        print(f"bench-recipes: {LEDGER.name}: {run_name(name, seed)} was measured for another definition of the row")
+    if entry.get(FINGERPRINT_KEY[kind]) != fingerprint(name, kind):
+        print(f"bench-recipes: {LEDGER.name}: {run_name(name, seed)} {kind} was measured for another definition")
         return None
     return entry[kind]
+
+
+def stale(name: str, seed: int, kind: str) -> bool:
+    """Whether the ledger says the run's figures (of a result file in its folder) were measured for another
+    definition of the row than today's: such a file is not read as the row's."""
+    entry = read_ledger().get("runs", {}).get(run_name(name, seed))
+    return bool(entry and kind in entry and entry.get(FINGERPRINT_KEY[kind]) != fingerprint(name, kind))
 
 
 def commit(runs: Path, run: str) -> str:
@@ -262,16 +285,16 @@ def record(name: str, seed: int, kind: str, result: dict, runs: Path) -> None:
     from trashseg.atomic import write_json
 
     ledger = read_ledger() or {"about": "bench-recipes' scored runs (bench/bench_recipes.py)", "runs": {}}
-    run, row = run_name(name, seed), fingerprint(name)
+    run, row, measured = run_name(name, seed), fingerprint(name), fingerprint(name, kind)
     entry = ledger["runs"].get(run, {})
-    if entry.get("fingerprint") != row:
+    if entry.get("fingerprint") != row:  # another training: none of the old figures are its
         entry = {"row": name, "seed": seed, "fingerprint": row}
     new = {**ledger_figures(result), "commit": commit(runs, run)}
     if kind == "plain" and (seconds := fold_seconds(runs, run)):
         new["train_seconds"] = seconds
-    if entry.get(kind) == new:
+    if entry.get(kind) == new and entry.get(FINGERPRINT_KEY[kind]) == measured:
         return
-    entry[kind] = new
+    entry[kind], entry[FINGERPRINT_KEY[kind]] = new, measured
     ledger["runs"][run] = entry
     write_json(LEDGER, ledger)
 
@@ -281,6 +304,11 @@ def run_row(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict:
 
     run = run_name(name, seed)
     result = Layout(runs).oof_result(run)
+    if result.is_file() and stale(name, seed, "plain"):
+        raise SystemExit(
+            f"bench-recipes: {result.parent} was trained for another definition of row {name} ({LEDGER.name});"
+            " move that folder away to train the row as it is defined now"
+        )
     if not result.is_file():
         if (kept := recorded(name, seed, "plain")) is not None:
             return kept
@@ -302,7 +330,10 @@ def run_tta(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict |
 
     run = run_name(name, seed)
     result = Layout(runs, post="_tta").oof_result(run)
-    if not result.is_file():
+    outdated = result.is_file() and stale(name, seed, "tta")
+    if outdated:
+        print(f"bench-recipes: {result} was scored with another tta block than the row has today")
+    if outdated or not result.is_file():
         if (kept := recorded(name, seed, "tta")) is not None:
             return kept
         if not all((Layout(runs).run(run, k) / "best.pt").is_file() for k in range(3)):

@@ -165,6 +165,14 @@ def test_the_cpu_ensemble_bench_runs_each_member_plain_and_tta_then_both_merges(
     out = capsys.readouterr().out
     assert "cpu-lite TTA" in out and "ensemble TTA, fitted (0.40/0.60)" in out
     assert "ensemble_TTA_fitted_miou_per_image=0.7100" in out and "cpu_lite_TTA_miou_per_image=0.7000" in out
+    # a test file left by another tta block than the validation file's (the preset's scales changed) is inferred again
+    fold1 = tmp_path / "cpu-lite" / "fold1"
+    (fold1 / "probs_valid_tta.json").write_text(json.dumps({"tta": {"hflip": True, "scales": [0.75, 1.0, 1.25, 1.5]}}))
+    (fold1 / "probs_test_tta.json").write_text(json.dumps({"tta": {"hflip": True, "scales": [0.75, 1.0, 1.25]}}))
+    calls.clear()
+    ens.main()
+    again = [(v["EXP"], v["FOLD"]) for t, v in calls if t == "infer" and v["SPLITS"] == "test"]
+    assert again == [("cpu-lite", 1)] and calls[-1][0] == "ensemble"
 
 
 def test_the_cpu_speed_bench_measures_each_switch_against_fp32():
@@ -250,6 +258,55 @@ def test_the_ledger_keeps_a_scored_run_after_its_folder_is_gone(bench, tmp_path,
         bench.run_row("orig", tmp_path / "data", tmp_path, 22)
 
 
+def test_a_presets_tta_block_retires_its_tta_figures_not_its_training(bench, tmp_path, monkeypatch):
+    """A preset row's plain fingerprint leaves out its tta block (and comments): new TTA scales keep the
+    run's training and plain figures and infer its TTA figures again; a changed training setting makes
+    the run folder an error, not a figure of the row as it is now."""
+    import json
+
+    calls = []
+
+    def make(target, **variables):
+        calls.append(target)
+        if target == "oof":
+            (tmp_path / variables["MODEL"] / "oof_tta.json").write_text(json.dumps(result(0.74, 0.73, 0.72)))
+
+    def preset(lr, scales, comment=""):
+        (tmp_path / "configs" / "cpu-lite.yaml").write_text(
+            f"# {comment}\nbase: fpn\noptimizer: {{lr: {lr}}}\ntta: {{enabled: true, scales: {scales}}}\n"
+        )
+
+    (tmp_path / "configs").mkdir()
+    monkeypatch.setattr(bench, "CONFIGS", tmp_path / "configs")
+    monkeypatch.setattr(bench, "LEDGER", tmp_path / "ledger.json")
+    monkeypatch.setattr(bench, "make", make)
+    run = tmp_path / "cpu-lite-seed22"
+    for fold in range(3):
+        (run / f"fold{fold}").mkdir(parents=True)
+        (run / f"fold{fold}" / "best.pt").write_text("")
+    (run / "oof.json").write_text(json.dumps(result(0.72, 0.71, 0.70)))
+    (run / "oof_tta.json").write_text(json.dumps(result(0.73, 0.72, 0.71)))
+    preset(2.7e-3, [0.75, 1.0, 1.25])
+    bench.run_row("cpu-lite", tmp_path / "data", tmp_path, 22)
+    assert bench.run_tta("cpu-lite", tmp_path / "data", tmp_path, 22)["miou_per_image"] == 0.72 and calls == []
+    first = json.loads((tmp_path / "ledger.json").read_text())["runs"]["cpu-lite-seed22"]
+    assert first["tta_fingerprint"] != first["fingerprint"] == bench.fingerprint("cpu-lite")
+    preset(2.7e-3, [0.75, 1.0, 1.25], comment="a comment is not a setting")
+    assert bench.fingerprint("cpu-lite") == first["fingerprint"]
+    assert bench.fingerprint("cpu-lite", "tta") == first["tta_fingerprint"]
+    preset(2.7e-3, [0.75, 1.0, 1.25, 1.5])
+    assert bench.fingerprint("cpu-lite") == first["fingerprint"]
+    assert bench.run_row("cpu-lite", tmp_path / "data", tmp_path, 22)["miou_per_image"] == 0.71 and calls == []
+    assert bench.run_tta("cpu-lite", tmp_path / "data", tmp_path, 22)["miou_per_image"] == 0.73
+    assert calls == ["infer"] * 3 + ["oof"]  # the same checkpoints inferred with the new scales
+    now = json.loads((tmp_path / "ledger.json").read_text())["runs"]["cpu-lite-seed22"]
+    assert now["plain"] == first["plain"] and now["tta"]["miou_per_image"] == 0.73
+    assert now["tta_fingerprint"] == bench.fingerprint("cpu-lite", "tta") != first["tta_fingerprint"]
+    preset(1e-3, [0.75, 1.0, 1.25, 1.5])
+    with pytest.raises(SystemExit, match="trained for another definition of row cpu-lite"):
+        bench.run_row("cpu-lite", tmp_path / "data", tmp_path, 22)
+
+
 def test_the_committed_ledger_matches_the_rows_it_names():
     """bench/recipes-ledger.json, in git: every entry names a row of the script and the seed its run name
     says, with the three present classes' IoU, and a fingerprint of a row as it is defined."""
@@ -262,7 +319,7 @@ def test_the_committed_ledger_matches_the_rows_it_names():
     assert ledger["runs"]
     for run, entry in ledger["runs"].items():
         assert entry["row"] in bench.ROWS and bench.run_name(entry["row"], entry["seed"]) == run
-        assert len(entry["fingerprint"]) == 16
+        assert len(entry["fingerprint"]) == 16 and ("tta" not in entry or len(entry["tta_fingerprint"]) == 16)
         for kind in set(entry) & {"plain", "tta"}:
             assert set(entry[kind]["per_class_iou"]) == set(bench.PRESENT)
             assert 0 < entry[kind]["miou_per_image"] < 1
