@@ -15,7 +15,18 @@ import json
 import sys
 from pathlib import Path
 
-from bench_recipes import FIRST_SEED, PRESENT, make, prepare, present_mean, row_steps, run_name, run_row, run_tta
+from bench_recipes import (
+    FIRST_SEED,
+    PRESENT,
+    make,
+    prepare,
+    present_mean,
+    row_steps,
+    run_name,
+    run_row,
+    run_tta,
+    views,
+)
 
 from common import ROOT
 
@@ -31,12 +42,6 @@ def present_of(per_class: list) -> float:
     from trashseg.data.classes import CLASSES
 
     return sum(per_class[CLASSES.index(c)] for c in PRESENT) / len(PRESENT)
-
-
-def views(probs: Path) -> dict | None:
-    """The TTA views a probability file was inferred with (its .json sidecar's "tta"), None without one."""
-    sidecar = probs.with_suffix(".json")
-    return json.loads(sidecar.read_text()).get("tta") if sidecar.is_file() else None
 
 
 def main() -> None:

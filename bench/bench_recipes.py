@@ -241,7 +241,28 @@ def stale(name: str, seed: int, kind: str) -> bool:
     """Whether the ledger says the run's figures (of a result file in its folder) were measured for another
     definition of the row than today's: such a file is not read as the row's."""
     entry = read_ledger().get("runs", {}).get(run_name(name, seed))
-    return bool(entry and kind in entry and entry.get(FINGERPRINT_KEY[kind]) != fingerprint(name, kind))
+    key = FINGERPRINT_KEY[kind]
+    return bool(entry and key in entry and entry[key] != fingerprint(name, kind))
+
+
+def views(probs: Path) -> dict | None:
+    """The TTA views a probability file was inferred with (its .json sidecar's "tta"), None without one."""
+    sidecar = probs.with_suffix(".json")
+    return json.loads(sidecar.read_text()).get("tta") if sidecar.is_file() else None
+
+
+def row_views(name: str) -> dict:
+    """The TTA views the row infers with at TTA=1: the kit's tta defaults under a preset row's tta block
+    (no model config and no row's --set values touch tta), in a probability file's sidecar form."""
+    import yaml
+
+    from trashseg.config import defaults
+
+    model = ROWS[name][0]
+    tta = defaults()["tta"]
+    if model.startswith("EXP="):
+        tta.update(yaml.safe_load((CONFIGS / f"{model.split('=', 1)[1]}.yaml").read_text()).get("tta") or {})
+    return {"hflip": bool(tta["hflip"]), "scales": [float(s) for s in tta["scales"]]}
 
 
 def commit(runs: Path, run: str) -> str:
@@ -330,7 +351,9 @@ def run_tta(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict |
 
     run = run_name(name, seed)
     result = Layout(runs, post="_tta").oof_result(run)
-    outdated = result.is_file() and stale(name, seed, "tta")
+    inferred = [views(Layout(runs, post="_tta").probs(run, k, "valid")) for k in range(3)]
+    other = any(v is not None and v != row_views(name) for v in inferred)  # its probability files say so
+    outdated = result.is_file() and (other or stale(name, seed, "tta"))
     if outdated:
         print(f"bench-recipes: {result} was scored with another tta block than the row has today")
     if outdated or not result.is_file():

@@ -302,6 +302,19 @@ def test_a_presets_tta_block_retires_its_tta_figures_not_its_training(bench, tmp
     now = json.loads((tmp_path / "ledger.json").read_text())["runs"]["cpu-lite-seed22"]
     assert now["plain"] == first["plain"] and now["tta"]["miou_per_image"] == 0.73
     assert now["tta_fingerprint"] == bench.fingerprint("cpu-lite", "tta") != first["tta_fingerprint"]
+    # a run the ledger has no TTA figure of: its probability files' sidecars name the views it was inferred with
+    (tmp_path / "ledger.json").unlink()
+    calls.clear()
+    (run / "oof_tta.json").write_text(json.dumps(result(0.73, 0.72, 0.71)))
+    sidecar = {"tta": {"hflip": True, "scales": [0.75, 1.0, 1.25, 1.5]}}
+    for fold in range(3):
+        (run / f"fold{fold}" / "probs_valid_tta.json").write_text(json.dumps(sidecar))
+    assert bench.run_tta("cpu-lite", tmp_path / "data", tmp_path, 22)["miou_per_image"] == 0.72 and calls == []
+    (tmp_path / "ledger.json").unlink()
+    sidecar["tta"]["scales"] = [0.75, 1.0, 1.25]
+    (run / "fold2" / "probs_valid_tta.json").write_text(json.dumps(sidecar))
+    assert bench.run_tta("cpu-lite", tmp_path / "data", tmp_path, 22)["miou_per_image"] == 0.73
+    assert calls == ["infer"] * 3 + ["oof"]
     preset(1e-3, [0.75, 1.0, 1.25, 1.5])
     with pytest.raises(SystemExit, match="trained for another definition of row cpu-lite"):
         bench.run_row("cpu-lite", tmp_path / "data", tmp_path, 22)
