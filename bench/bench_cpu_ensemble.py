@@ -5,7 +5,8 @@ equal and with fitted weights (make fit-ensemble, searched on the out-of-fold im
 merge run through make ensemble to a CSV (each fold's test images inferred with TTA first). Every step
 is an ordinary make target; finished steps are read, not run again (rows ~40-50 min each on 2 cores,
 TTA ~6 min a model). Figures: dataset mIoU, per-image mIoU and the mean IoU of the 3 classes present,
-each single model plain being the baseline.
+each single model plain being the baseline. The members' figures go into bench-recipes' ledger
+(bench/recipes-ledger.json) like any row's; the merges' figures are printed, not kept there.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import json
 import sys
 from pathlib import Path
 
+import bench_recipes
 from bench_recipes import (
+    DEFAULT_LEDGER,
     FIRST_SEED,
     PRESENT,
     make,
@@ -48,7 +51,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=FIRST_SEED)
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench-recipes")
+    parser.add_argument(
+        "--ledger", type=Path, default=DEFAULT_LEDGER, help="the members' scored runs, as bench-recipes keeps them"
+    )
     args = parser.parse_args()
+    bench_recipes.LEDGER = args.ledger  # the members are bench-recipes rows: their figures go to its ledger
     data, runs = args.runs / "data", args.runs
     prepare(data)
     rows = {}

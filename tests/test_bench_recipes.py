@@ -148,7 +148,9 @@ def test_the_cpu_ensemble_bench_runs_each_member_plain_and_tta_then_both_merges(
     monkeypatch.setattr(bench, "make", make)
     monkeypatch.setattr(ens, "make", make)
     monkeypatch.setattr(ens, "prepare", lambda data: None)
-    monkeypatch.setattr(sys, "argv", ["bench_cpu_ensemble.py", "--runs", str(tmp_path)])
+    ledger = tmp_path / "ledger.json"
+    monkeypatch.setattr(sys, "argv", ["bench_cpu_ensemble.py", "--runs", str(tmp_path), "--ledger", str(ledger)])
+    monkeypatch.setattr(bench, "LEDGER", None)  # main sets it: the members' figures go to the ledger given
     for m in ens.MEMBERS:
         (tmp_path / m).mkdir()
     ens.main()
@@ -165,6 +167,8 @@ def test_the_cpu_ensemble_bench_runs_each_member_plain_and_tta_then_both_merges(
     out = capsys.readouterr().out
     assert "cpu-lite TTA" in out and "ensemble TTA, fitted (0.40/0.60)" in out
     assert "ensemble_TTA_fitted_miou_per_image=0.7100" in out and "cpu_lite_TTA_miou_per_image=0.7000" in out
+    recorded = json.loads(ledger.read_text())["runs"]
+    assert set(recorded) == set(ens.MEMBERS) and all({"plain", "tta"} <= set(e) for e in recorded.values())
     # a test file left by another tta block than the validation file's (the preset's scales changed) is inferred again
     fold1 = tmp_path / "cpu-lite" / "fold1"
     (fold1 / "probs_valid_tta.json").write_text(json.dumps({"tta": {"hflip": True, "scales": [0.75, 1.0, 1.25, 1.5]}}))

@@ -453,7 +453,11 @@ def test_cpu_lite_is_its_recipe_row_key_by_key(monkeypatch):
     own = {"model.name", "tracking.loggers", "data.cache_dir", "train.runs_dir", "data.data_dir", "train.fold"}
     own |= {"tta.enabled", "tta.scales"}  # inference's defaults, not the training recipe: the row is scored plain
     assert b["tta.enabled"] is True and a["tta.enabled"] is False
-    assert b["tta.scales"] == [0.75, 1.0, 1.25, 1.5] and a["tta.scales"] == [0.75, 1.0, 1.25]  # the 4th: docs/results.md
+    assert b["tta.scales"] == [0.75, 1.0, 1.25, 1.5] and a["tta.scales"] == [
+        0.75,
+        1.0,
+        1.25,
+    ]  # the 4th: docs/results.md
     assert set(a) == set(b) and len(a) > 60
     differ = {k: (a[k], b[k]) for k in a if k not in own and a[k] != b[k]}
     assert not differ, f"cpu-lite differs from its row {row}: {differ}"
