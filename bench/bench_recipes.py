@@ -428,6 +428,8 @@ def main() -> None:
     n = len(args.seeds)
     base = results[args.base]["per_image"][0]
     print(f"\nwoosong, 3 date folds, 820 photos; FPN unless said; {BUDGET} + {LITE0['WEIGHTS']} ImageNet weights")
+    if presets := [n for n in rows if ROWS[n][0].startswith("EXP=")]:
+        print(f"preset rows at their preset's own budget, not the above: {', '.join(presets)}")
     print(f"seeds {' '.join(map(str, args.seeds))}: mean" + ("" if n == 1 else " ± half the spread (max - min)"))
     width = 8 if n == 1 else 15
     print(f"baseline (the gain column): {args.base}")

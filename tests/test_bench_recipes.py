@@ -215,6 +215,7 @@ def test_baseline_picks_the_row_the_gains_are_measured_against(bench, tmp_path, 
     out = capsys.readouterr().out
     assert ran == ["cpu-lite", "adamw-poly"] and "baseline (the gain column): cpu-lite" in out
     assert "adamw_poly_per_image_gain=-0.0200" in out and "cpu_lite_per_image_gain=+0.0000" in out
+    assert "preset rows at their preset's own budget, not the above: cpu-lite" in out  # 6 epochs, not BUDGET's 4
     monkeypatch.setattr(sys, "argv", ["bench_recipes.py", "--rows", "adamw-poly", "--base", "nope"])
     with pytest.raises(SystemExit, match="unknown row"):
         bench.main()
