@@ -341,3 +341,31 @@ def test_the_committed_ledger_matches_the_rows_it_names():
         for kind in set(entry) & {"plain", "tta"}:
             assert set(entry[kind]["per_class_iou"]) == set(bench.PRESENT)
             assert 0 < entry[kind]["miou_per_image"] < 1
+
+
+def test_the_recipes_table_in_the_docs_is_the_ledgers():
+    """docs/results.md's recipes table: each row's per-seed per-image figures and their mean ± half the
+    spread are the ledger's, rounded as printed; a TTA row reads the runs' TTA figures."""
+    import json
+    import re
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bench_recipes as bench
+
+    runs = json.loads(bench.DEFAULT_LEDGER.read_text())["runs"]
+    text = (ROOT / "docs" / "results.md").read_text()
+    table = text[text.index("## Recipes out of fold") : text.index("## The CPU recipe's sweep")]
+    checked = 0
+    for line in table.splitlines():
+        cells = [c.strip().strip("*") for c in line.strip("|").split("|")]  # bold is emphasis, not a figure
+        found = re.match(r"`([\w-]+)`", cells[0])
+        if not found or found.group(1) not in bench.ROWS or len(cells) < 8:
+            continue
+        name, kind = found.group(1), "tta" if "TTA" in cells[0] else "plain"
+        seeds = [int(s) for s in cells[2].split(",")]
+        values = [runs[bench.run_name(name, seed)][kind]["miou_per_image"] for seed in seeds]
+        assert cells[7] == " / ".join(f"{v:.4f}" for v in values), (name, kind)
+        mean, half = sum(values) / len(values), (max(values) - min(values)) / 2
+        assert cells[4] == f"{mean:.4f} ± {half:.4f}", (name, kind, cells[4])
+        checked += 1
+    assert checked >= 5  # orig, adamw-poly, adamw-poly-lovasz-ema, cpu-lite plain and with TTA
