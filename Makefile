@@ -177,8 +177,8 @@ bench-recipes: $(STAMP) ## OOF table on ../shared woosong photos, 3 date folds, 
 	$(PY) bench/bench_recipes.py $(if $(ROWS),--rows $(ROWS)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(filter 1,$(TTA)),--tta) $(if $(BASELINE),--base $(BASELINE))
 bench-sweep: $(STAMP) ## the sweep of configs/sweeps/cpu-lite.yaml on ../shared woosong photos, date fold 0, today's cpu-lite as trial 0 (TRIALS=N in all; resumes; ~10 min a trial on 2 cores)
 	$(PY) bench/bench_sweep.py $(if $(TRIALS),--trials $(TRIALS))
-bench-cpu-ensemble: $(STAMP) ## CPU ensemble out of fold on ../shared woosong photos: cpu-lite + cpu-lite-deeplab, plain and TTA, equal and fitted weights (the preset rows of bench-recipes, ~1.5 h on 2 cores)
-	$(PY) bench/bench_cpu_ensemble.py
+bench-cpu-ensemble: $(STAMP) ## CPU ensemble out of fold on ../shared woosong photos: cpu-lite + cpu-lite-deeplab, plain and TTA, equal and fitted weights (the preset rows of bench-recipes, their figures in its ledger; SEED=22: the members of that seed; ~1.5 h on 2 cores)
+	$(PY) bench/bench_cpu_ensemble.py $(if $(SEED),--seed $(SEED))
 bench-durable: $(STAMP) ## cost of durable (fsync) atomic writes per checkpoint / probability file vs rename only
 	$(PY) bench/bench_durable.py
 clean: ## remove caches and demo outputs (keeps .venv, runs/ and submissions/ of real runs)
