@@ -208,6 +208,7 @@ def test_baseline_picks_the_row_the_gains_are_measured_against(bench, tmp_path, 
 
     monkeypatch.setattr(bench, "prepare", lambda data: None)
     monkeypatch.setattr(bench, "run_row", run_row)
+    monkeypatch.setattr(bench, "LEDGER", None)  # main sets it to the committed ledger: undone after the test
     monkeypatch.setattr(
         sys, "argv", ["bench_recipes.py", "--rows", "adamw-poly", "--base", "cpu-lite", "--runs", str(tmp_path)]
     )
