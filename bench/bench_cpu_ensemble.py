@@ -84,9 +84,9 @@ def main() -> None:
     tta_files = Layout(runs, post="_tta")  # the kit's own path of a TTA probability file
     for name in MEMBERS:  # the rows inferred their validation images only: the merge needs each fold's test images
         _, infer, common, row_args = row_steps(name, data, runs, args.seed)
+        run = run_name(name, args.seed)
         for fold in range(3):
-            test = tta_files.probs(run_name(name, args.seed), fold, "test")
-            valid = tta_files.probs(run_name(name, args.seed), fold, "valid")
+            test, valid = tta_files.probs(run, fold, "test"), tta_files.probs(run, fold, "valid")
             if not test.is_file() or views(test) != views(valid):  # absent, or left by another tta block
                 make(infer, **common, FOLD=fold, SPLITS="test", TTA=1, ARGS=row_args)
     make(

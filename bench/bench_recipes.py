@@ -171,13 +171,20 @@ def run_name(name: str, seed: int) -> str:
     return name if seed == FIRST_SEED else f"{name}-seed{seed}"
 
 
+def preset_of(name: str) -> str | None:
+    """The preset a preset row runs (configs/<preset>.yaml, model "EXP=<preset>"), None for a table row."""
+    model = ROWS[name][0]
+    return model.split("=", 1)[1] if model.startswith("EXP=") else None
+
+
 def row_steps(name: str, data: Path, runs: Path, seed: int) -> tuple[str, str, dict, str]:
     """A row's make targets, variables and ARGS: (train target, infer target, variables, ARGS)."""
     model, variables, sets, _ = ROWS[name]
     common = dict(DATA_DIR=data, RUNS=runs, SEED=seed, **BUDGET, **variables)  # a row's --set wins over these
-    if model.startswith("EXP="):  # a preset row: its own budget, none of the table's variables
-        common = dict(DATA_DIR=data, RUNS=runs, SEED=seed, LOGGER="none", EXP=model.split("=", 1)[1])
-    train, infer = ("train", "infer") if model.startswith("EXP=") else (f"train-{model}", f"infer-{model}")
+    train, infer = f"train-{model}", f"infer-{model}"
+    if preset := preset_of(name):  # a preset row: its own budget, none of the table's variables
+        common = dict(DATA_DIR=data, RUNS=runs, SEED=seed, LOGGER="none", EXP=preset)
+        train, infer = "train", "infer"
     args = f"--set model.name={run_name(name, seed)} --set data.cache_dir={runs / 'cache'} {sets}".strip()
     return train, infer, common, args
 
@@ -188,6 +195,14 @@ DEFAULT_LEDGER = ROOT / "bench" / "recipes-ledger.json"
 CONFIGS = ROOT / "configs"  # where a preset row's preset is read
 
 
+def preset_settings(name: str) -> dict | None:
+    """A preset row's preset as parsed YAML (what its fingerprint and TTA views read), None for a table row."""
+    import yaml
+
+    preset = preset_of(name)
+    return yaml.safe_load((CONFIGS / f"{preset}.yaml").read_text()) if preset else None
+
+
 def fingerprint(name: str, kind: str = "plain") -> str:
     """What a row's figures depend on that this script decides: its model, make variables and --set
     values, the table's budget and, for a preset row, the preset's settings (parsed: comments do not
@@ -195,12 +210,9 @@ def fingerprint(name: str, kind: str = "plain") -> str:
     fingerprint and added for kind "tta": a new TTA default retires a row's TTA figures, not its
     training. (The kit's own code and defaults are not in it: each entry records the commit it was
     measured at.)"""
-    import yaml
-
     model, variables, sets, _ = ROWS[name]
     parts = [model, json.dumps(variables, sort_keys=True, default=str), sets]
-    if model.startswith("EXP="):
-        preset = yaml.safe_load((CONFIGS / f"{model.split('=', 1)[1]}.yaml").read_text())
+    if (preset := preset_settings(name)) is not None:
         tta = preset.pop("tta", None)
         parts.append(json.dumps(preset, sort_keys=True, default=str))
         if kind == "tta":
@@ -226,10 +238,15 @@ def read_ledger() -> dict:
     return ledger
 
 
+def ledger_entry(name: str, seed: int) -> dict:
+    """The ledger's entry of one run ({} if it has none)."""
+    return read_ledger().get("runs", {}).get(run_name(name, seed)) or {}
+
+
 def recorded(name: str, seed: int, kind: str) -> dict | None:
     """The ledger's figures of one run (kind plain or tta), if recorded for the row as defined today."""
-    entry = read_ledger().get("runs", {}).get(run_name(name, seed))
-    if not entry or kind not in entry:
+    entry = ledger_entry(name, seed)
+    if kind not in entry:
         return None
     if entry.get(FINGERPRINT_KEY[kind]) != fingerprint(name, kind):
         print(f"bench-recipes: {LEDGER.name}: {run_name(name, seed)} {kind} was measured for another definition")
@@ -240,9 +257,8 @@ def recorded(name: str, seed: int, kind: str) -> dict | None:
 def stale(name: str, seed: int, kind: str) -> bool:
     """Whether the ledger says the run's figures (of a result file in its folder) were measured for another
     definition of the row than today's: such a file is not read as the row's."""
-    entry = read_ledger().get("runs", {}).get(run_name(name, seed))
-    key = FINGERPRINT_KEY[kind]
-    return bool(entry and key in entry and entry[key] != fingerprint(name, kind))
+    entry, key = ledger_entry(name, seed), FINGERPRINT_KEY[kind]
+    return key in entry and entry[key] != fingerprint(name, kind)
 
 
 def views(probs: Path) -> dict | None:
@@ -254,14 +270,11 @@ def views(probs: Path) -> dict | None:
 def row_views(name: str) -> dict:
     """The TTA views the row infers with at TTA=1: the kit's tta defaults under a preset row's tta block
     (no model config and no row's --set values touch tta), in a probability file's sidecar form."""
-    import yaml
-
     from trashseg.config import defaults
 
-    model = ROWS[name][0]
     tta = defaults()["tta"]
-    if model.startswith("EXP="):
-        tta.update(yaml.safe_load((CONFIGS / f"{model.split('=', 1)[1]}.yaml").read_text()).get("tta") or {})
+    if (preset := preset_settings(name)) is not None:
+        tta.update(preset.get("tta") or {})
     return {"hflip": bool(tta["hflip"]), "scales": [float(s) for s in tta["scales"]]}
 
 
@@ -306,7 +319,8 @@ def record(name: str, seed: int, kind: str, result: dict, runs: Path) -> None:
     from trashseg.atomic import write_json
 
     ledger = read_ledger() or {"about": "bench-recipes' scored runs (bench/bench_recipes.py)", "runs": {}}
-    run, row, measured = run_name(name, seed), fingerprint(name), fingerprint(name, kind)
+    run, row = run_name(name, seed), fingerprint(name)
+    measured = row if kind == "plain" else fingerprint(name, kind)
     entry = ledger["runs"].get(run, {})
     if entry.get("fingerprint") != row:  # another training: none of the old figures are its
         entry = {"row": name, "seed": seed, "fingerprint": row}
@@ -349,10 +363,10 @@ def run_tta(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict |
     the ledger nor the run's checkpoints exist (a run known from the ledger alone)."""
     from trashseg.runs import Layout
 
-    run = run_name(name, seed)
-    result = Layout(runs, post="_tta").oof_result(run)
-    inferred = [views(Layout(runs, post="_tta").probs(run, k, "valid")) for k in range(3)]
-    other = any(v is not None and v != row_views(name) for v in inferred)  # its probability files say so
+    run, files, today = run_name(name, seed), Layout(runs, post="_tta"), row_views(name)
+    result = files.oof_result(run)
+    inferred = [views(files.probs(run, k, "valid")) for k in range(3)]
+    other = any(v is not None and v != today for v in inferred)  # its probability files say so
     outdated = result.is_file() and (other or stale(name, seed, "tta"))
     if outdated:
         print(f"bench-recipes: {result} was scored with another tta block than the row has today")
@@ -428,7 +442,7 @@ def main() -> None:
     n = len(args.seeds)
     base = results[args.base]["per_image"][0]
     print(f"\nwoosong, 3 date folds, 820 photos; FPN unless said; {BUDGET} + {LITE0['WEIGHTS']} ImageNet weights")
-    if presets := [n for n in rows if ROWS[n][0].startswith("EXP=")]:
+    if presets := [n for n in rows if preset_of(n)]:
         print(f"preset rows at their preset's own budget, not the above: {', '.join(presets)}")
     print(f"seeds {' '.join(map(str, args.seeds))}: mean" + ("" if n == 1 else " ± half the spread (max - min)"))
     width = 8 if n == 1 else 15
