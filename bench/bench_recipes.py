@@ -199,8 +199,16 @@ def preset_settings(name: str) -> dict | None:
     """A preset row's preset as parsed YAML (what its fingerprint and TTA views read), None for a table row."""
     import yaml
 
-    preset = preset_of(name)
-    return yaml.safe_load((CONFIGS / f"{preset}.yaml").read_text()) if preset else None
+    if not (preset := preset_of(name)):
+        return None
+    path = CONFIGS / f"{preset}.yaml"
+    try:
+        settings = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise SystemExit(f"bench-recipes: row {name} reads {path}: {str(err).splitlines()[0]}") from None
+    if not isinstance(settings, dict):
+        raise SystemExit(f"bench-recipes: row {name} reads {path}: not a mapping of settings")
+    return settings
 
 
 def fingerprint(name: str, kind: str = "plain") -> str:

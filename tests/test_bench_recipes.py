@@ -324,6 +324,9 @@ def test_a_presets_tta_block_retires_its_tta_figures_not_its_training(bench, tmp
     preset(1e-3, [0.75, 1.0, 1.25, 1.5])
     with pytest.raises(SystemExit, match="trained for another definition of row cpu-lite"):
         bench.run_row("cpu-lite", tmp_path / "data", tmp_path, 22)
+    (tmp_path / "configs" / "cpu-lite.yaml").write_text("tta: [unclosed\n")  # a broken preset: one line naming it
+    with pytest.raises(SystemExit, match=r"row cpu-lite reads .*cpu-lite.yaml: "):
+        bench.fingerprint("cpu-lite")
 
 
 def test_the_committed_ledger_matches_the_rows_it_names():
