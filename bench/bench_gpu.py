@@ -18,7 +18,7 @@ from trashseg.config import load_config
 from trashseg.modeling.architectures import build_model
 from trashseg.training.losses import build_loss
 from trashseg.training.optim import build_optimizer
-from trashseg.training.speed import amp_dtype, configure_backends, use_channels_last
+from trashseg.training.speed import configure_backends, speed_choice
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"fpn": "FPN", "deeplab": "DeepLabV3Plus", "upernet": "UPerNet", "segformer": "Segformer"}
@@ -54,10 +54,10 @@ def setup(spec, fast: bool, device: torch.device, smoke: bool):
     if fast:
         configure_backends(cfg, device)  # what the trainer turns on
     model = build_model(cfg).to(device)
-    cl = use_channels_last(cfg, device)
-    if cl:
+    choice = speed_choice(cfg, device)
+    if choice.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return cfg, model, amp_dtype(cfg, device), cl
+    return cfg, model, choice.amp, choice.channels_last
 
 
 def synchronize(device: torch.device) -> None:

@@ -2,6 +2,7 @@
 first seed keeps the row's own run folder (rows measured before repeats are read, not retrained), and
 every seed reaches the training as train.seed."""
 
+import json
 import sys
 
 import pytest
@@ -83,7 +84,7 @@ def test_sweep_best_is_the_studys_best_trial_over_the_cpu_lite_row(bench, tmp_pa
     words = shlex.split(sets)
     given = dict(w.split("=", 1) for w in words[1::2])
     assert given["train.epochs"] == "5" and given["loss.focal_weight"] == "0.43" and given["optimizer.lr"] == "0.002"
-    assert given["ema.enabled"] == "true" and given["speed.amp"] == "bf16"  # over cpu-lite's own row
+    assert given["ema.enabled"] == "true" and given["speed.amp"] == "auto"  # over cpu-lite's own row
     assert bench.cpu_lite_row() == "cpu-sweep9"
     assert given["augment.train"].startswith("[{OneOf: ") and "ScaleCrop" in given["augment.train"]
     assert "0.7300" in what
@@ -179,22 +180,35 @@ def test_the_cpu_ensemble_bench_runs_each_member_plain_and_tta_then_both_merges(
     assert again == [("cpu-lite", 1)] and calls[-1][0] == "ensemble"
 
 
-def test_the_cpu_speed_bench_measures_each_switch_against_fp32():
-    """bench-cpu-speed at 64 px, one round: the three settings resolve through the kit's speed switches
-    (the first is the CPU default, fp32) and each prints a rate, a ratio and its loss on one batch."""
+def test_the_cpu_speed_bench_measures_each_switch_against_fp32_and_says_what_auto_picks(tmp_path):
+    """bench-cpu-speed at 64 px, one round: fp32, channels_last and channels_last + bf16 each print a
+    rate, a ratio to fp32 and a loss; the loader's (threads, workers) settings are timed with the kit's
+    default marked; what speed auto picks here is printed and kept in the result file. With the ISA
+    capped at AVX2 (`ISA=avx2`) the same bench stands in for a CPU without native bf16: auto picks fp32."""
     import subprocess
 
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "bench_cpu_speed.py"), "--size", "64", "--rounds", "1", "--steps", "1"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    ).stdout
-    lines = dict(line.split("=", 1) for line in out.splitlines() if "=" in line and " " not in line)
-    assert {"channels_last_speedup", "channels_last_bf16_speedup", "bf16_loss_difference", "native_bf16"} <= set(lines)
-    assert float(lines["channels_last_speedup"]) > 0 and float(lines["bf16_loss_difference"]) < 0.05
-    assert "fp32" in out and "(x1.00)" in out
+    from trashseg.runtime.precision import cpu_bf16
+
+    small = ["--size", "64", "--rounds", "1", "--steps", "1", "--loader-steps", "1"]
+    for isa, native in (("native", cpu_bf16()[0]), ("avx2", False)):
+        out_file = tmp_path / f"{isa}.json"
+        cmd = [sys.executable, str(ROOT / "bench" / "bench_cpu_speed.py"), *small, "--isa", isa, "--out", str(out_file)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT).stdout
+        lines = dict(line.split("=", 1) for line in out.splitlines() if "=" in line and " " not in line)
+        assert {"channels_last_speedup", "channels_last_bf16_speedup", "bf16_loss_difference", "native_bf16"} <= set(
+            lines
+        )
+        assert float(lines["channels_last_speedup"]) > 0 and float(lines["bf16_loss_difference"]) < 0.05
+        assert "fp32" in out and "(x1.00)" in out and lines["native_bf16"] == str(int(native))
+        picks = "bf16" if native else "off"
+        assert f"the kit picks here (speed auto): amp: {picks} (auto: " in out
+        assert "threads=2 workers=0" in out or "threads=1 workers=0" in out
+        assert out.count("<- the kit's default") == 1
+        result = json.loads(out_file.read_text())
+        assert result["auto_picks"]["amp"] == picks and result["native_bf16"] is native
+        assert set(result["ratio_to_fp32"]) == {"fp32", "channels_last", "channels_last_bf16"}
+        assert result["ratio_to_fp32"]["fp32"] == 1.0 and len(result["loader_knobs_images_per_s"]) == 5
+        assert (result["isa_cap"] is not None) is (isa == "avx2")
 
 
 def test_baseline_picks_the_row_the_gains_are_measured_against(bench, tmp_path, monkeypatch, capsys):

@@ -17,6 +17,8 @@ import torch
 from helpers import TINY_ENCODER, run_make
 from trashseg.data.classes import CLASSES
 from trashseg.ensembling.submission import validate_submission
+from trashseg.runtime import precision
+from trashseg.settings import Settings
 
 pytestmark = pytest.mark.slow  # drives make targets / trains in subprocesses
 
@@ -71,7 +73,9 @@ def test_make_targets_on_bundled_sample_to_valid_csv(sample_runs, tmp_path):
         ckpt = torch.load(run / "best.pt", weights_only=True)
         assert ckpt["epoch"] == 1 and ckpt["config"]["model"]["encoder"] == TINY_ENCODER
         assert (run / "last.pt").is_file() and (run / "config.yaml").is_file()
-        assert (run / "run_record.json").is_file()
+        # speed auto resolved for this machine, recorded by the training and followed by infer
+        here = precision.choose(Settings().speed, torch.device("cpu")).record()
+        assert json.loads((run / "run_record.json").read_text())["speed"] == here
         # the run keeps its resolved settings with their sources, as `trashseg config show` prints them
         settings = (run / "settings.txt").read_text()
         assert re.search(rf'^model.encoder: +"{TINY_ENCODER}" +# ENCODER={TINY_ENCODER}$', settings, re.M)
@@ -84,6 +88,7 @@ def test_make_targets_on_bundled_sample_to_valid_csv(sample_runs, tmp_path):
             manifest = json.loads((run / f"probs_{split}.json").read_text())
             assert probs.shape == (n, 11, 256, 256) and probs.dtype == np.float16
             assert manifest["resolution"] == 256 and len(manifest["image_ids"]) == n
+            assert manifest["speed"] == here
             assert np.allclose(probs[0].astype(np.float32).sum(0), 1.0, atol=1e-2)
 
     subs = tmp_path / "subs"
@@ -102,6 +107,7 @@ def test_make_targets_on_bundled_sample_to_valid_csv(sample_runs, tmp_path):
     assert {"miou", "miou_per_image", "per_class_iou"} <= result.keys()
     assert set(result["per_class_iou"]) == set(CLASSES)
     assert result["images"] == 15 and "mIoU (dataset)" in out
+    assert result["speed"] == precision.choose(Settings().speed, torch.device("cpu")).record()
     best = torch.load(s.runs / "fpn" / "fold0" / "best.pt", weights_only=True)["metrics"]
     assert abs(result["miou"] - best["miou"]) < 1e-6  # eval re-scores the trainer's own figure
 

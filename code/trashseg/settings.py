@@ -35,7 +35,11 @@ class Data(Section):
     valid_json: Text = Field("valid_data{fold}.json", description="the fold's validation images")
     test_json: Text = Field("test.json", description="the test images, in submission order")
     cache_dir: Text = Field("cache/masks", description="rasterised masks, one PNG per image, keyed by its annotations")
-    num_workers: NonNegativeInt = Field(2, description="data loader processes")
+    num_workers: Literal["auto"] | int = Field(
+        "auto",
+        description="data loader processes; auto: 2 feeding a GPU, 1 on a CPU (its cores already compute: "
+        "make bench-cpu-speed)",
+    )
     class_map: dict[Text, Text] = Field(
         {
             "Backgroud": "Background",
@@ -45,6 +49,13 @@ class Data(Section):
         },
         description="source category name -> kit class name or ignore (case and spacing ignored)",
     )
+
+    @field_validator("num_workers", mode="before")
+    @classmethod
+    def _workers(cls, value):
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            return value
+        raise ValueError("use auto or a whole number of 0 or more")
 
 
 class Model(Section):
@@ -97,9 +108,13 @@ class Train(Section):
 
 class Speed(Section):
     amp: Literal["auto", "bf16", "fp16", "off"] = Field(
-        "auto", description="auto (bf16 if supported, else fp16 + GradScaler) | bf16 | fp16 | off"
+        "auto",
+        description="auto (GPU: bf16 if supported, else fp16 + GradScaler; CPU: bf16 only where native, "
+        "else fp32) | bf16 | fp16 | off",
     )
-    channels_last: Literal["auto"] | bool = Field("auto", description="auto | true | false")
+    channels_last: Literal["auto"] | bool = Field(
+        "auto", description="auto (on for GPUs and oneDNN CPUs) | true | false"
+    )
     cudnn_benchmark: bool = Field(True, description="cuDNN autotuning")
     pin_memory: bool = Field(True, description="pinned host memory for the loaders (CUDA)")
     persistent_workers: bool = Field(True, description="keep loader workers between epochs")

@@ -28,6 +28,19 @@ def load_set(cfg: Settings, json_path: Path, image_root: Path | None = None, qui
     return cs
 
 
+def loader_workers(cfg: Settings) -> int:
+    """``data.num_workers``, with auto resolved: 2 processes feeding a GPU; 1 on a CPU run, whose
+    intra-op threads already use every core: on 2 cores 0, 1 and 2 workers were within 5% of each
+    other on both kinds of CPU measured, and one keeps the decoding off the step without a second
+    process competing for the cores (`make bench-cpu-speed`, docs/results.md)."""
+    workers = cfg.data.num_workers
+    if workers != "auto":
+        return workers
+    from trashseg.runtime.devices import resolve_device
+
+    return 2 if resolve_device(cfg.train.device).type == "cuda" else 1
+
+
 def make_loader(
     cfg: Settings,
     cs: CocoSet,
@@ -61,7 +74,7 @@ def make_loader(
         )
     elif ctx.distributed:
         dataset = Subset(dataset, range(ctx.rank, len(dataset), ctx.world))
-    workers = cfg.data.num_workers
+    workers = loader_workers(cfg)
     speed = cfg.speed
     return DataLoader(
         dataset,

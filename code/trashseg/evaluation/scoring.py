@@ -27,6 +27,7 @@ def evaluate_checkpoint(cfg: Settings, ckpt: Path, json_path: Path, image_root: 
             "score_size": predictor.size,
             "tta": predictor.tta,
             "crf": predictor.describe()["crf"],
+            "speed": predictor.speed.record(),
         }
     )
     out = out or eval_result(cfg, json_path)

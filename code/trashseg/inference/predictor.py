@@ -2,7 +2,8 @@
 out-of-fold probability files, which OOF scoring, fit-ensemble and the ensemble read), eval, report
 and predict. It rebuilds the model from the checkpoint's own config (no weight download), feeds it
 the way it was trained (input size, normalisation), applies the configured TTA and DenseCRF, and
-yields softmax probabilities at the scoring size."""
+yields softmax probabilities at the scoring size, in the precision and memory layout the config's
+``speed`` section resolves to on this machine (the training's choice: runtime/precision.py)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from trashseg.inference.tta import probabilities, tta_views
 from trashseg.modeling.architectures import build_model, input_multiple
 from trashseg.modeling.checkpoint import load_checkpoint
 from trashseg.runtime.devices import resolve_device
+from trashseg.runtime.precision import choose, say_once
 from trashseg.settings import Settings, changed
 
 
@@ -46,7 +48,11 @@ class Predictor:
         self.epoch = state.get("epoch")
         model = build_model(changed(self.ckpt_cfg, {"model.weights": "none"}))
         model.load_state_dict(state["model"])
-        self.model = model.to(self.device).eval()
+        self.speed = choose(cfg.speed, self.device)
+        say_once(self.speed)
+        print(f"predicting with {self.checkpoint} on {self.device} ({self.speed.describe()})", flush=True)
+        model = model.to(self.device).eval()
+        self.model = model.to(memory_format=torch.channels_last) if self.speed.channels_last else model
         self.cfg = with_checkpoint_inputs(cfg, self.ckpt_cfg)
         self.size = cfg.eval.score_size
         self.tta = tta_views(cfg)
@@ -67,13 +73,22 @@ class Predictor:
             "resolution": self.size,
             "tta": self.tta,
             "crf": self.crf.model_dump() if self.crf is not None else None,
+            "speed": self.speed.record(),
             "classes": list(CLASSES),
         }
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """A normalised N,3,H,W batch -> N,C,size,size softmax probabilities (TTA averaged)."""
-        return probabilities(self.model, images.to(self.device), self.size, multiple=self.multiple, **self.tta)
+        return probabilities(self.forward, images.to(self.device), self.size, multiple=self.multiple, **self.tta)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's float32 logits for one input batch, run as ``speed`` resolved."""
+        if self.speed.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        amp = self.speed.amp
+        with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            return self.model(x).float()
 
     def refine(self, probs: np.ndarray, image_path: Path) -> np.ndarray:
         """DenseCRF on one image's probabilities when enabled (the photo resized to the scoring size)."""

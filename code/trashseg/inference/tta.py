@@ -4,6 +4,8 @@ is applied identically to out-of-fold and test predictions, so its effect is jud
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from trashseg.inference.resize import resize, scoring_probs
@@ -11,7 +13,7 @@ from trashseg.settings import Settings
 
 
 def probabilities(
-    model: torch.nn.Module,
+    model: Callable[[torch.Tensor], torch.Tensor],
     images: torch.Tensor,
     size: int,
     hflip: bool = False,

@@ -23,14 +23,15 @@ def training_step(encoder: str, size: int, batch: int) -> dict:
     from trashseg.config import load_config
     from trashseg.modeling.architectures import build_model
     from trashseg.training.losses import build_loss
-    from trashseg.training.speed import amp_dtype, configure_backends, use_channels_last
+    from trashseg.training.speed import configure_backends, speed_choice
 
     cfg = load_config(None, [f"model.encoder={encoder}", "model.weights=none", f"train.img_size={size}"], models=False)
     device = torch.device("cuda")
     configure_backends(cfg, device)
-    amp = amp_dtype(cfg, device)
+    choice = speed_choice(cfg, device)
+    amp = choice.amp
     model = build_model(cfg).to(device)
-    if use_channels_last(cfg, device):
+    if choice.channels_last:
         model = model.to(memory_format=torch.channels_last)
     loss_fn = build_loss(cfg)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)

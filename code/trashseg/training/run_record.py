@@ -27,7 +27,9 @@ def git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def write_run_record(out: Path, cfg: Settings, device: torch.device, world: int, resumed_from: int | None) -> None:
+def write_run_record(
+    out: Path, cfg: Settings, device: torch.device, world: int, resumed_from: int | None, speed: dict | None = None
+) -> None:
     devices = (
         [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         if device.type == "cuda"
@@ -49,6 +51,7 @@ def write_run_record(out: Path, cfg: Settings, device: torch.device, world: int,
         "seed": cfg.train.seed,
         "host": platform.node(),
         "resumed_from_epoch": resumed_from,
+        "speed": speed,  # what speed.amp / speed.channels_last resolved to on this machine, and why
     }
     write_json(out / "run_record.json", record)
     freeze = subprocess.run(

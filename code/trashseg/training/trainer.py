@@ -29,7 +29,7 @@ from trashseg.training import hooks as H
 from trashseg.training.losses import build_loss
 from trashseg.training.optim import Schedule, build_optimizer
 from trashseg.training.run_record import write_run_record
-from trashseg.training.speed import amp_dtype, configure_backends, use_channels_last
+from trashseg.training.speed import configure_backends, speed_choice
 from trashseg.training.steps import Stepper, train_one_epoch
 from trashseg.training.tracking import Tracker, overlay_panels
 
@@ -53,7 +53,8 @@ class Run:
         self.cfg, self.ctx, self.device = apply_sidecar(cfg), ctx, device
         self.gen = seed_everything(self.cfg.train.seed + ctx.rank)
         configure_backends(self.cfg, device)
-        self.amp, self.channels_last = amp_dtype(self.cfg, device), use_channels_last(self.cfg, device)
+        self.speed = speed_choice(self.cfg, device, announce=ctx.is_main)
+        self.amp, self.channels_last = self.speed.amp, self.speed.channels_last
         self.out = run_dir(self.cfg)
         self.score_size = self.cfg.eval.score_size
         self.epochs = self.cfg.train.epochs
@@ -180,11 +181,18 @@ class Run:
         if settings is not None:
             with atomic_open(self.out / "settings.txt") as fh:
                 fh.write(settings)
-        write_run_record(self.out, cfg, self.device, ctx.world, self.start_epoch - 1 if cfg.train.resume else None)
+        write_run_record(
+            self.out,
+            cfg,
+            self.device,
+            ctx.world,
+            self.start_epoch - 1 if cfg.train.resume else None,
+            self.speed.record(),
+        )
         where = "on all data" if self.valid_set is None else f"fold {cfg.train.fold}"
         print(
             f"training {cfg.model.arch} ({cfg.model.encoder}, weights={cfg.model.weights}) "
-            f"{where} on {self.device} x{ctx.world} (amp={self.amp}, channels_last={self.channels_last}): "
+            f"{where} on {self.device} x{ctx.world} ({self.speed.describe()}): "
             f"{len(self.train_set)} train / {len(self.valid_set) if self.valid_set is not None else 0} valid images, "
             f"epochs {self.start_epoch}..{self.epochs}, {cfg.optimizer.name} lr {cfg.optimizer.lr:g} "
             f"{cfg.scheduler.name}{', EMA' if self.ema.enabled else ''} -> {self.out}",
