@@ -18,10 +18,27 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 STORAGE ?=
 export TRASHSEG_STORAGE := $(or $(STORAGE),$(TRASHSEG_STORAGE))
 
-# the verbs' variables, as the verbs name them, passed as options when given (`--FOLD=0`, which the
-# verb reads as --fold 0); ARGS is passed as it is (more options: ARGS='--set train.epochs=3')
+# What reaches a verb is what the user typed: the variables on make's command line, as the verb spells
+# them (FOLD=0 -> --fold 0, so the echoed line can be pasted as it is), and, for job schedulers, a
+# TRASHSEG_<NAME> environment variable (TRASHSEG_FOLD=0) that the command line does not override; a
+# shell's own NAME, MODEL or K never does. The verb checks every name (a typo stops with the nearest
+# one). ARGS is passed as it is (more options: ARGS='--set train.epochs=3'). The Makefile's own
+# variables (below) stay here.
+MAKE_OWN := ARGS STORAGE VENV INSTALLER DOCKER IMAGE BASE_IMAGE CA_BUNDLE DOCKER_GPUS BAKE_ENCODERS ROWS SEEDS BASELINE ISA
+export TRASHSEG_VIA_MAKE := 1
+lower = $(shell printf %s '$(1)' | tr 'A-Z_' 'a-z-')
+# a value as the shell needs it: bare when plain, in single quotes when it holds a space or a shell character
+lp := (
+rp := )
+hash := \#
+SHELL_CHARS := ' " $$ * ? ; & | < > $(lp) $(rp) \ ` ~ ! [ { $(hash)
+shq = $(if $(or $(word 2,x$(1)x),$(strip $(foreach c,$(SHELL_CHARS),$(findstring $(c),$(1))))),'$(subst ','"'"',$(1))',$(if $(1),$(1),''))
+CMDLINE = $(filter-out $(MAKE_OWN),$(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v))))
+SCHEDULED = $(filter-out $(CMDLINE),$(patsubst TRASHSEG_%,%,$(foreach v,$(filter TRASHSEG_%,$(.VARIABLES)),\
+  $(if $(filter environment,$(origin $(v))),$(v)))))
 VARS = $(filter-out STORAGE,$(shell $(PY) -m trashseg config variables --names 2>/dev/null))
-GIVEN = $(strip $(foreach v,$(VARS),$(if $($(v)),--$(v)='$($(v))')) $(ARGS))
+GIVEN = $(strip $(foreach v,$(CMDLINE),--$(call lower,$(v)) $(call shq,$(value $(v)))) \
+  $(foreach v,$(filter $(VARS),$(SCHEDULED)),--$(call lower,$(v)) $(call shq,$(TRASHSEG_$(v)))) $(ARGS))
 
 # every documented target is phony (found from the ## lines, so no list to keep)
 .PHONY: $(shell sed -n 's/^\([a-z-]*\):.*## .*/\1/p' $(firstword $(MAKEFILE_LIST)))
@@ -33,18 +50,20 @@ help: ## this list
 	@echo
 	@echo "Variables of the make targets (VAR=value; the same as the verb's --var value):"
 	@$(PY) -m trashseg config variables 2>/dev/null || echo "  (make setup, then make help, lists them; or: trashseg config variables)"
-	@echo "  ARGS='--set key=value ...' (any config key), STORAGE (sweep database URL), VENV (default .venv)"
-	@echo "  DOCKER(docker|podman) IMAGE BASE_IMAGE CA_BUNDLE DOCKER_GPUS(all|empty for CPU hosts) DOCKER_WEIGHTS"
-	@echo "  ROWS SEEDS BASELINE (bench-recipes)"
+	@echo "  ARGS='--set key=value ...' (any config key), STORAGE (sweep database URL), VENV (default .venv), INSTALLER (make setup: uv or pip)"
+	@echo "  DOCKER(docker|podman) IMAGE BASE_IMAGE CA_BUNDLE DOCKER_GPUS(all|empty for CPU hosts) BAKE_ENCODERS"
+	@echo "  ROWS SEEDS BASELINE (bench-recipes), ISA=avx2 (bench-cpu-speed)"
 	@echo
 	@$(PY) -m trashseg config list 2>/dev/null || true
 
-setup: $(STAMP) ## create .venv: the pinned stack (requirements.txt + requirements-dev.txt, constraints.txt) + the kit, editable
+setup: $(STAMP) ## create .venv: the pinned stack (requirements.txt + requirements-dev.txt, constraints.txt) + the kit, editable (uv; INSTALLER=pip)
 
+# uv (pinned, into the venv) installs the stack and links a second install from its cache; pip is the
+# fallback (INSTALLER=pip asks for it). Each phase prints its seconds.
+INSTALLER ?= uv
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt -c constraints.txt
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	python3 scripts/setup_venv.py --venv $(VENV) --installer $(INSTALLER) \
+	  -r requirements.txt -r requirements-dev.txt -c constraints.txt
 	touch $@
 
 setup-crf: $(CRF_STAMP) ## optional: compile and install pydensecrf2 (DenseCRF; CRF=1 on infer/oof/ensemble)
@@ -74,11 +93,11 @@ infer: $(STAMP) ## MODEL's (or EXP's) probabilities for test.json and FOLD's val
 eval: $(STAMP) ## score MODEL's (or EXP's) best checkpoint on JSON=annotated.json (OUT=result.json; TTA=1, CRF=1)
 	$(TS) eval $(GIVEN)
 train-%: $(STAMP) ## train-<model>: the same as train MODEL=<model> (train-fpn, train-upernet, ...)
-	$(TS) train $(GIVEN) --model=$*
+	$(TS) train $(GIVEN) --model $*
 infer-%: $(STAMP) ## infer-<model>: the same as infer MODEL=<model>
-	$(TS) infer $(GIVEN) --model=$*
+	$(TS) infer $(GIVEN) --model $*
 eval-%: $(STAMP) ## eval-<model>: the same as eval MODEL=<model>
-	$(TS) eval $(GIVEN) --model=$*
+	$(TS) eval $(GIVEN) --model $*
 cv: $(STAMP) ## every fold (K) of MODELS (or of EXP's preset), one fold per GPU in parallel when GPUS>1, then infer + ensemble
 	$(TS) cv $(GIVEN)
 oof: $(STAMP) ## score MODEL's (or each of MODELS') out-of-fold predictions against train_all.json (TTA=1, CRF=1)
@@ -124,19 +143,22 @@ IMAGE ?= trashseg:latest
 BASE_IMAGE ?=
 CA_BUNDLE ?=
 DOCKER_GPUS ?= all
-DOCKER_WEIGHTS ?= offline-lite0
+BAKE_ENCODERS ?=
+ifneq ($(filter command line environment,$(origin DOCKER_WEIGHTS)),)
+$(error DOCKER_WEIGHTS=$(DOCKER_WEIGHTS): renamed BAKE_ENCODERS (the encoders whose ImageNet weights the image bakes in, by name))
+endif
 setup-podman: ## install podman, runc, debootstrap (Debian) and the engine settings cgroup-v1 hosts need (root)
 	scripts/setup_podman.sh
 
 docker-base: ## a base image from Debian's packages alone, no registry (debootstrap + import) -> trashseg-base:bookworm
 	DOCKER=$(DOCKER) scripts/docker_base.sh
 
-docker-build: ## build IMAGE (DOCKER=podman, BASE_IMAGE=trashseg-base:bookworm, CA_BUNDLE=proxy-ca.crt, DOCKER_WEIGHTS=offline-lite0|hub|none)
-	$(PY_HOST) scripts/docker_image.py build --docker $(DOCKER) --image $(IMAGE) --weights $(DOCKER_WEIGHTS) \
-	  $(if $(BASE_IMAGE),--base $(BASE_IMAGE)) $(if $(CA_BUNDLE),--ca-bundle $(CA_BUNDLE)) $(if $(ENCODER),--encoder $(ENCODER))
+docker-build: ## build IMAGE (DOCKER=podman, BASE_IMAGE=trashseg-base:bookworm, CA_BUNDLE=proxy-ca.crt, BAKE_ENCODERS='<encoders to bake>'|none; default: what the models and presets need)
+	$(PY_HOST) scripts/docker_image.py build --docker $(DOCKER) --image $(IMAGE) --bake '$(BAKE_ENCODERS)' \
+	  $(if $(BASE_IMAGE),--base $(BASE_IMAGE)) $(if $(CA_BUNDLE),--ca-bundle $(CA_BUNDLE))
 
 docker-smoke: ## build IMAGE if needed, run make demo in it (no network, no GPU, non-root), validate the CSV here, one docker-<target>
-	$(PY_HOST) scripts/docker_image.py smoke --docker $(DOCKER) --image $(IMAGE) --weights $(DOCKER_WEIGHTS) \
+	$(PY_HOST) scripts/docker_image.py smoke --docker $(DOCKER) --image $(IMAGE) --bake '$(BAKE_ENCODERS)' \
 	  $(if $(BASE_IMAGE),--base $(BASE_IMAGE)) $(if $(CA_BUNDLE),--ca-bundle $(CA_BUNDLE))
 
 docker-gpu-check: ## in the image: versions, GPUs seen, one AMP step at 512 px; says what is missing when no GPU reaches it
@@ -144,7 +166,7 @@ docker-gpu-check: ## in the image: versions, GPUs seen, one AMP step at 512 px; 
 
 # the image's entry point is make: the target and this command line's variables pass through as they
 # are, less what stays on the host (the mounts, the engine's settings, the secret, passed as -e)
-HOST_ONLY := DATA_DIR RUNS SUBMISSIONS DOCKER DOCKER_GPUS IMAGE BASE_IMAGE CA_BUNDLE DOCKER_WEIGHTS STORAGE VENV
+HOST_ONLY := DATA_DIR RUNS SUBMISSIONS DOCKER DOCKER_GPUS IMAGE BASE_IMAGE CA_BUNDLE BAKE_ENCODERS STORAGE VENV
 PASSED = $(strip $(foreach v,$(filter-out $(HOST_ONLY),$(.VARIABLES)),$(if $(filter command line,$(origin $(v))),$(v)='$($(v))')))
 MOUNTS = -v $(abspath $(or $(DATA_DIR),data)):/app/data -v $(abspath $(or $(RUNS),runs)):/app/runs \
   -v $(CURDIR)/weights:/app/weights -v $(abspath $(or $(SUBMISSIONS),submissions)):/app/submissions
@@ -165,14 +187,15 @@ bench-gpu: $(STAMP) ## GPU training/inference images/s + peak memory at 512 px, 
 	$(PY) bench/bench_gpu.py
 bench-cpu: $(STAMP) ## CPU training/inference speed with and without the malloc tuning
 	$(PY) bench/bench_cpu.py
-bench-cpu-speed: $(STAMP) ## CPU training images/s of the CPU presets' model: fp32 vs channels_last vs channels_last + bf16 (speed switches)
-	$(PY) bench/bench_cpu_speed.py
+bench-cpu-speed: $(STAMP) ## this CPU: native bf16?, training images/s fp32 vs channels_last vs + bf16, loader threads/workers, what speed auto picks (ISA=avx2: stand in for an AVX2-only CPU) -> bench/results/
+	$(PY) bench/bench_cpu_speed.py $(if $(ISA),--isa $(ISA))
 bench-tracking: $(STAMP) ## training epoch time and tracking cost: off vs TensorBoard vs W&B offline vs both (demo settings)
 	$(PY) bench/bench_tracking.py
 
 ROWS ?=
 SEEDS ?=
 BASELINE ?=
+ISA ?=
 bench-recipes: $(STAMP) ## OOF table on ../shared woosong photos, 3 date folds, CPU budget: original recipe vs each change (ROWS=..., ROWS=sweep-best: bench-sweep's best trial; TTA=1: each row's TTA gain too; SEEDS="21 22": mean and spread; BASELINE=row: gains against it, not orig; every scored run kept in bench/recipes-ledger.json, in git, and read from it when its folder is gone; ~30-45 min a row on 2 cores)
 	$(PY) bench/bench_recipes.py $(if $(ROWS),--rows $(ROWS)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(filter 1,$(TTA)),--tta) $(if $(BASELINE),--base $(BASELINE))
 bench-sweep: $(STAMP) ## the sweep of configs/sweeps/cpu-lite.yaml on ../shared woosong photos, date fold 0, today's cpu-lite as trial 0 (TRIALS=N in all; resumes; ~10 min a trial on 2 cores)

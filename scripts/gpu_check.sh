@@ -36,7 +36,7 @@ mkdir -p /tmp/v/bin && printf '#!/bin/sh\nexec %s "$@"\n' "$(command -v python3)
   && chmod +x /tmp/v/bin/python && touch /tmp/v/.installed
 M="make --no-print-directory VENV=/tmp/v"
 step bench_gpu 240 $M bench-gpu ARGS= 
-S="DATA_DIR=data/sample RUNS=/tmp/runs WEIGHTS=none FOLD=0 ${GPU_CHECK_SETTINGS:-ENCODER=tu-tf_efficientnet_b3 IMG_SIZE=512 BATCH=8 WORKERS=2}"
+S="DATA_DIR=data/sample RUNS=/tmp/runs ENCODER_WEIGHTS=none FOLD=0 ${GPU_CHECK_SETTINGS:-ENCODER=tu-tf_efficientnet_b3 IMG_SIZE=512 BATCH=8 WORKERS=2}"
 step folds 60 $M folds DATA_DIR=data/sample K=3 GROUP='^(batch_[^/]+)/' \
   && step train 180 $M train-fpn $S EPOCHS=3 \
   && step resume 120 $M train-fpn $S EPOCHS=4 RESUME=1 \

@@ -26,7 +26,9 @@ from trashseg.data.classes import CLASSES  # noqa: E402  (after OMP_NUM_THREADS,
 TINY_ENCODER = "tu-mobilenetv3_small_050"
 SAMPLE = ROOT / "data" / "sample"
 SAMPLE_DATES = r"^(batch_[^/]+)/"  # the sample keeps one recording date per batch folder
-TINY_BUDGET = dict(EPOCHS=1, BATCH=4, IMG_SIZE=64, ENCODER=TINY_ENCODER, WEIGHTS="none", WORKERS=0, DEVICE="cpu")
+TINY_BUDGET = dict(
+    EPOCHS=1, BATCH=4, IMG_SIZE=64, ENCODER=TINY_ENCODER, ENCODER_WEIGHTS="none", WORKERS=0, DEVICE="cpu"
+)
 
 
 def make_cmd(target: str, directory: Path = ROOT, **variables) -> list[str]:

@@ -9,6 +9,10 @@ MAKEFILE = (ROOT / "Makefile").read_text()
 # the front page and the pages it sends readers to: what a user copies from either must work
 README = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
 ENVIRONMENT = {"HF_HUB_OFFLINE", "MALLOC_MMAP_MAX_", "MALLOC_TOP_PAD_", "MALLOC_TRIM_THRESHOLD_", "CI", "WANDB_MODE"}
+ENVIRONMENT |= {"ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "TRASHSEG_WEIGHTS_CACHE"}
+# what the docs show failing on purpose (a typo, a renamed variable, a preset given as a model target),
+# each beside the one line it stops with; tests/test_make_variables.py drives every one of them
+SHOWN_FAILING = {"FOLDS", "EPOCH", "WEIGHTS", "WEIGHTS_ENSEMBLE", "DOCKER_WEIGHTS", "train-cpu-lite"}
 
 
 def readme_code() -> str:
@@ -52,13 +56,14 @@ def documented_targets() -> set[str]:
 def test_every_make_target_in_the_readme_exists():
     known = targets()
     used = set(re.findall(r"\bmake ([a-z][a-z0-9-]*)", readme_code()))
-    unknown = {t for t in used if not exists(t, known)}
+    unknown = {t for t in used if not exists(t, known)} - SHOWN_FAILING
     assert used and not unknown, f"README names make targets the Makefile lacks: {sorted(unknown)}"
 
 
 def test_every_variable_in_the_readme_is_a_make_variable_or_documented_environment():
     used = set(re.findall(r"\b([A-Z][A-Z0-9_]+)=", readme_code()))
-    unknown = used - variables() - ENVIRONMENT
+    scheduled = {f"TRASHSEG_{v}" for v in variables()}  # a job scheduler's spelling of a kit variable
+    unknown = used - variables() - ENVIRONMENT - scheduled - SHOWN_FAILING
     assert used and not unknown, f"README uses variables the Makefile does not declare: {sorted(unknown)}"
 
 

@@ -61,7 +61,7 @@ def test_the_run_record_keeps_no_secret_from_the_command_line(tmp_path, base_cfg
 def test_an_unreachable_database_is_one_line_with_the_password_masked(tmp_path):
     port = free_port()  # nothing listens on it
     url = f"postgresql://kit:{PASSWORD}@127.0.0.1:{port}/sweeps"
-    proc = make_process("sweep", MODEL="fpn", TRIALS=1, RUNS=tmp_path / "runs", WEIGHTS="none", STORAGE=url)
+    proc = make_process("sweep", MODEL="fpn", TRIALS=1, RUNS=tmp_path / "runs", ENCODER_WEIGHTS="none", STORAGE=url)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert (
         f"error: STORAGE=postgresql://kit:****@127.0.0.1:{port}/sweeps: cannot open the study database" in proc.stderr

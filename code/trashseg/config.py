@@ -156,17 +156,35 @@ def load_config(
     cfg = layers[0][1]
     for source, tree in layers[1:]:
         cfg = merge(cfg, tree, source)
+    unknown = []  # each bad override is reported with the others, not alone
     for item in overrides or []:
         source, item = item if isinstance(item, tuple) else ("--set", item)
         tree = parse_set(item)
-        cfg = merge(cfg, tree, f"--set {item}" if source == "--set" else source)
+        try:
+            cfg = merge(cfg, tree, f"--set {item}" if source == "--set" else source)
+        except TrashsegError as exc:
+            unknown.append(str(exc))
+            continue
         layers.append((source, tree))
     if explain is not None:
         for source, tree in layers:
             for key in _leaves(tree):
                 explain[key] = source
     names = [s for s, _ in layers[: 1 + (model_config is not None) + (preset is not None)]]
-    return validate(cfg, " < ".join(names + ["--set / Make variables"] * bool(overrides)), models)
+    where = " < ".join(names + ["--set / Make variables"] * bool(overrides))
+    try:
+        settings = validate(cfg, where, models)
+    except TrashsegError as exc:
+        if not unknown:
+            raise
+        head, _, rest = str(exc).partition(":\n  ")
+        problems = unknown + (rest.split("\n  ") if rest else [head])
+        raise TrashsegError(f"{len(problems)} invalid setting(s) in {where}:\n  " + "\n  ".join(problems)) from None
+    if len(unknown) == 1:
+        raise TrashsegError(unknown[0])
+    if unknown:
+        raise TrashsegError(f"{len(unknown)} invalid setting(s) in {where}:\n  " + "\n  ".join(unknown))
+    return settings
 
 
 def _leaves(tree: dict, prefix: tuple = ()) -> list[str]:
@@ -181,8 +199,27 @@ def _leaves(tree: dict, prefix: tuple = ()) -> list[str]:
     return out
 
 
+def on_this_machine(cfg) -> dict[str, str]:
+    """What the machine-dependent keys resolve to here (``speed.amp``, ``speed.channels_last`` on the
+    config's device), so two machines' runs of one preset can be told apart."""
+    from trashseg.errors import TrashsegError
+    from trashseg.runtime.devices import resolve_device
+    from trashseg.runtime.precision import choose
+
+    try:
+        choice = choose(cfg.speed, resolve_device(cfg.train.device))
+    except TrashsegError as exc:
+        return {"speed.amp": f"unresolved ({exc})"}
+    return {
+        "speed.amp": f"{choice.amp_name} ({choice.amp_why})",
+        "speed.channels_last": f"{str(choice.channels_last).lower()} ({choice.layout_why})",
+    }
+
+
 def explained(cfg, sources: dict) -> str:
-    """The resolved settings, one key a line, each with where its value came from."""
+    """The resolved settings, one key a line, each with where its value came from (and, for a key
+    that resolves per machine, what it resolves to here)."""
+    here = on_this_machine(cfg)
     cfg, lines = cfg.model_dump(), []
     for key in _leaves(cfg):
         value = cfg
@@ -190,7 +227,8 @@ def explained(cfg, sources: dict) -> str:
             value = value[part]
         text = json.dumps(value, default=str)
         source = sources.get(key) or next((s for k, s in sources.items() if key.startswith(k + ".")), "defaults")
-        lines.append(f"{key + ':':<32} {text:<40} # {source}")
+        resolved = f"; here: {here[key]}" if key in here else ""
+        lines.append(f"{key + ':':<32} {text:<40} # {source}{resolved}")
     return "\n".join(lines) + "\n"
 
 

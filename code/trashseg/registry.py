@@ -5,6 +5,7 @@ prints what is found; every verb that takes MODEL, MODELS or EXP resolves them h
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -99,9 +100,14 @@ def presets() -> dict[str, Preset]:
 def model(name: str) -> Model:
     known = models()
     if name not in known:
+        if name in presets():
+            raise TrashsegError(
+                f"MODEL={name}: {name} is a preset, not a model folder: EXP={name} (make train EXP={name})"
+            )
+        near = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
         raise TrashsegError(
-            f"MODEL={name}: no model folder is named so (code/*/config.yaml, model.name); "
-            f"choose one of: {' '.join(known)}"
+            f"MODEL={name}: no model folder is named so (code/*/config.yaml, model.name)"
+            + (f"; did you mean {near[0]}?" if near else f"; choose one of: {' '.join(known)}")
         )
     return known[name]
 
@@ -109,7 +115,11 @@ def model(name: str) -> Model:
 def preset(name: str) -> Preset:
     known = presets()
     if name not in known:
-        raise TrashsegError(f"EXP={name}: no configs/{name}.yaml; presets: {' '.join(known)}")
+        if name in models():
+            raise TrashsegError(f"EXP={name}: {name} is a model folder, not a preset: MODEL={name}")
+        near = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+        hint = f"did you mean {near[0]}?" if near else f"presets: {' '.join(known)}"
+        raise TrashsegError(f"EXP={name}: no configs/{name}.yaml; {hint}")
     return known[name]
 
 

@@ -103,8 +103,9 @@ def cv(argv: list[str]) -> int:
         names = [trained_name(args, exp=args.EXP)]
     else:
         models = options.words(args, "MODELS") or list(registry.models())
-        runs = [["--model", registry.model(m).name] for m in models]
-        names = [trained_name(args, model=m) for m in models]
+        presets = registry.presets()  # MODELS names runs, as for oof and ensemble: model folders or presets
+        runs = [["--exp", m] if m in presets else ["--model", registry.model(m).name] for m in models]
+        names = [trained_name(args, exp=m) if m in presets else trained_name(args, model=m) for m in models]
     common = options.as_argv(args, SHARED)
     runner = verb_runner(common)
     for stage in ("train", "infer"):

@@ -13,12 +13,14 @@ def check_data(argv: list[str]) -> int:
     p = options.parser(
         "check-data", "Counts per class and every problem of train_all.json and test.json.", ["DATA_DIR"], sets=True
     )
-    p.add_argument("--json", nargs="+", default=["train_all.json", "test.json"], help="COCO files in the data folder")
+    p.add_argument(
+        "--json", dest="JSON", default="train_all.json test.json", help="COCO files in the data folder (a list)"
+    )
     args = options.parse(p, argv)
     from trashseg.data.check_data import check_data as run
 
     cfg = options.config(args, models=False)
-    return run(cfg, Path(cfg.data.data_dir), args.json)
+    return run(cfg, Path(cfg.data.data_dir), options.words(args, "JSON"))
 
 
 @friendly_errors

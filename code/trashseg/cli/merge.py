@@ -22,7 +22,7 @@ def ensemble(argv: list[str]) -> None:
         "ensemble",
         "Merge every fold of MODELS (default: every model with test probabilities in the variant; or the "
         "files PROBS) into SUBMISSIONS/NAME.csv: fitted weights when fit-ensemble has run, else equal.",
-        [*MERGED, "SUBMISSIONS", "NAME", "WEIGHTS_ENSEMBLE", "MIXED"],
+        [*MERGED, "SUBMISSIONS", "NAME", "ENSEMBLE_WEIGHTS", "MIXED"],
         sets=True,
     )
     p.add_argument("--out", type=Path, help="the CSV (default: SUBMISSIONS/NAME.csv)")
@@ -33,9 +33,9 @@ def ensemble(argv: list[str]) -> None:
     args = options.parse(p, argv)
     cfg = options.config(args, models=False, trained=options.words(args, "MODELS"))
     try:
-        weights = [float(w) for w in options.words(args, "WEIGHTS_ENSEMBLE")] or None
+        weights = [float(w) for w in options.words(args, "ENSEMBLE_WEIGHTS")] or None
     except ValueError:
-        raise TrashsegError(f"WEIGHTS_ENSEMBLE={args.WEIGHTS_ENSEMBLE}: give one number per file") from None
+        raise TrashsegError(f"ENSEMBLE_WEIGHTS={args.ENSEMBLE_WEIGHTS}: give one number per file") from None
     from trashseg.ensembling.ensemble import ensemble_to_csv, merge_inputs
     from trashseg.ensembling.submission import expected_ids_from_test_json, validate_submission
     from trashseg.runs import Layout
@@ -165,7 +165,7 @@ def import_probs(argv: list[str]) -> None:
     from trashseg.runs import data_json
 
     json_path = Path(args.JSON) if args.JSON else (_test_json(cfg) if split == "test" else data_json(cfg, "valid_json"))
-    names = [n.strip() for n in args.CLASSES.split(",")] if args.CLASSES else None
+    names = options.words(args, "CLASSES") or None
     out = run(cfg, Path(args.SRC), args.MODEL, split, json_path, args.KIND, names)
     print(f"wrote {out} ({split}, fold {cfg.train.fold}) from {args.SRC}")
 

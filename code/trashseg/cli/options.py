@@ -6,6 +6,8 @@ its value is checked here (switches 1/0, whole numbers) before any work starts."
 from __future__ import annotations
 
 import argparse
+import difflib
+import os
 import re
 from dataclasses import dataclass
 
@@ -18,7 +20,7 @@ SWITCH_ON, SWITCH_OFF = ("1", "true", "yes"), ("0", "false", "no")
 class Var:
     name: str  # the Make spelling
     help: str
-    kind: str = "text"  # text | count (a whole number) | switch (1/0) | words (space-separated)
+    kind: str = "text"  # text | count (a whole number) | switch (1/0) | words (a list: see words())
     default: str | None = None
     keys: tuple[str, ...] = ()  # config keys it sets (the value as YAML); see also settings_overrides
 
@@ -32,7 +34,11 @@ VARS = {
     for v in [
         # what a run is made of
         Var("MODEL", "a model folder's name (trashseg config list)"),
-        Var("MODELS", 'several model or run names, e.g. "fpn deeplab" (default: every one with outputs)', "words"),
+        Var(
+            "MODELS",
+            'runs by name: model folders or presets, e.g. "fpn cpu-lite" (default: every one with outputs)',
+            "words",
+        ),
         Var("EXP", "a preset configs/<name>.yaml, layered over the model its base: names; runs/<name>/"),
         # settings of a run (config keys)
         Var("DATA_DIR", "the data folder (train_all.json, test.json, batch_*/)", keys=("data.data_dir",)),
@@ -43,7 +49,11 @@ VARS = {
         Var("BATCH", "batch size for training and evaluation", "count", keys=("train.batch_size", "eval.batch_size")),
         Var("IMG_SIZE", "training input size in px", "count", keys=("train.img_size",)),
         Var("ENCODER", "SMP encoder or tu-<timm model>", keys=("model.encoder",)),
-        Var("WEIGHTS", "encoder weights: imagenet | offline | none | path/to/file.pth", keys=("model.weights",)),
+        Var(
+            "ENCODER_WEIGHTS",
+            "the encoder's starting weights: imagenet | offline | none | path/to/file.pth",
+            keys=("model.weights",),
+        ),
         Var("DEVICE", "auto | cpu | cuda | cuda:N", keys=("train.device",)),
         Var("WORKERS", "data loader processes", "count", keys=("data.num_workers",)),
         Var("RESUME", "1: go on from the run's last.pt", "switch", keys=("train.resume",)),
@@ -71,13 +81,13 @@ VARS = {
         Var("NAME", "the submission's name: SUBMISSIONS/NAME.csv", default="ensemble"),
         Var("SUBMISSIONS", "the submissions folder", default="submissions"),
         Var("PROBS", "probability files to merge instead of MODELS' folds", "words"),
-        Var("WEIGHTS_ENSEMBLE", "one ensemble weight per file (default: fitted, else equal)", "words"),
+        Var("ENSEMBLE_WEIGHTS", "one ensemble weight per model or file (default: fitted, else equal)", "words"),
         Var("MIXED", "1: merge files of different post-processing", "switch"),
         Var("FILES", "CSV files to vote", "words"),
         Var("PRIORITY", "class names or ids: the vote's tie-break order", "words"),
         Var("SRC", "another toolkit's folder of per-image .npy/.png (import-probs)"),
         Var("KIND", "auto | probs | logits (import-probs)", default="auto"),
-        Var("CLASSES", "the imported outputs' class names in channel order, comma-separated"),
+        Var("CLASSES", "the imported outputs' class names in channel order (commas: names hold spaces)", "words"),
         Var("FILE", "a submission CSV (validate-submission, submit)"),
         Var("COMPETITION", "the Kaggle competition's slug"),
         Var("MESSAGE", "the Kaggle submission's message", default="trashseg submission"),
@@ -144,6 +154,8 @@ def count(args: argparse.Namespace, name: str, minimum: int = 0) -> int | None:
     value = getattr(args, name, None)
     if value is None or value == "":
         return None
+    if re.fullmatch(r"-\d+", str(value).strip()):
+        raise TrashsegError(f"{name}={value}: must be {minimum} or more")
     if not re.fullmatch(r"\d+", str(value)):
         raise TrashsegError(f"{name}={value}: must be a whole number")
     if int(value) < minimum:
@@ -159,17 +171,26 @@ def data_folder(args: argparse.Namespace):
 
 
 def words(args: argparse.Namespace, name: str) -> list[str]:
-    return str(getattr(args, name, None) or "").split()
+    """A list variable, one format everywhere: items separated by commas, or by spaces when there is no
+    comma ("fpn deeplab", "fpn,deeplab"; class names, which hold spaces: "Background,General trash")."""
+    text = str(getattr(args, name, None) or "")
+    return [w.strip() for w in text.split(",") if w.strip()] if "," in text else text.split()
 
 
 def check(args: argparse.Namespace) -> None:
-    """Every switch and count given, checked at once (before any work)."""
+    """Every switch and count given, checked at once (before any work): all the bad ones in one message."""
+    problems = []
     for name, v in VARS.items():
         if hasattr(args, name):
-            if v.kind == "switch":
-                switch(args, name)
-            elif v.kind == "count":
-                count(args, name)
+            try:
+                if v.kind == "switch":
+                    switch(args, name)
+                elif v.kind == "count":
+                    count(args, name)
+            except TrashsegError as exc:
+                problems.append(str(exc))
+    if problems:
+        raise TrashsegError("; ".join(problems))
 
 
 def settings_overrides(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -222,7 +243,8 @@ def config(
 
 
 RUN_SETTINGS = [
-    *("DATA_DIR", "FOLD", "RUNS", "SEED", "EPOCHS", "BATCH", "IMG_SIZE", "ENCODER", "WEIGHTS", "DEVICE", "WORKERS"),
+    *("DATA_DIR", "FOLD", "RUNS", "SEED", "EPOCHS", "BATCH", "IMG_SIZE", "ENCODER", "ENCODER_WEIGHTS", "DEVICE"),
+    "WORKERS",
     *("RESUME", "TRAIN_ALL", "TTA", "CRF", "PSEUDO", "LOGGER"),
 ]
 STAGE_SETTINGS = ("DATA_DIR", "RUNS", "TTA", "CRF", "FOLD")
@@ -237,12 +259,111 @@ def as_argv(args: argparse.Namespace, names: list[str]) -> list[str]:
 def parser(verb: str, description: str, names: tuple[str, ...] | list[str] = (), sets: bool = False):
     """A verb's parser: its description, its variables as options and, for a verb that runs with
     settings, ``--set``."""
-    p = argparse.ArgumentParser(prog=f"trashseg {verb}", description=description)
+    p = argparse.ArgumentParser(prog=f"trashseg {verb}", description=description, allow_abbrev=False)
     add(p, *names)
     if sets:
         add_sets(p)
     return p
 
 
+# the Makefile exports it: errors then name a variable as make spells it (FOLD=1), not as an option
+VIA_MAKE = "TRASHSEG_VIA_MAKE"
+# variables renamed in this release: still understood well enough to name the new spelling
+RENAMED = {"WEIGHTS": ("ENCODER_WEIGHTS", "ENSEMBLE_WEIGHTS"), "WEIGHTS_ENSEMBLE": ("ENSEMBLE_WEIGHTS",)}
+
+
+def _given(name: str, value: str | None, make: bool) -> str:
+    """How the user wrote a variable: ``FOLD=1`` through make, ``--fold 1`` on the command line."""
+    if make:
+        return f"{name}={value if value is not None else ''}"
+    return VARS[name].option + (f" {value}" if value is not None else "") if name in VARS else name
+
+
+def check_names(p: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """Every option of ``argv`` is one of the verb's, given once (or twice with one value): an unknown
+    name (with the nearest one), a renamed one (with its new name, so `make ensemble WEIGHTS=...` is not
+    taken for the encoder's) and a target's own variable given again with another value (make
+    train-fpn MODEL=deeplab) are each a problem to report, all in one message. (Another stage's
+    variable, DEVICE for ensemble, was left out before: own_options.)"""
+    make = os.environ.get(VIA_MAKE) == "1"
+    verb = p.prog.removeprefix("trashseg ")
+    known = p._option_string_actions
+    taken = {a.dest for a in p._actions if a.dest in VARS}
+    problems: list[str] = []
+    seen: dict[str, str | None] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("--") or arg == "--":
+            continue
+        option, eq, value = arg.partition("=")
+        action = known.get(option)
+        if action is None:
+            if not eq and i < len(argv) and not argv[i].startswith("-"):
+                value, i = argv[i], i + 1  # the value of the unknown option, not a word of its own
+            if option[2:].upper().replace("-", "_") in RENAMED:
+                old = option[2:].upper().replace("-", "_")
+                new = " or ".join(f"{n if make else VARS[n].option} ({VARS[n].help})" for n in RENAMED[old])
+                shown = f"{old}={value if value is not None else ''}" if make else option
+                problems.append(f"{shown}: renamed {new}")
+            else:
+                name = option[2:].upper().replace("-", "_") if make else option
+                pool = sorted(taken) if make else sorted(o for o in known if o.startswith("--"))
+                near = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+                mean = (
+                    f"; did you mean {near[0]}?"
+                    if near
+                    else f" ({'make help' if make else verb + ' --help'} lists them)"
+                )
+                what = "variable" if make else f"option of trashseg {verb}"
+                problems.append(f"{name}={value if make else ''}".rstrip("=") + f": no such {what}{mean}")
+            continue
+        if action.nargs == 0:
+            value = None
+        elif not eq:
+            takes_next = i < len(argv) and (action.nargs != "?" or not argv[i].startswith("-"))
+            value, i = (argv[i], i + 1) if takes_next else (None, i)
+        if action.dest not in VARS:
+            continue
+        if action.dest in seen and seen[action.dest] != value:
+            name, first = action.dest, seen[action.dest]
+            if make:  # the target's own (train-fpn: --model=fpn after the user's variables)
+                problems.append(
+                    f"{name}={first}: make {verb}-{value} sets {name}={value} itself; "
+                    f"drop {name}=, or run make {verb} {name}={first}"
+                )
+            else:
+                problems.append(f"{option} given twice ({first} and {value}): give it once")
+        seen.setdefault(action.dest, value)
+    return problems
+
+
 def parse(p: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    return p.parse_args(from_make(argv, p))
+    """The verb's options from ``argv``: a bad name and a bad value are reported together, in one message."""
+    argv = own_options(from_make(argv, p), p)
+    problems = check_names(p, argv)
+    if problems:
+        args, _ = p.parse_known_args(argv)
+        try:
+            check(args)
+        except TrashsegError as exc:
+            problems.append(str(exc))
+        raise TrashsegError("; ".join(problems))
+    return p.parse_args(argv)
+
+
+def own_options(argv: list[str], p: argparse.ArgumentParser) -> list[str]:
+    """``argv`` less the kit variables this verb does not take (each with its value): another stage's
+    variable changes nothing here, as make ignores a variable its target does not read."""
+    known = p._option_string_actions
+    options = {v.option for v in VARS.values()}
+    out, i = [], 0
+    while i < len(argv):
+        option, eq, _ = argv[i].partition("=")
+        if option in options and option not in known:
+            i += 1 if eq or i + 1 >= len(argv) or argv[i + 1].startswith("-") else 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out

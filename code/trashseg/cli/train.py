@@ -76,7 +76,8 @@ def sweep(argv: list[str]) -> None:
 
     options.check(args)
     target = registry.target(args.MODEL, args.EXP)
-    given = ["DATA_DIR", "RUNS", "EPOCHS", "BATCH", "IMG_SIZE", "ENCODER", "WEIGHTS", "DEVICE", "WORKERS", "SEED"]
+    given = ["DATA_DIR", "RUNS", "EPOCHS", "BATCH", "IMG_SIZE", "ENCODER", "ENCODER_WEIGHTS", "DEVICE", "WORKERS"]
+    given.append("SEED")
     make_vars = " ".join(f"{v}={getattr(args, v)}" for v in given if getattr(args, v))
     make_args = " ".join(f"--set {s}" for s in args.overrides)
     trials = options.count(args, "TRIALS")
@@ -119,7 +120,9 @@ def weights(argv: list[str]) -> None:
     out = Path(args.OUT) if args.OUT else ew.offline_path(encoder)
     digest = ew.write_encoder_weights(state, out, encoder, normalize, source)
     print(f"sha256={digest}")
-    print(f"use: make train-fpn ENCODER={encoder} WEIGHTS={out}")
+    by_name = args.OUT is None  # weights/<encoder>.imagenet.pth: the imagenet route looks there first
+    how = " (ENCODER_WEIGHTS=imagenet finds it)" if by_name else f" ENCODER_WEIGHTS={out}"
+    print(f"use: make train-fpn ENCODER={encoder}{how}")
     print(f"weights={out}")
 
 

