@@ -2,7 +2,9 @@
 learning-rate curve, gradient accumulation, EMA weights in best.pt, Lovasz/focal/class weights,
 multi-scale crops and presets."""
 
+import contextlib
 import csv
+import io
 import math
 
 import numpy as np
@@ -150,6 +152,10 @@ def test_auto_class_weights_match_a_hand_count(coco_dir, tmp_path):
     expected = [min(10.0, median / f) if f > 0 else 1.0 for f in freq]
     assert class_weights(cfg, cs, quiet=True).tolist() == pytest.approx(expected, rel=1e-6)
     assert auto_class_weights([0, 10, 30, 60], cap=2.0).tolist() == pytest.approx([1.0, 2.0, 1.0, 0.5])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):  # what a training prints (it read the typed settings as a dict)
+        assert class_weights(cfg, cs).tolist() == pytest.approx(expected, rel=1e-6)
+    assert printed.getvalue().startswith("class weights (auto, cap 10): Background ")
 
 
 def test_loss_terms_and_weighted_cross_entropy():

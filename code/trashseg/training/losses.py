@@ -101,7 +101,7 @@ def class_weights(cfg: Settings, train_set=None, quiet: bool = False) -> torch.T
         weights = auto_class_weights(pixel_counts(cfg, train_set), lc.class_weight_cap)
         if not quiet:
             shown = ", ".join(f"{name} {w:.2f}" for name, w in zip(CLASSES, weights))
-            print(f"class weights (auto, cap {lc['class_weight_cap']:g}): {shown}")
+            print(f"class weights (auto, cap {lc.class_weight_cap:g}): {shown}")
     else:
         weights = np.asarray(spec, dtype=np.float64)
     return torch.tensor(weights, dtype=torch.float32)
