@@ -118,6 +118,8 @@ sweep: $(STAMP) ## Optuna study of MODEL on FOLD: TRIALS=N, SPACE=yaml, STUDY=na
 	$(TS) sweep $(GIVEN)
 report: $(STAMP) ## RUN=runs/fpn/fold0: per-class IoU table, confusion matrix, curves, N overlays -> RUN/report/
 	$(TS) report $(GIVEN)
+runs: $(STAMP) ## every run under RUNS as one table: scores, OOF, time, commit, status, what differs (SORT=column, CSV=1, HTML=1 -> RUNS/index.html)
+	$(TS) runs $(GIVEN)
 predict: $(STAMP) ## RUN=.. IMAGES=dir: overlay PNGs + legend for any folder of photos (-> OUT or RUN/predict)
 	$(TS) predict $(GIVEN)
 validate-submission: $(STAMP) ## check FILE=submission.csv against DATA_DIR/test.json

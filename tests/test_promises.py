@@ -65,8 +65,14 @@ FEATURES = {
         "test_winning_moves.py::test_crf_pulls_labels_onto_colour_edges",
         "test_sample_end_to_end.py::test_oof_fit_tta_ensemble_pseudo",
     ],
-    "IoU table, confusion matrix, curves, overlays": [
-        "test_sample_end_to_end.py::test_report_equals_eval_and_predict_draws_every_photo"
+    "IoU table, confusion matrix, curves, worst-first gallery": [
+        "test_sample_end_to_end.py::test_report_equals_eval_and_predict_draws_every_photo",
+        "test_report_browser.py::test_report_and_runs_pages_in_a_real_browser",
+    ],
+    "every run in one table": [
+        "test_runs_table.py::test_every_run_is_a_row_with_its_best_epoch_oof_time_commit_and_status",
+        "test_runs_table.py::test_make_runs_writes_an_index_linking_each_run",
+        "test_report_browser.py::test_report_and_runs_pages_in_a_real_browser",
     ],
     "overlays for any photos": ["test_sample_end_to_end.py::test_report_equals_eval_and_predict_draws_every_photo"],
     "Averaged weights": [

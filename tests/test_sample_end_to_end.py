@@ -217,8 +217,9 @@ def test_report_equals_eval_and_predict_draws_every_photo(sample_runs, tmp_path)
     report = run / "report"
     for name in ("confusion_matrix.png", "curves.png", "legend.png"):
         read_image(report / name)
-    overlays = sorted((report / "overlays").glob("*.png"))
-    assert len(overlays) == 3 and all(read_image(p).shape[1] >= 2 * read_image(p).shape[0] for p in overlays)
+    gallery = sorted((report / "gallery").glob("*.png"))  # the 3 worst: photo | truth | prediction | errors
+    assert len(gallery) == 3 and all(read_image(p).shape[1] == 4 * read_image(p).shape[0] for p in gallery)
+    assert (report / "index.html").is_file() and "gallery/0001_" in (report / "index.html").read_text()
     table = (report / "per_class_iou.md").read_text()
     assert "| Plastic bag |" in out and "| General trash |" in out
 

@@ -83,7 +83,8 @@ def oof(argv: list[str]) -> None:
 def report(argv: list[str]) -> None:
     p = options.parser(
         "report",
-        "RUN's per-class IoU table, confusion matrix, curves and N validation overlays -> RUN/report/.",
+        "RUN's report page: headline, changed settings, per-class IoU, confusion matrix, curves and a gallery "
+        "of every validation image (or the N worst), worst first -> RUN/report/index.html.",
         ["RUN", "N"],
     )
     args = options.parse(p, argv)
@@ -94,7 +95,28 @@ def report(argv: list[str]) -> None:
 
     out = run(Path(args.RUN), n)
     print((out / "per_class_iou.md").read_text())
-    print(f"wrote {out}/per_class_iou.md, confusion_matrix.png, curves.png, legend.png, overlays/")
+    print(
+        f"wrote {out}/index.html (open it in a browser), per_class_iou.md, confusion_matrix.png, curves.png, gallery/"
+    )
+
+
+@friendly_errors
+def runs(argv: list[str]) -> None:
+    p = options.parser(
+        "runs",
+        "Every run under RUNS as one table: model, preset, fold, epochs, best validation mIoU (dataset, per "
+        "image), OOF (plain, TTA), training seconds, date, commit, status, and the settings it differs in.",
+        ["RUNS", "SORT", "CSV", "HTML"],
+    )
+    args = options.parse(p, argv)
+    options.check(args)
+    from trashseg.evaluation.runs_table import as_csv, as_text, collect, sort_rows, write_html
+
+    runs_dir = Path(args.RUNS or "runs")
+    rows = sort_rows(collect(runs_dir), args.SORT)
+    print(as_csv(rows) if options.switch(args, "CSV") else as_text(rows), end="")
+    if options.switch(args, "HTML"):
+        print(f"wrote {write_html(rows, runs_dir)}")
 
 
 @friendly_errors

@@ -1,6 +1,8 @@
-"""`make report`: what a run learned, as pictures and a table: the per-class IoU table (markdown),
-the normalised confusion matrix, training curves and overlays (image | truth | prediction) for N
-validation images, written to <run>/report/. Predictions come from the same predictor as infer
+"""`make report`: where a run fails, as one page to open from the file system (<run>/report/index.html,
+no server, no network): the run's headline and its settings that differ from the defaults, the
+per-class IoU table, the confusion matrix, the training curves and a gallery of every validation image
+(or the N worst), worst first: photo | truth | prediction | errors coloured by their true class, each
+with its mIoU and its largest confusions, filterable by class. Predictions come from the same predictor as infer
 and eval, so the table re-scores the trainer's own validation figure."""
 
 from __future__ import annotations
@@ -8,12 +10,13 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from trashseg.atomic import atomic_open
 from trashseg.data.classes import CLASSES
 from trashseg.data.loaders import load_set
-from trashseg.drawing import legend_png, pyplot, save_figure, save_png, truth_prediction_panel
+from trashseg.drawing import blend, colorize, legend_png, pyplot, save_figure, save_png
 from trashseg.errors import TrashsegError
 from trashseg.evaluation.metrics import Scorer, class_note
 from trashseg.inference.predictor import Predictor
@@ -85,22 +88,114 @@ def iou_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report(run: Path, n_overlays: int) -> Path:
+def error_panel(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """The photo greyed, its wrongly predicted pixels painted in their true class's colour."""
+    grey = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2) // 2 + 64
+    wrong = (truth != pred) & (truth < len(CLASSES))
+    out = grey.copy()
+    out[wrong] = colorize(truth.astype(np.uint8))[wrong]
+    return out
+
+
+def confusions(truth: np.ndarray, pred: np.ndarray, top: int = 3) -> list[str]:
+    """The image's largest mistakes, 'true -> predicted (share of the image)', largest first."""
+    valid = truth < len(CLASSES)
+    cm = np.bincount(truth[valid].astype(np.int64) * len(CLASSES) + pred[valid], minlength=len(CLASSES) ** 2)
+    cm = cm.reshape(len(CLASSES), len(CLASSES))
+    np.fill_diagonal(cm, 0)
+    total = max(int(valid.sum()), 1)
+    order = np.argsort(cm, axis=None)[::-1][:top]
+    return [
+        f"{CLASSES[i // len(CLASSES)]} -> {CLASSES[i % len(CLASSES)]} ({cm.flat[i] / total:.1%})"
+        for i in order
+        if cm.flat[i] / total >= 0.005
+    ]
+
+
+def changed_settings(run: Path) -> list[tuple[str, str, str]]:
+    """(key, value, source) of the run's settings that are not the kit's defaults (settings.txt)."""
+    path = run / "settings.txt"
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        key, _, rest = line.partition(":")
+        value, _, source = rest.partition("#")
+        if source.strip() and not source.strip().startswith("defaults"):
+            out.append((key.strip(), value.strip(), source.strip()))
+    return out
+
+
+def headline(run: Path, predictor: Predictor, result: dict) -> dict:
+    """What the page opens with: the run's model, preset, fold, epochs, best epoch, scores, time, commit."""
+    import json
+
+    from trashseg import registry
+
+    cfg = predictor.ckpt_cfg
+    with open(run / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    record = json.loads((run / "run_record.json").read_text()) if (run / "run_record.json").is_file() else {}
+    oof = run.parent / "oof.json"
+    return {
+        "model": f"{cfg.model.arch} on {cfg.model.encoder}",
+        "preset": cfg.model.name if cfg.model.name in registry.presets() else "(none)",
+        "fold": cfg.train.fold,
+        "epochs": f"{len(rows)} of {cfg.train.epochs}",
+        "best epoch": predictor.epoch,
+        "validation mIoU (dataset)": f"{result['miou']:.4f}",
+        "validation mIoU (per image)": f"{result['miou_per_image']:.4f}",
+        "OOF mIoU (per image, make oof)": f"{json.loads(oof.read_text())['miou_per_image']:.4f}"
+        if oof.is_file()
+        else "(make oof)",
+        "scored with": (
+            f"TTA: flip x scales {', '.join(map(str, predictor.tta['scales']))}" if predictor.tta else "no TTA"
+        )
+        + f"; {predictor.speed.describe()}",
+        "train seconds": f"{sum(float(r.get('seconds') or 0) for r in rows):.0f}",
+        "commit": (record.get("git_commit") or "?")[:12] + (" (dirty tree)" if record.get("git_dirty") else ""),
+    }
+
+
+def report(run: Path, n_worst: int | None = None) -> Path:
+    """The run's report folder: per_class_iou.md, the pictures, gallery/ (every validation image, or
+    the ``n_worst``, worst first) and index.html, one page that opens from the file system."""
+    from trashseg.data.images import read_rgb
+
     cfg, ckpt = load_run(run)
     predictor = Predictor(ckpt, cfg)
     size = predictor.size
     cs = load_set(cfg, data_json(cfg, "valid_json"), quiet=True)
     out = run / "report"
-    (out / "overlays").mkdir(parents=True, exist_ok=True)
-    scorer, shown = Scorer(), 0
+    gallery = out / "gallery"
+    if gallery.is_dir():  # a gallery of another N or run: redrawn whole
+        for old in gallery.glob("*.png"):
+            old.unlink()
+    gallery.mkdir(parents=True, exist_ok=True)
+    scorer, items = Scorer(), []
     for index, probs, truth in predictor.predict_set(cs, with_masks=True, desc="report", progress=False):
         pred = probs.argmax(0)
         scorer.update(truth, pred)
-        if shown < n_overlays:
-            image_path = cs.image_path(cs.image_ids[index])
-            panel = truth_prediction_panel(image_path, truth, pred, size)
-            save_png(out / "overlays" / f"{shown:02d}_{Path(image_path).stem}.png", panel)
-            shown += 1
+        present = sorted({int(c) for c in np.unique(truth) if c < len(CLASSES)})
+        items.append((scorer.per_image[-1], index, truth.astype(np.uint8), pred.astype(np.uint8), present))
+    items.sort(key=lambda it: (not np.isfinite(it[0]), it[0] if np.isfinite(it[0]) else 0.0))  # worst first
+    shown = []
+    for rank, (miou, index, truth, pred, present) in enumerate(items[: n_worst if n_worst else len(items)], 1):
+        image_path = cs.image_path(cs.image_ids[index])
+        image = cv2.resize(read_rgb(image_path), (size, size), interpolation=cv2.INTER_AREA)
+        panel = np.concatenate([image, blend(image, truth), blend(image, pred), error_panel(image, truth, pred)], 1)
+        name = f"{rank:04d}_{Path(image_path).stem}.png"
+        save_png(gallery / name, panel)
+        shown.append(
+            {
+                "rank": rank,
+                "file": cs.file_name(cs.image_ids[index]),
+                "png": f"gallery/{name}",
+                "miou": None if not np.isfinite(miou) else round(float(miou), 4),
+                "classes": [CLASSES[c] for c in present],
+                "confusions": confusions(truth, pred),
+            }
+        )
     result = scorer.result()
     title = f"{predictor.ckpt_cfg.model.arch} fold {predictor.ckpt_cfg.train.fold}, epoch {predictor.epoch}"
     with atomic_open(out / "per_class_iou.md") as fh:
@@ -108,4 +203,29 @@ def report(run: Path, n_overlays: int) -> Path:
     confusion_png(np.array(result["confusion_matrix"]), out / "confusion_matrix.png", title)
     curves_png(run / "metrics.csv", out / "curves.png")
     legend_png(out / "legend.png")
+    write_page(out / "index.html", run, predictor, result, shown, title)
     return out
+
+
+def write_page(path: Path, run: Path, predictor: Predictor, result: dict, shown: list[dict], title: str) -> None:
+    import jinja2
+
+    from trashseg.drawing import PALETTE
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("trashseg.evaluation", "templates"), autoescape=jinja2.select_autoescape()
+    )
+    html = env.get_template("report.html.j2").render(
+        title=title,
+        run=str(run),
+        head=headline(run, predictor, result),
+        settings=changed_settings(run),
+        result=result,
+        note={n: class_note(n, result) for n in CLASSES},
+        legend=[(n, "#" + "".join(f"{int(v):02x}" for v in PALETTE[i])) for i, n in enumerate(CLASSES)],
+        shown=shown,
+        classes=CLASSES,
+        images=result["images"],
+    )
+    with atomic_open(path) as fh:
+        fh.write(html)

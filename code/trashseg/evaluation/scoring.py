@@ -16,10 +16,12 @@ from trashseg.settings import Settings
 def evaluate_checkpoint(cfg: Settings, ckpt: Path, json_path: Path, image_root: Path | None, out: Path | None) -> dict:
     predictor = Predictor(ckpt, cfg)
     cs = load_set(cfg, json_path, image_root if image_root is not None else json_path.parent)
-    scorer = Scorer()
-    for _, probs, mask in predictor.predict_set(cs, with_masks=True, desc="eval"):
+    scorer, names = Scorer(), []
+    for index, probs, mask in predictor.predict_set(cs, with_masks=True, desc="eval"):
         scorer.update(mask, probs.argmax(0))
+        names.append(cs.file_name(cs.image_ids[index]))
     result = scorer.result()
+    result["per_image_iou"] = {n: (v if v == v else None) for n, v in zip(names, scorer.per_image)}  # NaN: None
     result.update(
         {
             "checkpoint": str(ckpt),
