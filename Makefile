@@ -116,7 +116,7 @@ pseudo: $(STAMP) ## ensemble test probabilities -> train_data_pseudo{k}.json (K 
 	$(TS) pseudo $(GIVEN)
 sweep: $(STAMP) ## Optuna study of MODEL on FOLD: TRIALS=N, SPACE=yaml, STUDY=name, STORAGE=url (default: SQLite under RUNS/sweeps)
 	$(TS) sweep $(GIVEN)
-report: $(STAMP) ## RUN=runs/fpn/fold0: per-class IoU table, confusion matrix, curves, N overlays -> RUN/report/
+report: $(STAMP) ## RUN=runs/fpn/fold0: one page (headline, changed settings, IoU, confusion, curves, worst-first gallery; N worst) -> RUN/report/index.html; MODELS=...: an ensemble's OOF page -> RUNS/report-<models>/
 	$(TS) report $(GIVEN)
 runs: $(STAMP) ## every run under RUNS as one table: scores, OOF, time, commit, status, what differs (SORT=column, CSV=1, HTML=1 -> RUNS/index.html)
 	$(TS) runs $(GIVEN)

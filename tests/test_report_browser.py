@@ -46,6 +46,29 @@ def open_page(browser, path):
     return page, errors
 
 
+def merged_per_image(runs, data) -> dict[str, float]:
+    """Each validation image's IoU under the equal-weight mean of both models' probabilities, computed
+    here from the files and the masks (not through the report)."""
+    import cv2
+    import numpy as np
+    import torch
+
+    from trashseg.data.coco import load_coco
+    from trashseg.data.masks import MaskCache, read_mask
+    from trashseg.evaluation.metrics import confusion_matrix, mean_iou
+
+    files = [np.load(runs / m / "fold0" / "probs_valid.npy") for m in ("fpn", "deeplab")]
+    names = json.loads((runs / "fpn" / "fold0" / "probs_valid.json").read_text())["image_ids"]
+    cs = load_coco(data / "valid_data0.json", data, {})
+    masks = dict(zip((cs.file_name(i) for i in cs.image_ids), MaskCache(runs.parent / "cache").build(cs)))
+    out = {}
+    for row, name in enumerate(names):
+        pred = (files[0][row].astype(np.float32) * 0.5 + files[1][row].astype(np.float32) * 0.5).argmax(0)
+        truth = cv2.resize(read_mask(masks[name]), pred.shape[::-1], interpolation=cv2.INTER_NEAREST)
+        out[name] = mean_iou(confusion_matrix(torch.from_numpy(truth.astype(np.int64)), torch.from_numpy(pred), 11))
+    return out
+
+
 def test_report_and_runs_pages_in_a_real_browser(tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -61,6 +84,13 @@ def test_report_and_runs_pages_in_a_real_browser(tmp_path):
     run_make("eval-fpn", **variables, JSON=data / "valid_data0.json", OUT=evaluated)
     per_image = json.loads(evaluated.read_text())["per_image_iou"]
     worst_first = sorted(per_image, key=lambda n: (per_image[n] is None, per_image[n] or 0.0))
+    # a second model and both folds' validation probabilities: the ensemble's out-of-fold page
+    run_make("train-deeplab", **variables)
+    for model in ("fpn", "deeplab"):
+        run_make(f"infer-{model}", **variables, SPLITS="valid")
+    run_make("report", DATA_DIR=data, RUNS=tmp_path / "runs", MODELS="fpn deeplab", ARGS=variables["ARGS"])
+    merged_page = tmp_path / "runs" / "report-fpn-deeplab" / "index.html"
+    merged_iou = merged_per_image(tmp_path / "runs", data)
     run_make("runs", RUNS=tmp_path / "runs", HTML=1)
     # which validation images hold Plastic bag, from the annotations themselves
     coco = json.loads((data / "valid_data0.json").read_text())
@@ -90,6 +120,14 @@ def test_report_and_runs_pages_in_a_real_browser(tmp_path):
                 ".item:not(.hidden) h3", "els => els.map(e => e.textContent.split(':')[0].split(' ')[1])"
             )
             assert set(visible) == expected and len(visible) == len(expected), hash_
+        merged, errors = open_page(browser, merged_page)
+        assert not errors, errors
+        shown = merged.eval_on_selector_all(
+            ".item h3", "els => els.map(e => e.textContent.split(':')[0].split(' ')[1])"
+        )
+        assert shown == sorted(merged_iou, key=lambda n: merged_iou[n]) and "fpn (w=0.50), deeplab (w=0.50)" in (
+            merged.content()
+        )
         runs_page, errors = open_page(browser, tmp_path / "runs" / "index.html")
         assert not errors, errors
         link = runs_page.get_attribute("a[href*='fpn/fold0']", "href")

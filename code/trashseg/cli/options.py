@@ -305,7 +305,11 @@ def check_names(p: argparse.ArgumentParser, argv: list[str]) -> list[str]:
         if action is None:
             if not eq and i < len(argv) and not argv[i].startswith("-"):
                 value, i = argv[i], i + 1  # the value of the unknown option, not a word of its own
-            if option[2:].upper().replace("-", "_") in RENAMED:
+            if option == "--set":
+                problems.append(
+                    f"--set {value}: trashseg {verb} takes no settings (ARGS='--set ...' is for the stages)"
+                )
+            elif option[2:].upper().replace("-", "_") in RENAMED:
                 old = option[2:].upper().replace("-", "_")
                 new = " or ".join(f"{n if make else VARS[n].option} ({VARS[n].help})" for n in RENAMED[old])
                 shown = f"{old}={value if value is not None else ''}" if make else option

@@ -84,20 +84,29 @@ def report(argv: list[str]) -> None:
     p = options.parser(
         "report",
         "RUN's report page: headline, changed settings, per-class IoU, confusion matrix, curves and a gallery "
-        "of every validation image (or the N worst), worst first -> RUN/report/index.html.",
-        ["RUN", "N"],
+        "of every validation image (or the N worst), worst first -> RUN/report/index.html. Without RUN, MODELS: "
+        "the same page for their merged out-of-fold probabilities (fitted or equal weights; TTA=1: the TTA "
+        "files) against train_all.json -> RUNS/report-<models>/index.html.",
+        ["RUN", "N", "MODELS", *options.STAGE_SETTINGS],
+        sets=True,
     )
     args = options.parse(p, argv)
-    if not args.RUN:
-        raise TrashsegError("RUN=: give a run folder, e.g. RUN=runs/fpn/fold0")
     n = options.count(args, "N")
-    from trashseg.evaluation.report import report as run
+    models = options.words(args, "MODELS")
+    if args.RUN and models:
+        raise TrashsegError("RUN= and MODELS=: give one (a run's report, or an ensemble's out-of-fold report)")
+    if args.RUN:
+        from trashseg.evaluation.report import report as run
 
-    out = run(Path(args.RUN), n)
+        out = run(Path(args.RUN), n)
+    elif models:
+        from trashseg.evaluation.report import ensemble_report
+
+        out = ensemble_report(options.config(args, models=False, trained=models), models, n)
+    else:
+        raise TrashsegError("RUN=: give a run folder, e.g. RUN=runs/fpn/fold0 (or MODELS=... for an ensemble's OOF)")
     print((out / "per_class_iou.md").read_text())
-    print(
-        f"wrote {out}/index.html (open it in a browser), per_class_iou.md, confusion_matrix.png, curves.png, gallery/"
-    )
+    print(f"wrote {out}/index.html (open it in a browser), per_class_iou.md, confusion_matrix.png, gallery/")
 
 
 @friendly_errors

@@ -157,31 +157,26 @@ def headline(run: Path, predictor: Predictor, result: dict) -> dict:
     }
 
 
-def report(run: Path, n_worst: int | None = None) -> Path:
-    """The run's report folder: per_class_iou.md, the pictures, gallery/ (every validation image, or
-    the ``n_worst``, worst first) and index.html, one page that opens from the file system."""
+def draw_gallery(out: Path, predictions, size: int, n_worst: int | None) -> tuple[dict, list[dict]]:
+    """Score ``predictions`` ((file_name, image path, truth, prediction) at the scoring size) and draw
+    every image, or the ``n_worst``, worst first into out/gallery/: (the scorer's result, the rows)."""
     from trashseg.data.images import read_rgb
 
-    cfg, ckpt = load_run(run)
-    predictor = Predictor(ckpt, cfg)
-    size = predictor.size
-    cs = load_set(cfg, data_json(cfg, "valid_json"), quiet=True)
-    out = run / "report"
     gallery = out / "gallery"
     if gallery.is_dir():  # a gallery of another N or run: redrawn whole
         for old in gallery.glob("*.png"):
             old.unlink()
     gallery.mkdir(parents=True, exist_ok=True)
     scorer, items = Scorer(), []
-    for index, probs, truth in predictor.predict_set(cs, with_masks=True, desc="report", progress=False):
-        pred = probs.argmax(0)
+    for file_name, image_path, truth, pred in predictions:
         scorer.update(truth, pred)
         present = sorted({int(c) for c in np.unique(truth) if c < len(CLASSES)})
-        items.append((scorer.per_image[-1], index, truth.astype(np.uint8), pred.astype(np.uint8), present))
+        items.append(
+            (scorer.per_image[-1], file_name, image_path, truth.astype(np.uint8), pred.astype(np.uint8), present)
+        )
     items.sort(key=lambda it: (not np.isfinite(it[0]), it[0] if np.isfinite(it[0]) else 0.0))  # worst first
     shown = []
-    for rank, (miou, index, truth, pred, present) in enumerate(items[: n_worst if n_worst else len(items)], 1):
-        image_path = cs.image_path(cs.image_ids[index])
+    for rank, (miou, file_name, image_path, truth, pred, present) in enumerate(items[: n_worst or len(items)], 1):
         image = cv2.resize(read_rgb(image_path), (size, size), interpolation=cv2.INTER_AREA)
         panel = np.concatenate([image, blend(image, truth), blend(image, pred), error_panel(image, truth, pred)], 1)
         name = f"{rank:04d}_{Path(image_path).stem}.png"
@@ -189,25 +184,93 @@ def report(run: Path, n_worst: int | None = None) -> Path:
         shown.append(
             {
                 "rank": rank,
-                "file": cs.file_name(cs.image_ids[index]),
+                "file": file_name,
                 "png": f"gallery/{name}",
                 "miou": None if not np.isfinite(miou) else round(float(miou), 4),
                 "classes": [CLASSES[c] for c in present],
                 "confusions": confusions(truth, pred),
             }
         )
-    result = scorer.result()
-    title = f"{predictor.ckpt_cfg.model.arch} fold {predictor.ckpt_cfg.train.fold}, epoch {predictor.epoch}"
+    return scorer.result(), shown
+
+
+def write_pictures(out: Path, result: dict, title: str) -> None:
     with atomic_open(out / "per_class_iou.md") as fh:
-        fh.write(f"# {title}: validation ({result['images']} images, {size}x{size})\n\n" + iou_table(result))
+        fh.write(f"# {title}: {result['images']} images\n\n" + iou_table(result))
     confusion_png(np.array(result["confusion_matrix"]), out / "confusion_matrix.png", title)
-    curves_png(run / "metrics.csv", out / "curves.png")
     legend_png(out / "legend.png")
-    write_page(out / "index.html", run, predictor, result, shown, title)
+
+
+def report(run: Path, n_worst: int | None = None) -> Path:
+    """The run's report folder: per_class_iou.md, the pictures, gallery/ (every validation image, or
+    the ``n_worst``, worst first) and index.html, one page that opens from the file system."""
+    cfg, ckpt = load_run(run)
+    predictor = Predictor(ckpt, cfg)
+    cs = load_set(cfg, data_json(cfg, "valid_json"), quiet=True)
+    out = run / "report"
+
+    def predictions():
+        for index, probs, truth in predictor.predict_set(cs, with_masks=True, desc="report", progress=False):
+            image_id = cs.image_ids[index]
+            yield cs.file_name(image_id), cs.image_path(image_id), truth, probs.argmax(0)
+
+    result, shown = draw_gallery(out, predictions(), predictor.size, n_worst)
+    title = f"{predictor.ckpt_cfg.model.arch} fold {predictor.ckpt_cfg.train.fold}, epoch {predictor.epoch}"
+    write_pictures(out, result, title)
+    curves_png(run / "metrics.csv", out / "curves.png")
+    write_page(
+        out / "index.html", str(run), headline(run, predictor, result), changed_settings(run), result, shown, title
+    )
     return out
 
 
-def write_page(path: Path, run: Path, predictor: Predictor, result: dict, shown: list[dict], title: str) -> None:
+def ensemble_report(cfg, models: list[str], n_worst: int | None = None) -> Path:
+    """The same page for merged out-of-fold probabilities: each image's folds of ``models`` merged
+    with the fitted weights (make fit-ensemble, when fitted on these models) or equal ones, against
+    train_all.json's truth -> RUNS/report-<models><variant>/index.html."""
+    import json
+
+    from trashseg.evaluation.oof import Truth, covered, index_rows, oof_readers
+    from trashseg.runs import Layout, data_dir
+
+    layout = Layout.of(cfg)
+    train_all = load_set(cfg, data_dir(cfg) / "train_all.json", quiet=True)
+    size = cfg.eval.score_size
+    truth = Truth(cfg, train_all, size)
+    per_model = {m: index_rows(oof_readers(layout, m)) for m in models}
+    names = covered(truth, {n: 1 for n in set.intersection(*(set(r) for r in per_model.values()))}, "report")
+    weights, source = [1.0 / len(models)] * len(models), "equal"
+    fitted = layout.fitted_weights()
+    if fitted.is_file():
+        saved = json.loads(fitted.read_text())
+        if saved.get("models") == models:
+            weights, source = [saved["fitted"]["weights"][m] for m in models], f"fitted ({fitted})"
+    by_name = {train_all.file_name(i): i for i in train_all.image_ids}
+    out = layout.runs_dir / f"report-{'-'.join(models)}{layout.post}"
+
+    def predictions():
+        for name in names:
+            merged = sum(
+                w * per_model[m][name][0].row(per_model[m][name][1]).astype(np.float32) for m, w in zip(models, weights)
+            )
+            yield name, train_all.image_path(by_name[name]), truth(name), merged.argmax(0)
+
+    result, shown = draw_gallery(out, predictions(), size, n_worst)
+    title = f"ensemble of {' + '.join(models)}, out of fold"
+    write_pictures(out, result, title)
+    head = {
+        "models": ", ".join(f"{m} (w={w:.2f})" for m, w in zip(models, weights)),
+        "weights": source,
+        "post-processing": layout.post.strip("_") or "none (TTA=1 for the TTA files)",
+        "out-of-fold mIoU (dataset)": f"{result['miou']:.4f}",
+        "out-of-fold mIoU (per image)": f"{result['miou_per_image']:.4f}",
+        "images": result["images"],
+    }
+    write_page(out / "index.html", str(layout.runs_dir), head, [], result, shown, title)
+    return out
+
+
+def write_page(path: Path, where: str, head: dict, settings: list, result: dict, shown: list[dict], title: str) -> None:
     import jinja2
 
     from trashseg.drawing import PALETTE
@@ -217,9 +280,10 @@ def write_page(path: Path, run: Path, predictor: Predictor, result: dict, shown:
     )
     html = env.get_template("report.html.j2").render(
         title=title,
-        run=str(run),
-        head=headline(run, predictor, result),
-        settings=changed_settings(run),
+        run=where,
+        head=head,
+        settings=settings,
+        curves=(path.parent / "curves.png").is_file(),
         result=result,
         note={n: class_note(n, result) for n in CLASSES},
         legend=[(n, "#" + "".join(f"{int(v):02x}" for v in PALETTE[i])) for i, n in enumerate(CLASSES)],
