@@ -134,6 +134,11 @@ def test_a_scheduler_passes_a_variable_as_trashseg_name_and_the_command_line_win
         ),
         ("train", {"EXP": "fpn"}, "EXP=fpn: fpn is a model folder, not a preset: MODEL=fpn"),
         ("train-fpn", {"FOLD": -1}, "FOLD=-1: must be 0 or more"),
+        (
+            "train-fpn",
+            {"FOLD": 0, "ARGS": "--fold 1"},
+            "FOLD=0 and FOLD=1: given twice (a variable and ARGS?); give it once",
+        ),
     ],
 )
 def test_a_wrong_variable_stops_with_one_line_naming_the_right_one(target, variables, expected):

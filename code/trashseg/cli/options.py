@@ -335,11 +335,13 @@ def check_names(p: argparse.ArgumentParser, argv: list[str]) -> list[str]:
             continue
         if action.dest in seen and seen[action.dest] != value:
             name, first = action.dest, seen[action.dest]
-            if make:  # the target's own (train-fpn: --model=fpn after the user's variables)
+            if make and name == "MODEL":  # the target's own (train-fpn: --model fpn after the user's variables)
                 problems.append(
                     f"{name}={first}: make {verb}-{value} sets {name}={value} itself; "
                     f"drop {name}=, or run make {verb} {name}={first}"
                 )
+            elif make:
+                problems.append(f"{name}={first} and {name}={value}: given twice (a variable and ARGS?); give it once")
             else:
                 problems.append(f"{option} given twice ({first} and {value}): give it once")
         seen.setdefault(action.dest, value)
