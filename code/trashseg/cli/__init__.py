@@ -1,6 +1,7 @@
 """`trashseg <verb>`: the kit's one command, a verb for each stage, reachable without make (a
 notebook, a job scheduler, Windows). The Makefile's targets call these verbs, passing their
-variables as options (``--FOLD=0``), so a target and its verb are the same command.
+variables typed on make's command line as options (``FOLD=0`` -> ``--fold 0``), so a target and its verb
+are the same command.
 
 Only the verb's own module is imported, and only when it runs: ``trashseg --help`` and ``trashseg
 config list`` start in well under a second, with no torch."""

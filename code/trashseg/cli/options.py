@@ -1,6 +1,6 @@
 """The kit's variables, in one table: each is a command-line option of the verbs that use it
-(``--fold 0``) and, spelt as make spells it (``--FOLD=0``, what the Makefile passes), a Make variable
-(``make train FOLD=0``). What a variable sets in the configuration is said here and nowhere else, and
+(``--fold 0``, what the Makefile passes for ``make train FOLD=0``) and a Make variable; make's own
+spelling (``--FOLD=0``) is read too. What a variable sets in the configuration is said here and nowhere else, and
 its value is checked here (switches 1/0, whole numbers) before any work starts."""
 
 from __future__ import annotations
