@@ -38,7 +38,7 @@ SCHEDULED = $(filter-out $(CMDLINE),$(patsubst TRASHSEG_%,%,$(foreach v,$(filter
   $(if $(filter environment,$(origin $(v))),$(v)))))
 VARS = $(filter-out STORAGE,$(shell $(PY) -m trashseg config variables --names 2>/dev/null))
 GIVEN = $(strip $(foreach v,$(CMDLINE),--$(call lower,$(v)) $(call shq,$(value $(v)))) \
-  $(foreach v,$(filter $(VARS),$(SCHEDULED)),--$(call lower,$(v)) $(call shq,$(TRASHSEG_$(v)))) $(ARGS))
+  $(if $(SCHEDULED),$(foreach v,$(filter $(VARS),$(SCHEDULED)),--$(call lower,$(v)) $(call shq,$(TRASHSEG_$(v))))) $(ARGS))
 
 # every documented target is phony (found from the ## lines, so no list to keep)
 .PHONY: $(shell sed -n 's/^\([a-z-]*\):.*## .*/\1/p' $(firstword $(MAKEFILE_LIST)))

@@ -62,10 +62,28 @@ def test_the_shells_and_the_images_variables_change_nothing():
     assert echoed("ensemble", env=env) == "ensemble"
 
 
-def settings_shown(args: list[str], env: dict | None = None) -> dict[str, str]:
-    cmd = [str(ROOT / ".venv" / "bin" / "python"), "-m", "trashseg", "config", "show", *args]
+SHOW_ALL = """
+import contextlib, io, json, sys
+from trashseg.cli.config import config
+shown = {}
+for args in json.loads(sys.argv[1]):
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        config(["show", *args])
+    shown[" ".join(args)] = buf.getvalue()
+print(json.dumps(shown))
+"""
+
+
+def settings_shown(runs: list[list[str]], env: dict | None = None) -> dict[str, dict[str, str]]:
+    """`trashseg config show <args>` of each of ``runs`` (one process, the environment ``env``), as
+    key -> value (sources aside)."""
+    cmd = [str(ROOT / ".venv" / "bin" / "python"), "-c", SHOW_ALL, json.dumps(runs)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=cpu_env(env), cwd=ROOT, check=True)
-    return {line.split(":", 1)[0]: line.split(":", 1)[1].split("#", 1)[0].strip() for line in proc.stdout.splitlines()}
+    return {
+        run: {line.split(":", 1)[0]: line.split(":", 1)[1].split("#", 1)[0].strip() for line in text.splitlines()}
+        for run, text in json.loads(proc.stdout.strip().splitlines()[-1]).items()
+    }
 
 
 def test_every_model_folder_and_preset_resolves_the_same_under_the_images_environment():
@@ -78,14 +96,17 @@ def test_every_model_folder_and_preset_resolves_the_same_under_the_images_enviro
     targets = [(f"train-{m}", {"FOLD": 0}) for m in registry.models()]
     targets += [("train", {"EXP": p, "FOLD": 0}) for p in registry.presets()]
     assert len(targets) >= 10
+    runs = []
     for target, variables in targets:
         line = echoed(target, **variables)
         assert echoed(target, env=IMAGE_ENV, **variables) == line
-        args = shlex.split(line)[1:]
-        host, image = settings_shown(args), settings_shown(args, env=IMAGE_ENV)
-        assert host == image and len(host) > 60, target
-        if target == "train-fpn":  # the folder's own encoder, not the one the image's ENCODER named
-            assert host["model.encoder"] == '"tu-tf_efficientnet_b3.ns_jft_in1k"' == image["model.encoder"]
+        runs.append(shlex.split(line)[1:])
+    host, image = settings_shown(runs), settings_shown(runs, env=IMAGE_ENV)
+    assert host == image and len(host) == len(targets) and all(len(s) > 60 for s in host.values())
+    fpn = host["--fold 0 --model fpn"]  # the folder's own encoder, not the one the image's ENCODER named
+    assert (
+        fpn["model.encoder"] == '"tu-tf_efficientnet_b3.ns_jft_in1k"' == image["--fold 0 --model fpn"]["model.encoder"]
+    )
 
 
 def test_a_scheduler_passes_a_variable_as_trashseg_name_and_the_command_line_wins():
