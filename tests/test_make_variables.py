@@ -4,6 +4,7 @@ never does; a typo, a variable the target does not take and one it sets itself e
 line naming the nearest or the right one; every bad value and key is reported at once."""
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -80,8 +81,9 @@ def settings_shown(runs: list[list[str]], env: dict | None = None) -> dict[str, 
     key -> value (sources aside)."""
     cmd = [str(ROOT / ".venv" / "bin" / "python"), "-c", SHOW_ALL, json.dumps(runs)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=cpu_env(env), cwd=ROOT, check=True)
+    keys = re.compile(r"^([a-z_0-9]+(?:\.[a-z_0-9]+)+):(.*)$")  # `section.key: value  # source` lines only
     return {
-        run: {line.split(":", 1)[0]: line.split(":", 1)[1].split("#", 1)[0].strip() for line in text.splitlines()}
+        run: {m.group(1): m.group(2).split("#", 1)[0].strip() for m in map(keys.match, text.splitlines()) if m}
         for run, text in json.loads(proc.stdout.strip().splitlines()[-1]).items()
     }
 
