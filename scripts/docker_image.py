@@ -59,13 +59,10 @@ def encoders_needed() -> list[str]:
     """The encoders the model folders and presets start from with ImageNet weights (imagenet or offline)."""
     needed = []
     for run in runs_of_the_kit():
-        values = dict(
-            line.split(":", 1)[0:1] + [line.split(":", 1)[1].split("#")[0].strip().strip('"')]
-            for line in kit("config", "show", *run, "--fold", "0").splitlines()
-            if line.startswith(("model.encoder:", "model.weights:"))
-        )
-        if values.get("model.weights") in ("imagenet", "offline") and values["model.encoder"] not in needed:
-            needed.append(values["model.encoder"])
+        values = settings_of(kit("config", "show", *run, "--fold", "0"))
+        weights, encoder = values.get("model.weights", "").strip('"'), values["model.encoder"].strip('"')
+        if weights in ("imagenet", "offline") and encoder not in needed:
+            needed.append(encoder)
     return needed
 
 

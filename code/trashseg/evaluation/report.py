@@ -19,6 +19,7 @@ from trashseg.data.loaders import load_set
 from trashseg.drawing import blend, colorize, legend_png, pyplot, save_figure, save_png
 from trashseg.errors import TrashsegError
 from trashseg.evaluation.metrics import Scorer, class_note
+from trashseg.evaluation.pages import write_page
 from trashseg.inference.predictor import Predictor
 from trashseg.runs import data_json, load_run
 
@@ -218,7 +219,7 @@ def report(run: Path, n_worst: int | None = None) -> Path:
     title = f"{predictor.ckpt_cfg.model.arch} fold {predictor.ckpt_cfg.train.fold}, epoch {predictor.epoch}"
     write_pictures(out, result, title)
     curves_png(run / "metrics.csv", out / "curves.png")
-    write_page(
+    report_page(
         out / "index.html", str(run), headline(run, predictor, result), changed_settings(run), result, shown, title
     )
     return out
@@ -266,19 +267,18 @@ def ensemble_report(cfg, models: list[str], n_worst: int | None = None) -> Path:
         "out-of-fold mIoU (per image)": f"{result['miou_per_image']:.4f}",
         "images": result["images"],
     }
-    write_page(out / "index.html", str(layout.runs_dir), head, [], result, shown, title)
+    report_page(out / "index.html", str(layout.runs_dir), head, [], result, shown, title)
     return out
 
 
-def write_page(path: Path, where: str, head: dict, settings: list, result: dict, shown: list[dict], title: str) -> None:
-    import jinja2
-
+def report_page(
+    path: Path, where: str, head: dict, settings: list, result: dict, shown: list[dict], title: str
+) -> None:
     from trashseg.drawing import PALETTE
 
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("trashseg.evaluation", "templates"), autoescape=jinja2.select_autoescape()
-    )
-    html = env.get_template("report.html.j2").render(
+    write_page(
+        path,
+        "report.html.j2",
         title=title,
         run=where,
         head=head,
@@ -291,5 +291,3 @@ def write_page(path: Path, where: str, head: dict, settings: list, result: dict,
         classes=CLASSES,
         images=result["images"],
     )
-    with atomic_open(path) as fh:
-        fh.write(html)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import yaml
 
-from trashseg.atomic import atomic_open
 from trashseg.errors import TrashsegError
 from trashseg.runs import ALL
 
@@ -196,19 +195,18 @@ def as_csv(rows: list[Row]) -> str:
 def write_html(rows: list[Row], runs_dir: Path) -> Path:
     """runs/index.html: the table, each run linking to its report page (or its folder), sortable with a
     few lines of script (the page reads as a plain table with script off); no network, no server."""
-    import jinja2
+    from trashseg.evaluation.pages import write_page
 
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("trashseg.evaluation", "templates"), autoescape=jinja2.select_autoescape()
-    )
     links = {}
     for r in rows:
         page = r.folder / "report" / "index.html"
         links[r.run] = (page if page.is_file() else r.folder).relative_to(runs_dir).as_posix()
-    html = env.get_template("runs.html.j2").render(
-        rows=rows, columns=COLUMNS, cell=cell, links=links, runs_dir=str(runs_dir)
+    return write_page(
+        runs_dir / "index.html",
+        "runs.html.j2",
+        rows=rows,
+        columns=COLUMNS,
+        cell=cell,
+        links=links,
+        runs_dir=str(runs_dir),
     )
-    out = runs_dir / "index.html"
-    with atomic_open(out) as fh:
-        fh.write(html)
-    return out
