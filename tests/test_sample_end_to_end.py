@@ -8,6 +8,7 @@ on them with copy-paste, the report against `make eval`, predict. One module, so
 import csv
 import json
 import re
+import shutil
 
 import cv2
 import numpy as np
@@ -16,7 +17,10 @@ import torch
 
 from helpers import TINY_ENCODER, run_make
 from trashseg.data.classes import CLASSES
+from trashseg.data.coco import load_coco
+from trashseg.data.masks import MaskCache, read_mask
 from trashseg.ensembling.submission import validate_submission
+from trashseg.evaluation.metrics import confusion_matrix, mean_iou
 from trashseg.runtime import precision
 from trashseg.settings import Settings
 
@@ -210,10 +214,18 @@ def test_oof_fit_tta_ensemble_pseudo(sample_runs):
     assert used["data"]["train_json"] == "train_data_pseudo{fold}.json"
 
 
+def report_rows(page: str) -> dict[str, str]:
+    """The gallery's rows of a report page, in order: file name -> its mIoU as printed."""
+    return dict(re.findall(r"<h3[^>]*>#\d+ ([^:<]+): mIoU ([0-9.]+|n/a)", page))
+
+
 def test_report_equals_eval_and_predict_draws_every_photo(sample_runs, tmp_path):
     s = sample_runs
-    run = s.runs / "fpn" / "fold0"
+    # a copy of the run without its saved probabilities: the report predicts (as eval does)
+    run = tmp_path / "fpn" / "fold0"
+    shutil.copytree(s.runs / "fpn" / "fold0", run, ignore=shutil.ignore_patterns("probs_*", "report"))
     out = run_make("report", RUN=run, N=3)
+    assert "not predicting again" not in out
     report = run / "report"
     for name in ("confusion_matrix.png", "curves.png", "legend.png"):
         read_image(report / name)
@@ -232,6 +244,32 @@ def test_report_equals_eval_and_predict_draws_every_photo(sample_runs, tmp_path)
     assert f"| mIoU (per image) | {evaluated['miou_per_image']:.4f} |" in table
     metrics = torch.load(run / "best.pt", weights_only=True)["metrics"]
     assert f"**{metrics['miou']:.4f}**" in table  # and the trainer's own figure
+
+    # the run itself holds infer's validation probabilities from this checkpoint: the report scores
+    # that file, and its gallery is the file's per-image IoU against the masks, worst first
+    saved = s.runs / "fpn" / "fold0"
+    out = run_make("report", RUN=saved)
+    assert f"report: scoring {saved / 'probs_valid.npy'}" in out
+    page = (saved / "report" / "index.html").read_text()
+    assert "read from probs_valid.npy (make infer, float16)" in page
+    probs = np.load(saved / "probs_valid.npy")
+    names = json.loads((saved / "probs_valid.json").read_text())["image_ids"]
+    cs = load_coco(s.data / "valid_data0.json", s.data, {})
+    masks = dict(zip((cs.file_name(i) for i in cs.image_ids), MaskCache(s.tmp / "cache").build(cs)))
+    from_file = {}
+    for row, name in enumerate(names):
+        pred = probs[row].astype(np.float32).argmax(0)
+        truth = cv2.resize(read_mask(masks[name]), pred.shape[::-1], interpolation=cv2.INTER_NEAREST)
+        cm = confusion_matrix(torch.from_numpy(truth.astype(np.int64)), torch.from_numpy(pred), 11)
+        from_file[name] = mean_iou(cm)
+    shown = report_rows(page)
+    assert list(shown) == sorted(from_file, key=lambda n: from_file[n]) and len(shown) == 15
+    assert all(shown[n] == f"{from_file[n]:.4f}" for n in shown)
+    # a checkpoint other than the one the file came from: predicted again, not read
+    stale = tmp_path / "stale" / "fpn" / "fold0"
+    shutil.copytree(saved, stale, ignore=shutil.ignore_patterns("report"))
+    shutil.copy(s.runs / "fpn" / "fold1" / "best.pt", stale / "best.pt")
+    assert "not predicting again" not in run_make("report", RUN=stale, N=1)
 
     photos = sorted(p.stem for p in (s.data / "batch_04").glob("*.jpg"))
     out = run_make("predict", RUN=run, IMAGES=s.data / "batch_04", OUT=tmp_path / "pred")

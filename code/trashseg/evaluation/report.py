@@ -3,7 +3,9 @@ no server, no network): the run's headline and its settings that differ from the
 per-class IoU table, the confusion matrix, the training curves and a gallery of every validation image
 (or the N worst), worst first: photo | truth | prediction | errors coloured by their true class, each
 with its mIoU and its largest confusions, filterable by class. Predictions come from the same predictor as infer
-and eval, so the table re-scores the trainer's own validation figure."""
+and eval, so the table re-scores the trainer's own validation figure; when make infer has already
+saved this checkpoint's validation probabilities with the same views, the report scores that file
+instead of predicting again (the demo's reports take seconds, not a TTA pass each)."""
 
 from __future__ import annotations
 
@@ -19,9 +21,10 @@ from trashseg.data.loaders import load_set
 from trashseg.drawing import blend, colorize, legend_png, pyplot, save_figure, save_png
 from trashseg.errors import TrashsegError
 from trashseg.evaluation.metrics import Scorer, class_note
+from trashseg.evaluation.oof import Truth
 from trashseg.evaluation.pages import write_page
-from trashseg.inference.predictor import Predictor
-from trashseg.runs import data_json, load_run
+from trashseg.inference.predictor import Predictor, saved_probabilities
+from trashseg.runs import data_json, load_run, probs_path
 
 
 def confusion_png(cm: np.ndarray, path: Path, title: str) -> None:
@@ -209,19 +212,32 @@ def report(run: Path, n_worst: int | None = None) -> Path:
     predictor = Predictor(ckpt, cfg)
     cs = load_set(cfg, data_json(cfg, "valid_json"), quiet=True)
     out = run / "report"
+    saved_path = run / probs_path(cfg, "valid").name  # this folder's, wherever the run was moved
+    saved = saved_probabilities(predictor, cs, saved_path)
 
-    def predictions():
+    def predicted():
         for index, probs, truth in predictor.predict_set(cs, with_masks=True, desc="report", progress=False):
             image_id = cs.image_ids[index]
             yield cs.file_name(image_id), cs.image_path(image_id), truth, probs.argmax(0)
 
-    result, shown = draw_gallery(out, predictions(), predictor.size, n_worst)
+    def read_back():
+        truth = Truth(cfg, cs, predictor.size)
+        for index, image_id in enumerate(cs.image_ids):
+            name = cs.file_name(image_id)
+            yield name, cs.image_path(image_id), truth(name), saved.row(index).argmax(0)
+
+    if saved is not None:
+        print(f"report: scoring {saved_path} (make infer wrote it from this checkpoint; not predicting again)")
+    result, shown = draw_gallery(out, read_back() if saved is not None else predicted(), predictor.size, n_worst)
     title = f"{predictor.ckpt_cfg.model.arch} fold {predictor.ckpt_cfg.train.fold}, epoch {predictor.epoch}"
     write_pictures(out, result, title)
     curves_png(run / "metrics.csv", out / "curves.png")
-    report_page(
-        out / "index.html", str(run), headline(run, predictor, result), changed_settings(run), result, shown, title
-    )
+    head = headline(run, predictor, result)
+    if saved is not None:
+        head["scored with"] += f"; read from {saved_path.name} (make infer, float16)"
+    report_page(out / "index.html", str(run), head, changed_settings(run), result, shown, title)
+    if saved is not None:
+        saved.close()
     return out
 
 
@@ -231,7 +247,7 @@ def ensemble_report(cfg, models: list[str], n_worst: int | None = None) -> Path:
     train_all.json's truth -> RUNS/report-<models><variant>/index.html."""
     import json
 
-    from trashseg.evaluation.oof import Truth, covered, index_rows, oof_readers
+    from trashseg.evaluation.oof import covered, index_rows, oof_readers
     from trashseg.runs import Layout, data_dir
 
     layout = Layout.of(cfg)

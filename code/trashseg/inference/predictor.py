@@ -7,6 +7,7 @@ yields softmax probabilities at the scoring size, in the precision and memory la
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,8 +22,9 @@ from trashseg.data.coco import CocoSet
 from trashseg.data.images import read_rgb
 from trashseg.data.loaders import make_loader
 from trashseg.data.transforms import eval_transform
+from trashseg.hashing import file_sha256
 from trashseg.inference.crf import refine
-from trashseg.inference.probs import ProbsWriter
+from trashseg.inference.probs import ProbsReader, ProbsWriter, manifest_path
 from trashseg.inference.tta import probabilities, tta_views
 from trashseg.modeling.architectures import build_model, input_multiple
 from trashseg.modeling.checkpoint import load_checkpoint
@@ -70,6 +72,7 @@ class Predictor:
             "fold": tc.fold,
             "checkpoint": str(self.checkpoint),
             "checkpoint_epoch": self.epoch,
+            "checkpoint_sha256": file_sha256(self.checkpoint),
             "resolution": self.size,
             "tta": self.tta,
             "crf": self.crf.model_dump() if self.crf is not None else None,
@@ -123,6 +126,41 @@ class Predictor:
         x = self.transform(image=rgb)["image"][None]
         probs = self.probabilities(x)[0].cpu().numpy()
         return np.stack([cv2.resize(p, (rgb.shape[1], rgb.shape[0])) for p in probs])
+
+
+def made_now(cfg: Settings, checkpoint: Path) -> dict:
+    """What a probability file written now from ``checkpoint`` with ``cfg`` would record about its
+    making (the manifest keys that decide its values), as JSON reads them back."""
+    views = {
+        "checkpoint_sha256": file_sha256(checkpoint),
+        "resolution": cfg.eval.score_size,
+        "tta": tta_views(cfg),
+        "crf": cfg.crf.model_dump() if cfg.crf.enabled else None,
+        "classes": list(CLASSES),
+    }
+    return json.loads(json.dumps(views))  # tuples as JSON lists
+
+
+def probs_current(path: Path, cfg: Settings, checkpoint: Path, image_names: list[str]) -> bool:
+    """Whether the probability file at ``path`` holds what infer would write now: made from this
+    checkpoint's content, for these images in this order, at this size, with these TTA views and CRF."""
+    mpath = manifest_path(path)
+    if not (Path(path).is_file() and mpath.is_file() and Path(checkpoint).is_file()):
+        return False
+    try:
+        saved = json.loads(mpath.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    now = made_now(cfg, checkpoint)
+    return all(saved.get(key) == value for key, value in now.items()) and saved.get("image_ids") == image_names
+
+
+def saved_probabilities(predictor: Predictor, cs: CocoSet, path: Path) -> ProbsReader | None:
+    """The probability file at ``path`` when it holds exactly what ``predictor`` would compute for
+    ``cs``, else None: a stage that only scores (report) reads it instead of predicting again."""
+    if not probs_current(path, predictor.cfg, predictor.checkpoint, [cs.file_name(i) for i in cs.image_ids]):
+        return None
+    return ProbsReader(path)
 
 
 def write_probabilities(predictor: Predictor, cs: CocoSet, out_path: Path, split: str) -> Path:
