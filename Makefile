@@ -207,4 +207,4 @@ bench-cpu-ensemble: $(STAMP) ## CPU ensemble out of fold on ../shared woosong ph
 bench-durable: $(STAMP) ## cost of durable (fsync) atomic writes per checkpoint / probability file vs rename only
 	$(PY) bench/bench_durable.py
 clean: ## remove caches and demo outputs (keeps .venv, runs/ and submissions/ of real runs)
-	rm -rf cache runs/demo submissions/demo.csv data/sample/train_data*.json data/sample/valid_data*.json
+	rm -rf cache runs/demo submissions/demo.csv data/sample/train_data*.json data/sample/valid_data*.json data/sample/folds.json

@@ -41,14 +41,27 @@ def _writer_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def remove_stale_temps(path: Path) -> None:
-    """Delete temp files of ``path`` left by writers of this host that no longer run."""
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.{re.escape(HOST)}-(\d+)\..*\.tmp$")
-    for candidate in path.parent.glob(f".{path.name}.{HOST}-*.tmp"):
+def _sweep(folder: Path, name: str | None) -> None:
+    """Delete the temp files in ``folder`` (of target ``name``, or of any target) whose writer, on
+    this host, no longer runs."""
+    target = re.escape(name) if name else ".+"
+    pattern = re.compile(rf"^\.{target}\.{re.escape(HOST)}-(\d+)\..*\.tmp$")
+    for candidate in Path(folder).glob(f".{name or '*'}.{HOST}-*.tmp"):
         match = pattern.match(candidate.name)
         if match and int(match.group(1)) != os.getpid() and not _writer_alive(int(match.group(1))):
             with contextlib.suppress(FileNotFoundError):
                 candidate.unlink()
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Delete temp files of ``path`` left by writers of this host that no longer run."""
+    _sweep(path.parent, path.name)
+
+
+def remove_stale_temps_in(folder: Path) -> None:
+    """Delete every temp file in ``folder`` left by writers of this host that no longer run (a run
+    killed mid-write, resumed: a target it does not write again keeps no orphan beside it)."""
+    _sweep(folder, None)
 
 
 def fsync_file(path: str | os.PathLike) -> None:

@@ -125,6 +125,49 @@ def load_run(run: Path) -> tuple[dict, Path]:
     return upgrade(yaml.safe_load(cfg_path.read_text())), ckpt
 
 
+@dataclass(frozen=True)
+class Progress:
+    """How far the run in a folder got: epochs done (metrics.csv, which is never ahead of last.pt),
+    epochs planned (its config.yaml) and its best validation epoch and mIoU, when it scored any."""
+
+    folder: Path
+    done: int
+    planned: int | None
+    best: tuple[int, float] | None = None
+
+    @property
+    def finished(self) -> bool:
+        has_best = (self.folder / "best.pt").is_file() or self.folder.name == ALL
+        return has_best and self.planned is not None and self.done >= self.planned
+
+    def describe(self) -> str:
+        best = f", best mIoU {self.best[1]:.4f} at epoch {self.best[0]}" if self.best else ""
+        return f"epoch {self.done} of {self.planned if self.planned is not None else '?'}{best}"
+
+
+def progress(folder: Path) -> Progress | None:
+    """The run in ``folder``, or None when it holds none (no checkpoint, no metrics.csv)."""
+    import csv
+
+    import yaml
+
+    folder = Path(folder)
+    if not any((folder / name).is_file() for name in ("last.pt", "best.pt", "metrics.csv")):
+        return None
+    try:
+        with open(folder / "metrics.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, csv.Error):
+        rows = []
+    try:
+        planned = int(((yaml.safe_load((folder / "config.yaml").read_text()) or {}).get("train") or {})["epochs"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, yaml.YAMLError):
+        planned = None
+    scored = [r for r in rows if r.get("val_miou") not in (None, "")]
+    best = max(scored, key=lambda r: float(r["val_miou"])) if scored else None  # the first of equals
+    return Progress(folder, len(rows), planned, (int(best["epoch"]), float(best["val_miou"])) if best else None)
+
+
 def epoch_checkpoint(run: Path, epoch: int) -> Path:
     """One kept epoch's weights (train.keep_last), which `make soup` averages."""
     return Path(run) / f"epoch{epoch}.pt"

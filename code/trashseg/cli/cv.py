@@ -3,6 +3,11 @@
 With GPUS=N > 1 the fold jobs run in parallel, one per GPU (CUDA_VISIBLE_DEVICES), N at a time;
 otherwise one after another. Each job is the ordinary verb in its own process, so a fold of
 `make cv` is exactly `trashseg train --model fpn --fold k` with the same settings.
+
+cv resumes: before any job it looks at every fold's run folder (training/run_folder.py): a finished
+fold of the same settings is kept, a killed one goes on from its last.pt (RESUME=1), a fold of other
+settings stops it with one line (FORCE=1 trains every fold again); probabilities already inferred
+from a fold's best.pt with today's views are kept. The fold files must be `make folds K=<K>`'s.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class Job:
     verb: str  # train | infer
     run: tuple[str, ...]  # --model <name> | --exp <preset>
     fold: int
+    extra: tuple[str, ...] = ()  # --resume 1 | --force 1
 
 
 def run_jobs(jobs: list[Job], gpus: int, runner) -> list[tuple[Job, int]]:
@@ -62,24 +68,67 @@ def verb_runner(common: list[str]):
         env = dict(os.environ)
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = str(gpu)
-        cmd = ["trashseg", job.verb, *job.run, f"--fold={job.fold}", *common]
+        cmd = ["trashseg", job.verb, *job.run, f"--fold={job.fold}", *job.extra, *common]
         print(f"[cv] {' '.join(cmd)}" + (f"  (GPU {gpu})" if gpu is not None else ""), flush=True)
         return subprocess.call([sys.executable, "-m", *cmd], env=env)
 
     return runner
 
 
-def trained_name(args, model: str | None = None, exp: str | None = None) -> str:
-    """The run folder a fold job trains into: its settings' model.name, which a --set may change
-    (ARGS='--set model.name=b3-long'), so the merge reads the runs the jobs wrote."""
+def job_config(args, model: str | None = None, exp: str | None = None, fold: int | None = None):
+    """The settings a fold job runs with (its model.name, which a --set may change, names the run
+    folder: ARGS='--set model.name=b3-long'), so cv plans and merges the runs the jobs write."""
     import argparse
 
-    one = argparse.Namespace(**{**vars(args), "MODEL": model, "EXP": exp})
-    return options.config(one).model.name
+    one = argparse.Namespace(
+        **{**vars(args), "MODEL": model, "EXP": exp, **({"FOLD": fold} if fold is not None else {})}
+    )
+    return options.config(one)
 
 
-# what every fold job of cv shares: the run's settings, less the fold each job is given
-SHARED = [v for v in options.RUN_SETTINGS if v != "FOLD"]
+def trained_name(args, model: str | None = None, exp: str | None = None) -> str:
+    return job_config(args, model, exp).model.name
+
+
+# what every fold job of cv shares: the run's settings, less the fold each job is given and RESUME,
+# which cv decides fold by fold
+SHARED = [v for v in options.RUN_SETTINGS if v not in ("FOLD", "RESUME")]
+PLANNED = {"train": (), "force": ("--force", "1"), "resume": ("--resume", "1")}
+
+
+def plan(args, runs: list[list[str]], k: int, force: bool) -> tuple[list[Job], list[Job]]:
+    """The train and infer jobs still to run, every fold's run folder looked at first (so a fold of
+    other settings stops cv before any work), with a line for each fold kept."""
+    from pathlib import Path
+
+    from trashseg.data.coco import read_json
+    from trashseg.inference.predictor import probs_current
+    from trashseg.runs import data_dir, data_json, probs_path, run_dir
+    from trashseg.training.run_folder import fold_plan
+
+    train, infer = [], []
+    for run in runs:
+        model, exp = (None, run[1]) if run[0] == "--exp" else (run[1], None)
+        for fold in range(k):
+            cfg = job_config(args, model, exp, fold)
+            action = fold_plan(cfg, force)
+            if action != "keep":
+                train.append(Job("train", tuple(run), fold, PLANNED[action]))
+                infer.append(Job("infer", tuple(run), fold))
+                continue
+            best = run_dir(cfg) / "best.pt"
+            names = {
+                split: [img["file_name"] for img in read_json(path)["images"]]
+                for split, path in (
+                    ("test", data_dir(cfg) / cfg.data.test_json),
+                    ("valid", data_json(cfg, "valid_json")),
+                )
+            }
+            stale = [s for s in names if not probs_current(Path(probs_path(cfg, s)), cfg, best, names[s])]
+            print(f"[cv] {run_dir(cfg)}: finished, kept" + (f"; infer again: {', '.join(stale)}" if stale else ""))
+            if stale:
+                infer.append(Job("infer", tuple(run), fold, ("--splits", " ".join(stale))))
+    return train, infer
 
 
 @friendly_errors
@@ -88,7 +137,7 @@ def cv(argv: list[str]) -> int:
         "cv",
         "Every fold (K) of MODELS (or of EXP's preset): train, then infer, then ensemble -> SUBMISSIONS/NAME.csv. "
         "GPUS=N > 1: the fold jobs run in parallel, one per GPU.",
-        ["MODELS", "EXP", "K", "GPUS", *SHARED, "SUBMISSIONS", "NAME"],
+        ["MODELS", "EXP", "K", "GPUS", *SHARED, "FORCE", "SUBMISSIONS", "NAME"],
         sets=True,
     )
     args = options.parse(p, argv)
@@ -98,6 +147,10 @@ def cv(argv: list[str]) -> int:
         raise TrashsegError(f"K={k}: the number of folds must be 2 or more")
     if gpus < 1:
         raise TrashsegError(f"GPUS={gpus}: must be 1 or more")
+    from trashseg.data.folds import check_folds
+    from trashseg.runs import data_dir
+
+    check_folds(data_dir(options.config(args, models=False)), k=k)
     if args.EXP:
         runs = [["--exp", registry.target(None, args.EXP).name]]
         names = [trained_name(args, exp=args.EXP)]
@@ -108,8 +161,7 @@ def cv(argv: list[str]) -> int:
         names = [trained_name(args, exp=m) if m in presets else trained_name(args, model=m) for m in models]
     common = options.as_argv(args, SHARED)
     runner = verb_runner(common)
-    for stage in ("train", "infer"):
-        jobs = [Job(stage, tuple(run), fold) for run in runs for fold in range(k)]
+    for jobs in plan(args, runs, k, options.switch(args, "FORCE")):
         failed = [(j, c) for j, c in run_jobs(jobs, gpus, runner) if c != 0]
         if failed:
             for job, code in failed:

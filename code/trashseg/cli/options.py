@@ -57,6 +57,7 @@ VARS = {
         Var("DEVICE", "auto | cpu | cuda | cuda:N", keys=("train.device",)),
         Var("WORKERS", "data loader processes", "count", keys=("data.num_workers",)),
         Var("RESUME", "1: go on from the run's last.pt", "switch", keys=("train.resume",)),
+        Var("FORCE", "1: train over a run folder that holds a run (deleting it first)", "switch"),
         Var("TRAIN_ALL", "1: train on all of train_all.json -> <run>/all/", "switch", keys=("train.train_all",)),
         Var("TTA", "1: flip/scale test-time augmentation", "switch", keys=("tta.enabled",)),
         Var("CRF", "1: DenseCRF post-processing (make setup-crf)", "switch", keys=("crf.enabled",)),

@@ -20,13 +20,17 @@ def train(argv: list[str]) -> int | None:
         "train",
         "Train MODEL (or EXP's model) on FOLD -> RUNS/<MODEL or EXP>/fold<k>/ (TRAIN_ALL=1: .../all/). "
         "GPUS=N (and NNODES, NODE_RANK, MASTER_ADDR/PORT on several machines): torch's launcher, DDP.",
-        ["MODEL", "EXP", *options.RUN_SETTINGS, *MULTI],
+        ["MODEL", "EXP", *options.RUN_SETTINGS, "FORCE", *MULTI],
         sets=True,
     )
     args = options.parse(p, argv)
     sources: dict = {}
     cfg = options.config(args, explain=sources)
     gpus, nodes = options.count(args, "GPUS"), options.count(args, "NNODES")
+    if "LOCAL_RANK" not in os.environ and options.count(args, "NODE_RANK") == 0:  # once, before any work
+        from trashseg.training.run_folder import claim
+
+        claim(cfg, options.switch(args, "FORCE"))
     if (gpus > 1 or nodes > 1) and "LOCAL_RANK" not in os.environ:  # the launcher starts one of us per GPU
         launch = [
             sys.executable,

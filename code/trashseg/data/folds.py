@@ -3,10 +3,16 @@
 Stratified on which classes each image contains (multilabel, iterative stratification), or, with a
 group pattern, whole groups (e.g. a recording date in the file name) kept in one fold so that
 look-alike neighbouring frames cannot leak between training and validation.
+
+Beside them, folds.json records how they were made (K, seed, group pattern, the train_all.json they
+split, by content hash): a training or `make cv` on fold files of another K or another train_all.json
+stops with one line instead of judging on stale folds. Fold files from elsewhere (the competition's
+own) have no record and are taken as they are.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -17,6 +23,7 @@ from trashseg.atomic import write_json
 from trashseg.data.classes import CLASSES, resolve_category_ids
 from trashseg.data.coco import read_json, subset
 from trashseg.errors import TrashsegError
+from trashseg.hashing import file_sha256
 from trashseg.settings import Settings
 
 
@@ -88,13 +95,48 @@ def make_folds(
     else:
         fold_of = stratified_folds(presence_matrix(data, class_map, str(train_all)), k, seed)
     sizes = []
+    (out_dir / RECORD).unlink(missing_ok=True)  # no record of the old folds while the new ones are written
     for fold in range(k):
         valid_ids = [img["id"] for img, f in zip(images, fold_of) if f == fold]
         train_ids = [img["id"] for img, f in zip(images, fold_of) if f != fold]
         write_json(out_dir / f"train_data{fold}.json", subset(data, train_ids))
         write_json(out_dir / f"valid_data{fold}.json", subset(data, valid_ids))
         sizes.append((len(train_ids), len(valid_ids)))
+    stale = k
+    while (out_dir / f"train_data{stale}.json").is_file() or (out_dir / f"valid_data{stale}.json").is_file():
+        for name in (f"train_data{stale}.json", f"valid_data{stale}.json"):  # folds of an earlier, larger K
+            (out_dir / name).unlink(missing_ok=True)
+        print(f"removed {out_dir}/train_data{stale}.json, valid_data{stale}.json (an earlier K's fold)")
+        stale += 1
+    record = {"k": k, "seed": seed, "group": group_pattern, "train_all": train_all.name}
+    write_json(out_dir / RECORD, {**record, "train_all_sha256": file_sha256(train_all)})
     return sizes
+
+
+RECORD = "folds.json"
+
+
+def check_folds(data_dir: Path, fold: int | None = None, k: int | None = None) -> None:
+    """Stop with one line when the kit's fold files in ``data_dir`` were made with another K than
+    ``k`` (cv), hold no fold ``fold`` (train), or split another train_all.json than today's."""
+    path = Path(data_dir) / RECORD
+    if not path.is_file():
+        return  # fold files the kit did not write (the competition's): nothing recorded to hold them to
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TrashsegError(f"{path}: unreadable ({exc}); run make folds again") from None
+    made = f"made by `make folds K={record.get('k')}`"
+    if k is not None and record.get("k") != k:
+        raise TrashsegError(f"K={k}: the fold files in {data_dir} were {made} ({path}): run make folds K={k} first")
+    if fold is not None and not 0 <= fold < int(record.get("k") or 0):
+        raise TrashsegError(f"FOLD={fold}: the fold files in {data_dir} were {made}: folds 0..{record.get('k', 0) - 1}")
+    train_all = Path(data_dir) / str(record.get("train_all") or "train_all.json")
+    if train_all.is_file() and file_sha256(train_all) != record.get("train_all_sha256"):
+        raise TrashsegError(
+            f"{train_all} changed since the fold files were {made} ({path}): run make folds again "
+            "so that no image is judged on stale folds"
+        )
 
 
 def write_folds(cfg: Settings, data_dir: Path, k: int, seed: int, group_pattern: str | None) -> None:

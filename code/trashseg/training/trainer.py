@@ -13,7 +13,8 @@ import time
 import torch
 
 from trashseg import config as config_mod
-from trashseg.atomic import atomic_open
+from trashseg.atomic import atomic_open, remove_stale_temps_in
+from trashseg.data.folds import check_folds
 from trashseg.data.loaders import load_set, make_loader
 from trashseg.data.transforms import eval_transform, train_transform
 from trashseg.errors import TrashsegError
@@ -71,6 +72,8 @@ class Run:
         if train_all and not train_json.is_file():
             raise TrashsegError(f"{train_json}: not found (TRAIN_ALL=1 trains on the whole annotated set)")
         valid_json = None if train_all else data_json(cfg, "valid_json")
+        if not train_all and "{fold}" in cfg.data.train_json:
+            check_folds(data_dir(cfg), fold=cfg.train.fold)  # the kit's folds, of today's train_all.json
         model = build_model(cfg)  # before any data is read: a missing weights file or hub fails at once
         self.train_set = load_set(cfg, train_json, quiet=not ctx.is_main)
         self.valid_set = None if train_all else load_set(cfg, valid_json, quiet=not ctx.is_main)
@@ -176,6 +179,7 @@ class Run:
         """The run folder's config, settings and record, and the opening line (rank 0)."""
         cfg, ctx = self.cfg, self.ctx
         self.out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps_in(self.out)  # what a killed run was writing when it died
         with atomic_open(self.out / "config.yaml") as fh:
             fh.write(config_mod.dump(cfg))
         if settings is not None:
