@@ -60,7 +60,10 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 800])
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="sizes 8 and 16: that the bench runs, not its figures")
     args = parser.parse_args()
+    if args.smoke:
+        args.sizes = [8, 16]
     figures = {}
     with tempfile.TemporaryDirectory(dir=ROOT / "cache" if (ROOT / "cache").is_dir() else None) as tmp:
         tmp = Path(tmp)
@@ -69,7 +72,8 @@ def main():
             kit_cmd = [
                 sys.executable,
                 str(ROOT / "code/ensemble.py"),
-                *map(str, probs),
+                "--probs",
+                " ".join(map(str, probs)),
                 "--test-json",
                 str(test_json),
                 "--out",

@@ -244,3 +244,68 @@ def kill_hook(folder: Path, module: str, attribute: str, call: int) -> dict:
     (folder / "sitecustomize.py").write_text(KILL_HOOK)
     path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH", "")]))
     return {"PYTHONPATH": path, "TRASHSEG_TEST_KILL_AT": f"{module}:{attribute}:{call}"}
+
+
+GRAD_HOOK = '''"""Test hook (helpers.grad_hook): record each process's first optimizer step: the weights before it,
+the micro-batches it was computed from and the gradients it applies (after DDP's all-reduce)."""
+import os
+
+import torch
+
+import trashseg.training.steps as _steps
+import trashseg.training.trainer as _trainer
+
+_out, _rank = os.environ["TRASHSEG_TEST_GRADS"], os.environ.get("RANK", "0")
+_seen = {"batches": [], "done": False}
+
+
+class _Recording:
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            if not _seen["done"]:
+                _seen["batches"].append({"image": batch["image"].clone(), "mask": batch["mask"].clone()})
+            yield batch
+
+
+_real_epoch = _trainer.train_one_epoch
+
+
+def _epoch(model, loader, *args, **kwargs):
+    if not _seen["done"]:
+        inner = getattr(model, "module", model)
+        _seen["weights"] = {k: v.detach().clone() for k, v in inner.state_dict().items()}
+        loader = _Recording(loader)
+    return _real_epoch(model, loader, *args, **kwargs)
+
+
+_real_step = _steps.Stepper.step
+
+
+def _step(self, loss):
+    if not _seen["done"]:
+        _seen["done"] = True
+        inner = getattr(self.model, "module", self.model)
+        grads = {n: p.grad.detach().clone() for n, p in inner.named_parameters() if p.grad is not None}
+        record = {"weights": _seen["weights"], "batches": _seen["batches"], "grads": grads}
+        torch.save(record, os.path.join(_out, f"rank{_rank}.pt"))
+    return _real_step(self, loss)
+
+
+_trainer.train_one_epoch = _epoch
+_steps.Stepper.step = _step
+'''
+
+
+def grad_hook(folder: Path) -> dict:
+    """Environment that makes every training process started with it save its first optimizer step
+    (weights before it, its micro-batches, the gradients it applies) to folder/rank<RANK>.pt."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(GRAD_HOOK)
+    path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH", "")]))
+    return {"PYTHONPATH": path, "TRASHSEG_TEST_GRADS": str(folder)}

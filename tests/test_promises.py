@@ -79,7 +79,10 @@ FEATURES = {
         "test_recipe.py::test_ema_is_the_hand_computed_average_with_its_decay_warmup",
         "test_recipe.py::test_best_pt_holds_the_ema_weights",
     ],
-    "clip the gradient norm": ["test_recipe.py::test_clipping_bounds_the_gradient_norm_the_optimizer_sees"],
+    "clip the gradient norm": [
+        "test_recipe.py::test_clipping_bounds_the_gradient_norm_the_optimizer_sees",
+        "test_recipe.py::test_clip_grad_norm_reaches_every_optimizer_step_through_the_trainer",
+    ],
     "Lovasz-softmax": ["test_recipe.py::test_lovasz_and_focal_equal_their_definitions_on_a_tiny_case"],
     "focal_weight": ["test_recipe.py::test_lovasz_and_focal_equal_their_definitions_on_a_tiny_case"],
     "Train on all data": ["test_leaderboard.py::test_preset_folds_soup_and_a_run_on_all_data"],
@@ -88,7 +91,7 @@ FEATURES = {
     "continues exactly the learning-rate curve": [
         "test_recipe.py::test_a_run_killed_mid_warmup_resumes_the_same_learning_rate_curve"
     ],
-    "tested with SIGKILL": ["test_scale.py::test_resume_after_sigkill_mid_run_ends_at_planned_epoch"],
+    "tested with SIGKILL": ["test_scale.py::test_sigkill_at_random_moments_resumes_to_the_uninterrupted_result"],
     "equals a single-process evaluation": ["test_scale.py::test_ddp_two_processes_match_single_process_evaluation"],
     "Settings are checked before anything runs": [
         "test_settings.py::test_bad_setting_is_one_line_naming_key_value_and_what_is_allowed",

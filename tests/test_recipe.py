@@ -478,3 +478,27 @@ def test_cpu_lite_deeplab_is_cpu_lites_recipe_on_deeplabv3plus():
     fpn, deeplab = make_resolved("train", EXP="cpu-lite"), make_resolved("train", EXP="cpu-lite-deeplab")
     differ = {k for k in fpn if fpn[k] != deeplab.get(k)}
     assert differ == {"model.name", "model.arch"} and deeplab["model.arch"] == "DeepLabV3Plus"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("clip", [0.5, 0.0])
+def test_clip_grad_norm_reaches_every_optimizer_step_through_the_trainer(coco_dir, tmp_path, monkeypatch, clip):
+    """optimizer.clip_grad_norm, set in the config, clips the model's gradients at that norm before each
+    optimizer step of a real training (4 batches, accumulate 2: 2 steps); 0 never clips."""
+    tiny_run(coco_dir, tmp_path)  # fold files
+    real, calls = torch.nn.utils.clip_grad_norm_, []
+
+    def recording(parameters, max_norm, *args, **kwargs):
+        parameters = list(parameters)
+        calls.append((max_norm, sum(p.numel() for p in parameters)))
+        return real(parameters, max_norm, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recording)
+    sets = ["train.epochs=1", "train.accumulate=2", f"optimizer.clip_grad_norm={clip}", "tracking.loggers=[]"]
+    train_in_process(coco_dir, tmp_path, *sets)
+    if clip == 0:
+        assert calls == []
+        return
+    model = torch.load(tmp_path / "fpn" / "fold0" / "last.pt", weights_only=True)["model"]
+    assert len(calls) == 2 and all(norm == clip for norm, _ in calls)
+    assert calls[0][1] == sum(v.numel() for k, v in model.items() if v.is_floating_point() and "running" not in k)
