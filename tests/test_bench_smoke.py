@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from helpers import ROOT, TINY_ENCODER
+from helpers import ROOT, TINY_ENCODER, make_process
 
 pytestmark = pytest.mark.slow  # drives make targets / trains in subprocesses
 
@@ -57,3 +57,27 @@ def test_bench_gpu_without_cuda_says_so():
         timeout=300,
     )
     assert proc.returncode != 0 and "needs a CUDA GPU" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bench_ensemble_runs_its_kit_and_baseline_commands_at_smoke_size():
+    """make bench-ensemble's script at 8 and 16 generated images: the kit's code/ensemble.py and the
+    original-style baseline both run and write the same CSV (the figures themselves are not asserted)."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_ensemble.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("(identical CSV: True)") == 2
+    keys = {line.split("=")[0] for line in proc.stdout.splitlines() if "=" in line and " " not in line}
+    assert {"peak_rss_mb_8", "images_per_s_16", "rss_growth_8_to_16", "baseline_over_kit_rss_16"} <= keys
+
+
+def test_make_gpu_check_without_a_gpu_fails_with_one_line():
+    """make gpu-check on a machine with no GPU (this one, CUDA hidden): the versions, then one line
+    saying what is missing, and a non-zero exit: the check cannot pass by accident."""
+    proc = make_process("gpu-check", env={"CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "no GPU visible" in errors[0] and "torch " in proc.stdout
