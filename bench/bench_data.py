@@ -14,7 +14,9 @@ import time
 
 import numpy as np
 
-from common import require_woosong
+from common import ROOT, require_woosong
+
+SAMPLE = ROOT / "data" / "sample"
 from trashseg.config import load_config
 from trashseg.data.classes import CLASSES
 from trashseg.data.coco import load_coco
@@ -68,11 +70,15 @@ def main():
     parser.add_argument("--images", type=int, default=120)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--img-size", type=int, default=512)
+    parser.add_argument("--smoke", action="store_true", help="4 photos of data/sample at 64 px: that it runs")
     args = parser.parse_args()
-    src = require_woosong()
+    if args.smoke:
+        src, annotations, args.images, args.repeats, args.img_size = SAMPLE, "train_all.json", 4, 1, 64
+    else:
+        src, annotations = require_woosong(), "annotations.json"
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(None, [f"data.cache_dir={tmp}/cache", f"train.img_size={args.img_size}"])
-        cs = load_coco(src / "annotations.json", src, cfg.data.class_map)
+        cs = load_coco(src / annotations, src, cfg.data.class_map)
         cs.image_ids = cs.image_ids[: args.images]
         transform = train_transform(cfg)
         original = OriginalStyleMasks(cs.coco, {k: v for k, v in cfg.data.class_map.items()})
@@ -98,7 +104,7 @@ def main():
         item_orig = per_item(original_item, n, args.repeats)
         item_kit = per_item(lambda i: kit[i], n, args.repeats)
 
-    print(f"real photos: {n} woosong images 640x640, train pipeline at {args.img_size}px, 1 process")
+    print(f"real photos: {n} images of {src}, train pipeline at {args.img_size}px, 1 process")
     print(f"mask stage   original-style {mask_orig:8.1f} items/s   kit (PNG cache) {mask_kit:8.1f} items/s")
     print(f"whole item   original-style {item_orig:8.1f} items/s   kit             {item_kit:8.1f} items/s")
     print(f"one-off cache build: {cache_build_s:.1f} s for {n} images")

@@ -62,11 +62,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=ROOT / "cache" / "bench_durable")
     parser.add_argument("--reps", type=int, default=6)
+    parser.add_argument("--smoke", action="store_true", help="one write of 8 images' probabilities: that it runs")
     args = parser.parse_args()
+    images = 8 if args.smoke else 200
+    args.reps = 1 if args.smoke else args.reps
     args.dir.mkdir(parents=True, exist_ok=True)
     try:
         state = checkpoint_state()
-        probs = np.random.default_rng(0).random((200, 11, 256, 256), dtype=np.float32).astype(np.float16)
+        probs = np.random.default_rng(0).random((images, 11, 256, 256), dtype=np.float32).astype(np.float16)
         print(f"median of {args.reps} writes each, folder {args.dir}")
         measure("checkpoint", args.dir, lambda p: torch.save(state, p), args.reps)
         measure("probabilities", args.dir, lambda p: save_npy(p, probs), args.reps)

@@ -81,3 +81,24 @@ def test_make_gpu_check_without_a_gpu_fails_with_one_line():
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "no GPU visible" in errors[0] and "torch " in proc.stdout
+
+
+def bench(script: str, *args: str, timeout: int = 300) -> dict[str, str]:
+    """Run bench/<script> with ``args``; its key=value lines (figures are printed, never asserted)."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line and " " not in line)
+
+
+def test_bench_data_cpu_durable_and_tracking_scripts_run_at_smoke_size():
+    """make bench-data (4 sample photos at 64 px), bench-cpu (tiny encoder, 64 px, one step), bench-durable
+    (one write each) and bench-tracking (tiny encoder, one epoch per tracking variant) run to their
+    figures: a bench that no longer runs is found here, not by the next person who needs its numbers."""
+    assert {"mask_speedup", "item_speedup"} <= set(bench("bench_data.py", "--smoke"))
+    cpu = bench("bench_cpu.py", "--size", "64", "--batch", "2", "--steps", "1", "--encoder", TINY_ENCODER)
+    assert {"train_images_per_s_default", "infer_images_per_s_tuned", "alloc_speedup"} <= set(cpu)
+    assert bench("bench_durable.py", "--smoke") == {}  # a table, no key=value lines: it ran
+    tracking = bench("bench_tracking.py", "--smoke", "--epochs", "1", "--reps", "1", timeout=600)
+    assert {"epoch_overhead_tensorboard", "epoch_overhead_wandb", "epoch_overhead_tensorboard_wandb"} <= set(tracking)

@@ -110,7 +110,7 @@ def test_imported_logits_and_label_maps_round_trip_through_oof_and_ensemble(coco
 
     common = dict(DATA_DIR=coco_dir, RUNS=tmp_path / "runs")
     run_make("import-probs", **common, SRC=logits_dir, MODEL="mmseg")
-    run_make("import-probs", **common, SRC=logits_dir, MODEL="mmseg", SPLITS="valid", FOLD=0)
+    run_make("import-probs", **common, SRC=logits_dir, MODEL="mmseg", SPLITS="valid", FOLD=0, KIND="logits")
     run_make("import-probs", **common, SRC=labels_dir, MODEL="labels")
     out = run_make("oof", **common, MODEL="mmseg", ARGS=f"--set data.cache_dir={tmp_path / 'cache'}")
     assert f"out-of-fold, mmseg, {len(valid)} images:" in out

@@ -21,7 +21,7 @@ def test_model_folder_trains_resumes_infers_with_tta_and_ensembles(model, tmp_pa
     data = tmp_path / "data"
     shutil.copytree(SAMPLE, data, ignore=shutil.ignore_patterns("train_data*", "valid_data*"))
     run_make("folds", DATA_DIR=data, K=3, GROUP=SAMPLE_DATES)
-    v = tiny_run(data, tmp_path, ENCODER=FAMILY_TINY[model], LOGGER="none", MODEL=model)
+    v = tiny_run(data, tmp_path, ENCODER=FAMILY_TINY[model], LOGGER="none", MODEL=model, FOLD=0)
     out = run_make("train", **v, EPOCHS=1)
     assert f"training {'UPerNet' if model == 'upernet' else 'Segformer'} ({FAMILY_TINY[model]}" in out
     assert "adamw lr" in out and "poly, EMA" in out  # the folder's own recipe
@@ -42,9 +42,9 @@ def test_preset_folds_soup_and_a_run_on_all_data(coco_dir, tmp_path):
     # cpu-lite's own settings (AdamW, warmup + poly, 256 px ...) with a tiny encoder at 64 px
     v = tiny_run(coco_dir, tmp_path, LOGGER="none", EXP="cpu-lite", BATCH=2, TTA=0)  # plain: the test is the soup
     v["ARGS"] += " --set train.keep_last=2"
-    for fold in range(3):
-        out = run_make("train", **v, FOLD=fold, EPOCHS=2)
-    assert "adamw lr 0.0027 poly" in out and f"-> {tmp_path / 'runs' / 'cpu-lite' / 'fold2'}" in out
+    out = run_make("cv", **v, K=3, EPOCHS=2, SUBMISSIONS=tmp_path / "subs", NAME="folds")  # README: make cv EXP=
+    assert out.count("adamw lr 0.0027 poly") == 3 and f"-> {tmp_path / 'runs' / 'cpu-lite' / 'fold2'}" in out
+    assert "[cv] trashseg ensemble --models=cpu-lite" in out and "folds.csv: valid submission" in out
     runs = tmp_path / "runs"
     assert sorted(p.name for p in (runs / "cpu-lite" / "fold0").glob("epoch*.pt")) == ["epoch1.pt", "epoch2.pt"]
 
@@ -65,8 +65,6 @@ def test_preset_folds_soup_and_a_run_on_all_data(coco_dir, tmp_path):
     assert (everything / "best.pt").is_file() and not list(everything.glob("probs_valid*"))
     run_make("infer", **v, TRAIN_ALL=1)
     assert (everything / "probs_test.npy").is_file() and not (everything / "probs_valid.npy").exists()
-    for fold in range(3):
-        run_make("infer", **v, FOLD=fold, SPLITS="test")
     out = run_make("ensemble", **v, MODELS="cpu-lite", SUBMISSIONS=tmp_path / "subs", NAME="all")
     assert "cpu-lite/all/probs_test.npy" in out and "cpu-lite/fold2/probs_test.npy" in out
     out = run_make("oof", **v, MODEL="cpu-lite-soup")

@@ -34,17 +34,17 @@ NOT_DRIVEN = {
     "docker-ensemble": "as docker-build",
     "docker-validate-submission": "make docker-smoke runs it through the passthrough, by hand; as docker-build",
     "demo": "minutes of real training (Lite0, 256 px); its steps are the targets driven here, run by hand",
-    "bench-cpu": "a benchmark, not a test: figures in the README",
+    "bench-cpu": "a benchmark; test_bench_smoke runs its script with a tiny encoder at 64 px",
     "bench-cpu-speed": "a benchmark; test_bench_recipes runs its script at 64 px",
-    "bench-data": "a benchmark, not a test",
-    "bench-durable": "a benchmark, not a test",
+    "bench-data": "a benchmark; test_bench_smoke runs its script on 4 sample photos (--smoke)",
+    "bench-durable": "a benchmark; test_bench_smoke runs its script, one write each (--smoke)",
     "bench-ensemble": "a benchmark; test_bench_smoke runs its script at 8 and 16 images (kit and baseline)",
     "bench-gpu": "needs a GPU; test_bench_smoke runs its script on CPU at tiny size",
     "bench-recipes": "~40 min a row on the real photos; test_recipe holds cpu-lite to its row",
     "bench-cpu-ensemble": "~1.5 h on the real photos; test_bench_recipes drives its steps with make recorded",
     "bench-sweep": "~10 min a trial on the real photos; test_sweep_space drives make sweep EXP= with the same "
     "space language on the sample, and test_bench_recipes its sweep-best row",
-    "bench-tracking": "a benchmark, not a test",
+    "bench-tracking": "a benchmark; test_bench_smoke runs its script with a tiny encoder, 1 epoch (--smoke)",
     "clean": "deletes this checkout's caches and demo outputs; test_make_help_lists_every_documented_target "
     "reads its line",
 }

@@ -502,3 +502,16 @@ def test_clip_grad_norm_reaches_every_optimizer_step_through_the_trainer(coco_di
     model = torch.load(tmp_path / "fpn" / "fold0" / "last.pt", weights_only=True)["model"]
     assert len(calls) == 2 and all(norm == clip for norm, _ in calls)
     assert calls[0][1] == sum(v.numel() for k, v in model.items() if v.is_floating_point() and "running" not in k)
+
+
+@pytest.mark.slow
+def test_auto_class_weights_train_through_the_trainer(coco_dir, tmp_path, capsys):
+    """loss.class_weights=auto (bench row adamw-poly-cw) in a real training: the weights are counted
+    from the fold's training masks, printed once, and the run ends with its epoch scored."""
+    tiny_run(coco_dir, tmp_path)  # fold files
+    best = train_in_process(coco_dir, tmp_path, "train.epochs=1", "loss.class_weights=auto", "tracking.loggers=[]")
+    printed = capsys.readouterr().out
+    assert printed.count("class weights (auto, cap 10): Background ") == 1
+    assert best is not None and 0.0 <= best["miou"] <= 1.0
+    with open(tmp_path / "fpn" / "fold0" / "metrics.csv", newline="") as fh:
+        assert [r["epoch"] for r in csv.DictReader(fh)] == ["1"]

@@ -177,6 +177,13 @@ def test_oof_fit_tta_ensemble_pseudo(sample_runs):
     assert differs == any(not np.array_equal(written[i], equal[i]) for i in ids)
     if abs(weights["fpn"] - 0.5) > 1e-9:  # the weights differ from equal: so, here, does the CSV
         assert differs, f"fitted weights {weights} merge to the same labels as equal weights"
+    # two files named by hand with their own weights (docs: make ensemble PROBS="a.npy b.npy" ENSEMBLE_WEIGHTS=...)
+    two = [str(runs / "fpn" / "fold0" / "probs_test.npy"), str(runs / "deeplab" / "fold1" / "probs_test.npy")]
+    out = run_make("ensemble", **base, PROBS=" ".join(two), ENSEMBLE_WEIGHTS="0.4 0.6", SUBMISSIONS=subs, NAME="two")
+    assert f"merged (given weights) {two[0]} (w=0.400), {two[1]} (w=0.600)" in out
+    given = csv_labels(subs / "two.csv")
+    for row, image_id in enumerate(ids):
+        assert np.array_equal(given[image_id], merged_labels(two, [0.4, 0.6], row)), image_id
 
     # pseudo-labels: every fold's training file gains the 15 test images; unsure pixels are ignored
     run_make("pseudo", **base, MODELS="fpn deeplab", K=3)

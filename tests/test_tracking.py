@@ -52,7 +52,7 @@ def test_tensorboard_and_offline_wandb_follow_metrics_csv_across_a_resume(coco_d
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     run = tmp_path / "runs" / "fpn" / "fold0"
-    common = tiny_run(coco_dir, tmp_path, BATCH=2, LOGGER="tensorboard,wandb")
+    common = tiny_run(coco_dir, tmp_path, BATCH=2, LOGGER="tensorboard,wandb", FOLD=0)
     common["ARGS"] += " --set tracking.overlays_every=1 --set tracking.overlays=2"
     env = {"WANDB_MODE": "offline", "WANDB_API_KEY": SECRET, "WANDB_SILENT": "true"}
     out = run_make("train-fpn", env=env, **common, EPOCHS=2)
