@@ -15,8 +15,6 @@ import time
 import numpy as np
 
 from common import ROOT, require_woosong
-
-SAMPLE = ROOT / "data" / "sample"
 from trashseg.config import load_config
 from trashseg.data.classes import CLASSES
 from trashseg.data.coco import load_coco
@@ -25,6 +23,8 @@ from trashseg.data.images import read_rgb
 from trashseg.data.items import make_items
 from trashseg.data.masks import MaskCache, read_mask
 from trashseg.data.transforms import train_transform
+
+SAMPLE = ROOT / "data" / "sample"
 
 
 class OriginalStyleMasks:
