@@ -89,7 +89,8 @@ def main() -> None:
     base_epoch, base_wall = statistics.mean(epochs["off"]), statistics.mean(walls["off"])
     encoder, size, batch = SIZES[args.smoke]
     print(
-        f"FPN {encoder} {size} px batch {batch}, {args.epochs} epochs x {args.reps} runs each (epoch 1 left out of the epoch mean)"
+        f"FPN {encoder} {size} px batch {batch}, {args.epochs} epochs x {args.reps} runs each "
+        "(epoch 1 left out of the epoch mean)"
     )
     for variant in VARIANTS:
         e, w = statistics.mean(epochs[variant]), statistics.mean(walls[variant])
