@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import keep, results_path
+
 TUNED = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000", "MALLOC_TOP_PAD_": "1073741824"}
 JEMALLOC = Path("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")
 
@@ -85,7 +87,11 @@ def main():
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--encoder", default="tu-efficientnet_b0")
+    parser.add_argument("--smoke", action="store_true", help="a tiny encoder at 64 px, one step: that it runs")
+    parser.add_argument("--out", type=Path, default=None, help="result JSON (default bench/results/cpu.json)")
     args = parser.parse_args()
+    if args.smoke:
+        args.size, args.batch, args.steps, args.encoder = 64, 2, 1, "tu-mobilenetv3_small_050"
     if args.worker:
         worker(args.worker, args.size, args.batch, args.steps, args.encoder)
         return
@@ -108,6 +114,11 @@ def main():
             print(f"{mode}_images_per_s_jemalloc={results[(mode, 'jemalloc')]:.3f}")
     print(f"infer_alloc_speedup={results[('infer', 'tuned')] / results[('infer', 'default')]:.2f}")
     print(f"alloc_speedup={results[('train', 'tuned')] / results[('train', 'default')]:.2f}")
+    figures = {f"{mode}_images_per_s_{name}": round(value, 3) for (mode, name), value in results.items()}
+    figures["alloc_speedup"] = round(results[("train", "tuned")] / results[("train", "default")], 2)
+    figures["infer_alloc_speedup"] = round(results[("infer", "tuned")] / results[("infer", "default")], 2)
+    settings = {"encoder": args.encoder, "size": args.size, "batch": args.batch, "steps": args.steps}
+    keep("bench-cpu", figures, settings, args.out or (None if args.smoke else results_path("cpu")))
 
 
 if __name__ == "__main__":

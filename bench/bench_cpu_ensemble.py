@@ -6,7 +6,8 @@ merge run through make ensemble to a CSV (each fold's test images inferred with 
 is an ordinary make target; finished steps are read, not run again (rows ~40-50 min each on 2 cores,
 TTA ~6 min a model). Figures: dataset mIoU, per-image mIoU and the mean IoU of the 3 classes present,
 each single model plain being the baseline. The members' figures go into bench-recipes' ledger
-(bench/recipes-ledger.json) like any row's; the merges' figures are printed, not kept there.
+(bench/recipes-ledger.json) like any row's; the whole table, merges and fitted weights included, into
+bench/results/cpu-ensemble-seed<N>.json (in git), which docs/results.md's figures are read from.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from bench_recipes import (
 )
 
 from common import ROOT
+from trashseg.atomic import write_json
 
 MEMBERS = ("cpu-lite", "cpu-lite-deeplab")
 
@@ -54,11 +56,12 @@ def main() -> None:
     parser.add_argument(
         "--ledger", type=Path, default=DEFAULT_LEDGER, help="the members' scored runs, as bench-recipes keeps them"
     )
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results", help="where the table is kept")
     args = parser.parse_args()
     bench_recipes.LEDGER = args.ledger  # the members are bench-recipes rows: their figures go to its ledger
     data, runs = args.runs / "data", args.runs
     prepare(data)
-    rows = {}
+    rows, weights_of = {}, {}
     for name in MEMBERS:
         rows[f"{name} plain"] = figures(run_row(name, data, runs, args.seed))
     for name in MEMBERS:
@@ -74,6 +77,7 @@ def main() -> None:
         for kind in ("equal_mean", "fitted"):
             r = fitted[kind]
             weights = "/".join(f"{w:.2f}" for w in r["weights"].values())
+            weights_of[f"ensemble {variant}, {kind.replace('_mean', '')}"] = r["weights"]
             rows[f"ensemble {variant}, {kind.replace('_mean', '')} ({weights})"] = (
                 r["oof_miou"],
                 r["oof_miou_per_image"],
@@ -107,6 +111,22 @@ def main() -> None:
         key = what.split(" (")[0].replace(" ", "_").replace(",", "").replace("-", "_")
         print(f"{key}_miou_per_image={per_image:.4f}")
     print(f"best_gain_over_{MEMBERS[0].replace('-', '_')}={max(r[1] for r in rows.values()) - base:+.4f}")
+    table = {
+        "seed": args.seed,
+        "members": list(MEMBERS),
+        "rows": {
+            what.split(" (")[0]: {
+                "miou": dataset,
+                "miou_per_image": per_image,
+                "present_mean": None if present != present else present,  # NaN: not kept for equal weights
+                **({"weights": weights_of[what.split(" (")[0]]} if what.split(" (")[0] in weights_of else {}),
+            }
+            for what, (dataset, per_image, present) in rows.items()
+        },
+    }
+    out = args.results / f"cpu-ensemble-seed{args.seed}.json"
+    write_json(out, table)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@ import argparse
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
-from common import ROOT, require_woosong
+from common import ROOT, keep, require_woosong, results_path
 from trashseg.config import load_config
 from trashseg.data.classes import CLASSES
 from trashseg.data.coco import load_coco
@@ -71,6 +72,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--img-size", type=int, default=512)
     parser.add_argument("--smoke", action="store_true", help="4 photos of data/sample at 64 px: that it runs")
+    parser.add_argument("--out", type=Path, default=None, help="result JSON (default bench/results/data.json)")
     args = parser.parse_args()
     if args.smoke:
         src, annotations, args.images, args.repeats, args.img_size = SAMPLE, "train_all.json", 4, 1, 64
@@ -114,6 +116,17 @@ def main():
     print(f"item_items_per_s_kit={item_kit:.1f}")
     print(f"mask_speedup={mask_kit / mask_orig:.2f}")
     print(f"item_speedup={item_kit / item_orig:.2f}")
+    figures = {
+        "mask_items_per_s_original": round(mask_orig, 1),
+        "mask_items_per_s_kit": round(mask_kit, 1),
+        "item_items_per_s_original": round(item_orig, 1),
+        "item_items_per_s_kit": round(item_kit, 1),
+        "mask_speedup": round(mask_kit / mask_orig, 2),
+        "item_speedup": round(item_kit / item_orig, 2),
+        "cache_build_s": round(cache_build_s, 1),
+    }
+    settings = {"images": n, "img_size": args.img_size, "repeats": args.repeats, "source": str(src.name)}
+    keep("bench-data", figures, settings, args.out or (None if args.smoke else results_path("data")))
 
 
 if __name__ == "__main__":

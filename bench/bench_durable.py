@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import ROOT
+from common import ROOT, keep, results_path
 from trashseg.atomic import atomic_path
 from trashseg.config import load_config
 from trashseg.modeling.architectures import build_model
@@ -45,7 +45,7 @@ def timed_write(path: Path, write, durable: bool) -> float:
     return time.perf_counter() - start
 
 
-def measure(name: str, folder: Path, write, reps: int) -> None:
+def measure(name: str, folder: Path, write, reps: int) -> dict:
     times = {True: [], False: []}
     for i in range(reps):
         for durable in (False, True) if i % 2 == 0 else (True, False):
@@ -56,6 +56,7 @@ def measure(name: str, folder: Path, write, reps: int) -> None:
         f"{name:<16} {size:7.1f} MB  rename-only {plain * 1000:8.1f} ms  durable {durable * 1000:8.1f} ms  "
         f"extra {1000 * (durable - plain):+8.1f} ms  ratio {durable / plain:5.2f}x"
     )
+    return {"mb": round(size, 1), "rename_ms": round(plain * 1000, 1), "durable_ms": round(durable * 1000, 1)}
 
 
 def main() -> None:
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=ROOT / "cache" / "bench_durable")
     parser.add_argument("--reps", type=int, default=6)
     parser.add_argument("--smoke", action="store_true", help="one write of 8 images' probabilities: that it runs")
+    parser.add_argument("--out", type=Path, default=None, help="result JSON (default bench/results/durable.json)")
     args = parser.parse_args()
     images = 8 if args.smoke else 200
     args.reps = 1 if args.smoke else args.reps
@@ -71,9 +73,15 @@ def main() -> None:
         state = checkpoint_state()
         probs = np.random.default_rng(0).random((images, 11, 256, 256), dtype=np.float32).astype(np.float16)
         print(f"median of {args.reps} writes each, folder {args.dir}")
-        measure("checkpoint", args.dir, lambda p: torch.save(state, p), args.reps)
-        measure("probabilities", args.dir, lambda p: save_npy(p, probs), args.reps)
-        measure("small json", args.dir, lambda p: Path(p).write_text('{"miou": 0.5}\n'), args.reps * 5)
+        figures = {
+            "checkpoint": measure("checkpoint", args.dir, lambda p: torch.save(state, p), args.reps),
+            "probabilities": measure("probabilities", args.dir, lambda p: save_npy(p, probs), args.reps),
+            "small_json": measure(
+                "small json", args.dir, lambda p: Path(p).write_text('{"miou": 0.5}\n'), args.reps * 5
+            ),
+        }
+        settings = {"reps": args.reps, "probability_images": images, "folder_filesystem_of": str(args.dir.parent)}
+        keep("bench-durable", figures, settings, args.out or (None if args.smoke else results_path("durable")))
     finally:
         shutil.rmtree(args.dir, ignore_errors=True)
 

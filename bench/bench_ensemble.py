@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import ROOT, run_measured
+from common import ROOT, keep, results_path, run_measured
 from trashseg.data.classes import CLASSES
 from trashseg.inference.probs import ProbsWriter
 
@@ -61,6 +61,7 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 800])
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="sizes 8 and 16: that the bench runs, not its figures")
+    parser.add_argument("--out", type=Path, default=None, help="result JSON (default bench/results/ensemble.json)")
     args = parser.parse_args()
     if args.smoke:
         args.sizes = [8, 16]
@@ -108,6 +109,9 @@ def main():
     print(f"rss_growth_{lo}_to_{hi}={figures[f'peak_rss_mb_{hi}'] / figures[f'peak_rss_mb_{lo}']:.3f}")
     if not args.no_baseline:
         print(f"baseline_over_kit_rss_{hi}={figures[f'baseline_peak_rss_mb_{hi}'] / figures[f'peak_rss_mb_{hi}']:.2f}")
+    kept = {k: round(v, 1) for k, v in figures.items()}
+    settings = {"sizes": args.sizes, "models": 2, "resolution": 256}
+    keep("bench-ensemble", kept, settings, args.out or (None if args.smoke else results_path("ensemble")))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ traded against epochs). The study's first trial is today's cpu-lite, queued by t
 baseline is measured in the same study; the end prints the study's table, the best trial against it
 and `name=value` lines. The study is a SQLite file under runs/bench-recipes/sweeps/ (out of git): a
 stopped bench-sweep resumes it, and TRIALS=N asks for N finished trials in all. The winner is then
-confirmed out of fold on all three folds by `make bench-recipes ROWS=...`.
+confirmed out of fold on all three folds by `make bench-recipes ROWS=...`. The study's table (each
+trial's state, figure, minutes and values) is kept in git as bench/results/sweep-<study>.json, which
+docs/results.md's sweep table is read from.
 """
 
 from __future__ import annotations
@@ -23,10 +25,37 @@ from common import ROOT
 SPACE = ROOT / "configs" / "sweeps" / "cpu-lite.yaml"
 
 
+def export(study, path: Path) -> dict:
+    """The study's trials as a table a page can be held to: number, state, value (the fold's best
+    per-image mIoU, or the last reported one of a pruned or stopped trial), minutes, values drawn."""
+    from optuna.trial import TrialState
+
+    from trashseg.atomic import write_json
+
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        reported = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None
+        ended = t.datetime_complete is not None and t.datetime_start is not None
+        rows.append(
+            {
+                "trial": t.number,
+                "state": t.state.name.lower(),
+                "value": t.value if t.state == TrialState.COMPLETE else None,
+                "last_reported": reported,
+                "minutes": round((t.datetime_complete - t.datetime_start).total_seconds() / 60, 1) if ended else None,
+                "params": t.params,
+            }
+        )
+    table = {"study": study.study_name, "trials": rows}
+    write_json(path, table)
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=12, help="finished trials wanted in all (the study resumes)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench-recipes")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results", help="where the table is kept")
     args = parser.parse_args()
     data = args.runs / "data"
     prepare(data)
@@ -72,6 +101,9 @@ def main() -> None:
     print(f"best_gain={best.value - baseline.value:+.4f}")
     print(f"best_ratio={best.value / baseline.value:.4f}")
     print(f"trial_minutes_max={max(minutes):.1f}")
+    out = args.results / f"sweep-{SWEEP_STUDY}.json"
+    export(study, out)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT
+from common import ROOT, keep, results_path
 
 VARIANTS = {
     "off": "[]",
@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--smoke", action="store_true", help="tiny encoder, 64 px: that it runs, not its figures")
+    parser.add_argument("--out", type=Path, default=None, help="result JSON (default bench/results/tracking.json)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -101,6 +102,16 @@ def main() -> None:
     for variant in list(VARIANTS)[1:]:
         key = variant.replace("+", "_")
         print(f"epoch_overhead_{key}={statistics.mean(epochs[variant]) / base_epoch:.3f}")
+    figures = {
+        variant: {
+            "epoch_s": round(statistics.mean(epochs[variant]), 2),
+            "run_s": round(statistics.mean(walls[variant]), 1),
+            "epoch_overhead": round(statistics.mean(epochs[variant]) / base_epoch, 3),
+        }
+        for variant in VARIANTS
+    }
+    settings = {"encoder": encoder, "size": size, "batch": batch, "epochs": args.epochs, "reps": args.reps}
+    keep("bench-tracking", figures, settings, args.out or (None if args.smoke else results_path("tracking")))
 
 
 if __name__ == "__main__":

@@ -32,3 +32,47 @@ def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float,
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{err.read()[-2000:]}")
         return seconds, usage.ru_maxrss / 1024, out.read()
+
+
+def machine() -> dict:
+    """What a figure was measured on: the CPU model and its threads, torch, and the GPU when one is used."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    about = {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__}
+    if torch.cuda.is_available():
+        about["gpu"] = torch.cuda.get_device_name(0)
+    return about
+
+
+def keep(name: str, figures: dict, settings: dict, out: Path | None) -> Path | None:
+    """Write a bench's figures (with its settings, the machine and the commit) to ``out``, by default
+    bench/results/<name>.json in git, which the docs' figures are read from and a test holds them to;
+    ``out`` None (a --smoke run): nothing is kept."""
+    if out is None:
+        print(f"{name}: a smoke run; its figures are not kept")
+        return None
+    from trashseg.atomic import write_json
+
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "?"
+    write_json(out, {"bench": name, "settings": settings, "machine": machine(), "commit": commit, "figures": figures})
+    print(f"wrote {out}")
+    return out
+
+
+def results_path(name: str) -> Path:
+    return ROOT / "bench" / "results" / f"{name}.json"

@@ -3,6 +3,7 @@ first seed keeps the row's own run folder (rows measured before repeats are read
 every seed reaches the training as train.seed."""
 
 import json
+import re
 import sys
 
 import pytest
@@ -89,6 +90,21 @@ def test_sweep_best_is_the_studys_best_trial_over_the_cpu_lite_row(bench, tmp_pa
     assert given["augment.train"].startswith("[{OneOf: ") and "ScaleCrop" in given["augment.train"]
     assert "0.7300" in what
 
+    import bench_sweep  # the study's table, kept for the docs: each trial's state, figure and values
+
+    pruned = study.ask()
+    pruned.report(0.61, 2)
+    study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
+    table = bench_sweep.export(study, tmp_path / "sweep.json")
+    assert json.loads((tmp_path / "sweep.json").read_text()) == table and table["study"] == bench.SWEEP_STUDY
+    assert [(r["trial"], r["state"], r["value"]) for r in table["trials"]] == [
+        (0, "complete", 0.70),
+        (1, "complete", 0.73),
+        (2, "pruned", None),
+    ]
+    assert table["trials"][2]["last_reported"] == 0.61 and table["trials"][1]["params"] == study.trials[1].params
+    assert all(r["minutes"] is not None and r["minutes"] >= 0 for r in table["trials"][:2])
+
 
 def test_a_preset_row_trains_the_preset_on_its_own_budget(bench, tmp_path, monkeypatch):
     calls = []
@@ -150,7 +166,8 @@ def test_the_cpu_ensemble_bench_runs_each_member_plain_and_tta_then_both_merges(
     monkeypatch.setattr(ens, "make", make)
     monkeypatch.setattr(ens, "prepare", lambda data: None)
     ledger = tmp_path / "ledger.json"
-    monkeypatch.setattr(sys, "argv", ["bench_cpu_ensemble.py", "--runs", str(tmp_path), "--ledger", str(ledger)])
+    argv = ["bench_cpu_ensemble.py", "--runs", str(tmp_path), "--ledger", str(ledger), "--results", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
     monkeypatch.setattr(bench, "LEDGER", None)  # main sets it: the members' figures go to the ledger given
     for m in ens.MEMBERS:
         (tmp_path / m).mkdir()
@@ -168,6 +185,14 @@ def test_the_cpu_ensemble_bench_runs_each_member_plain_and_tta_then_both_merges(
     out = capsys.readouterr().out
     assert "cpu-lite TTA" in out and "ensemble TTA, fitted (0.40/0.60)" in out
     assert "ensemble_TTA_fitted_miou_per_image=0.7100" in out and "cpu_lite_TTA_miou_per_image=0.7000" in out
+    kept = json.loads((tmp_path / "cpu-ensemble-seed21.json").read_text())  # the table, for the docs
+    assert kept["rows"]["ensemble TTA, fitted"] == {
+        "miou": 0.71,
+        "miou_per_image": 0.71,
+        "present_mean": pytest.approx(0.9),
+        "weights": {"cpu-lite": 0.4, "cpu-lite-deeplab": 0.6},
+    }
+    assert kept["rows"]["ensemble plain, equal"]["present_mean"] is None and len(kept["rows"]) == 8
     recorded = json.loads(ledger.read_text())["runs"]
     assert set(recorded) == set(ens.MEMBERS) and all({"plain", "tta"} <= set(e) for e in recorded.values())
     # a test file left by another tta block than the validation file's (the preset's scales changed) is inferred again
@@ -364,29 +389,78 @@ def test_the_committed_ledger_matches_the_rows_it_names():
             assert 0 < entry[kind]["miou_per_image"] < 1
 
 
-def test_the_recipes_table_in_the_docs_is_the_ledgers():
-    """docs/results.md's recipes table: each row's per-seed per-image figures and their mean ± half the
-    spread are the ledger's, rounded as printed; a TTA row reads the runs' TTA figures."""
+def ledger_cells(bench, runs: dict, name: str, kind: str, seeds: list[int], base: float) -> dict[str, str]:
+    """Every figure cell of one ledger row as docs/results.md prints it: mean ± half the spread of the
+    dataset, per-image and 3-class figures over ``seeds``, the per-image gain over ``base``, each seed's
+    per-image figure and the present classes' IoU (mean of the seeds, 3 decimals)."""
+    results = [runs[bench.run_name(name, seed)][kind] for seed in seeds]
+
+    def spread(values):
+        return f"{sum(values) / len(values):.4f} ± {(max(values) - min(values)) / 2:.4f}"
+
+    per_image = [r["miou_per_image"] for r in results]
+    mean = sum(per_image) / len(per_image)
+    return {
+        "dataset": spread([r["miou"] for r in results]),
+        "per_image": spread(per_image),
+        "present": spread([bench.present_mean(r) for r in results]),
+        "gain": f"{mean - base:+.4f}",
+        "seeds": " / ".join(f"{v:.4f}" for v in per_image),
+        "classes": " / ".join(
+            f"{sum(r['per_class_iou'][c] for r in results) / len(results):.3f}" for c in bench.PRESENT
+        ),
+    }
+
+
+def table_rows(text: str, start: str, end: str) -> list[list[str]]:
+    table = text[text.index(start) : text.index(end)]
+    return [
+        [c.strip().strip("*") for c in line.strip().strip("|").split("|")]
+        for line in table.splitlines()
+        if line.startswith("| `")
+    ]
+
+
+def test_every_ledger_cell_in_the_docs_is_the_ledgers_and_its_fingerprints_are_the_rows():
+    """docs/results.md's recipes table and the CPU ensemble's single-model rows: every figure cell is
+    recomputed from bench/recipes-ledger.json (mean ± half the spread, gains, each seed, each class),
+    and every ledger entry's fingerprints are recomputed from the row as the script defines it today
+    (auto speed resolved as on the AVX512-BF16 CPUs the preset rows trained on, in bf16)."""
     import json
-    import re
 
     sys.path.insert(0, str(ROOT / "bench"))
     import bench_recipes as bench
 
     runs = json.loads(bench.DEFAULT_LEDGER.read_text())["runs"]
+    real = bench.speed_here
+    bench.speed_here = lambda: ("bf16", True)
+    try:
+        for run, entry in runs.items():
+            assert entry["fingerprint"] == bench.fingerprint(entry["row"], "plain"), run
+            if "tta" in entry:
+                assert entry["tta_fingerprint"] == bench.fingerprint(entry["row"], "tta"), run
+    finally:
+        bench.speed_here = real
+
     text = (ROOT / "docs" / "results.md").read_text()
-    table = text[text.index("## Recipes out of fold") : text.index("## The CPU recipe's sweep")]
+    orig = sum(runs[bench.run_name("orig", s)]["plain"]["miou_per_image"] for s in (21, 22)) / 2
     checked = 0
-    for line in table.splitlines():
-        cells = [c.strip().strip("*") for c in line.strip("|").split("|")]  # bold is emphasis, not a figure
-        found = re.match(r"`([\w-]+)`", cells[0])
-        if not found or found.group(1) not in bench.ROWS or len(cells) < 8:
-            continue
-        name, kind = found.group(1), "tta" if "TTA" in cells[0] else "plain"
-        seeds = [int(s) for s in cells[2].split(",")]
-        values = [runs[bench.run_name(name, seed)][kind]["miou_per_image"] for seed in seeds]
-        assert cells[7] == " / ".join(f"{v:.4f}" for v in values), (name, kind)
-        mean, half = sum(values) / len(values), (max(values) - min(values)) / 2
-        assert cells[4] == f"{mean:.4f} ± {half:.4f}", (name, kind, cells[4])
+    for cells in table_rows(text, "## Recipes out of fold", "## The CPU recipe's sweep"):
+        name = re.match(r"`([\w-]+)`", cells[0]).group(1)
+        kind, seeds = ("tta" if "TTA" in cells[0] else "plain"), [int(s) for s in cells[2].split(",")]
+        want = ledger_cells(bench, runs, name, kind, seeds, orig)
+        got = dict(zip(("dataset", "per_image", "present", "gain", "seeds", "classes"), cells[3:9]))
+        assert got == want, cells[0]
         checked += 1
-    assert checked >= 5  # orig, adamw-poly, adamw-poly-lovasz-ema, cpu-lite plain and with TTA
+    assert checked == 5  # orig, adamw-poly, adamw-poly-lovasz-ema, cpu-lite plain and with its TTA
+
+    lite = sum(runs[bench.run_name("cpu-lite", s)]["plain"]["miou_per_image"] for s in (21, 22)) / 2
+    members = 0
+    for cells in table_rows(text, "| what | weights, seed 21 / 22 |", "(The 3-class column"):
+        name = re.match(r"`([\w-]+)`", cells[0]).group(1)
+        want = ledger_cells(bench, runs, name, "tta" if "TTA" in cells[0] else "plain", [21, 22], lite)
+        got = dict(zip(("dataset", "per_image", "present", "gain", "seeds"), cells[2:7]))
+        assert got == {k: want[k] for k in got}, cells[0]
+        members += 1
+    assert members == 4
+    assert "\n| (" not in text  # no row of figures that no file holds

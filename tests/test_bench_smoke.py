@@ -97,7 +97,7 @@ def test_bench_data_cpu_durable_and_tracking_scripts_run_at_smoke_size():
     (one write each) and bench-tracking (tiny encoder, one epoch per tracking variant) run to their
     figures: a bench that no longer runs is found here, not by the next person who needs its numbers."""
     assert {"mask_speedup", "item_speedup"} <= set(bench("bench_data.py", "--smoke"))
-    cpu = bench("bench_cpu.py", "--size", "64", "--batch", "2", "--steps", "1", "--encoder", TINY_ENCODER)
+    cpu = bench("bench_cpu.py", "--smoke")
     assert {"train_images_per_s_default", "infer_images_per_s_tuned", "alloc_speedup"} <= set(cpu)
     assert bench("bench_durable.py", "--smoke") == {}  # a table, no key=value lines: it ran
     tracking = bench("bench_tracking.py", "--smoke", "--epochs", "1", "--reps", "1", timeout=600)
