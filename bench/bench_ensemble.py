@@ -65,7 +65,7 @@ def main():
     args = parser.parse_args()
     if args.smoke:
         args.sizes = [8, 16]
-    figures = {}
+    figures, identical = {}, {}
     with tempfile.TemporaryDirectory(dir=ROOT / "cache" if (ROOT / "cache").is_dir() else None) as tmp:
         tmp = Path(tmp)
         for n in args.sizes:
@@ -97,6 +97,7 @@ def main():
                 same = filecmp.cmp(tmp / "kit.csv", tmp / "base.csv", shallow=False)  # streams
                 figures[f"baseline_peak_rss_mb_{n}"] = b_rss
                 figures[f"baseline_images_per_s_{n}"] = n / b_seconds
+                identical[n] = same
                 print(
                     f"original-style       {n:4d} images x 2 models: peak RSS {b_rss:7.0f} MB, "
                     f"{n / b_seconds:6.1f} images/s  (identical CSV: {same})"
@@ -110,6 +111,7 @@ def main():
     if not args.no_baseline:
         print(f"baseline_over_kit_rss_{hi}={figures[f'baseline_peak_rss_mb_{hi}'] / figures[f'peak_rss_mb_{hi}']:.2f}")
     kept = {k: round(v, 1) for k, v in figures.items()}
+    kept.update({f"identical_csv_{n}": same for n, same in identical.items()})
     settings = {"sizes": args.sizes, "models": 2, "resolution": 256}
     keep("bench-ensemble", kept, settings, args.out or (None if args.smoke else results_path("ensemble")))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -34,7 +35,7 @@ VARIANTS = {
 SIZES = {False: ("tu-efficientnet_b0", 256, 8), True: ("tu-mobilenetv3_small_050", 64, 2)}
 
 
-def run(variant: str, data: Path, work: Path, epochs: int, smoke: bool = False) -> tuple[list[float], float]:
+def run(variant: str, data: Path, work: Path, epochs: int, smoke: bool = False) -> tuple[list[float], float, float]:
     runs = work / f"runs_{variant}"
     shutil.rmtree(runs, ignore_errors=True)
     encoder, size, batch = SIZES[smoke]
@@ -59,12 +60,14 @@ def run(variant: str, data: Path, work: Path, epochs: int, smoke: bool = False) 
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"bench-tracking: the {variant} training failed:\n{proc.stderr[-2000:]}")
+    spent = 0.0  # the trainer's own count of its seconds on tracking (none printed when tracking is off)
     for line in proc.stdout.splitlines():
         if line.startswith("tracking ("):
             print(f"  {variant}: {line}", flush=True)
+            spent = float(re.search(r"\): ([0-9.]+) s in the training process", line).group(1))
     with open(runs / "fpn" / "fold0" / "metrics.csv", newline="") as fh:
         seconds = [float(r["seconds"]) for r in csv.DictReader(fh)]
-    return seconds, wall
+    return seconds, wall, spent
 
 
 def main() -> None:
@@ -80,11 +83,12 @@ def main() -> None:
         shutil.copytree(ROOT / "data" / "sample", data, ignore=shutil.ignore_patterns("train_data*", "valid_data*"))
         folds = [sys.executable, "-m", "trashseg", "folds", "--data-dir", str(data), "--k", "3"]
         subprocess.run([*folds, "--group", r"^(batch_[^/]+)/"], check=True, capture_output=True)
-        epochs, walls = {v: [] for v in VARIANTS}, {v: [] for v in VARIANTS}
+        epochs, walls, spent = {v: [] for v in VARIANTS}, {v: [] for v in VARIANTS}, {v: [] for v in VARIANTS}
         for rep in range(args.reps):
             order = list(VARIANTS) if rep % 2 == 0 else list(reversed(VARIANTS))
             for variant in order:
-                seconds, wall = run(variant, data, work, args.epochs, args.smoke)
+                seconds, wall, tracking = run(variant, data, work, args.epochs, args.smoke)
+                spent[variant].append(tracking / sum(seconds))
                 epochs[variant] += seconds[1:] or seconds  # the first epoch also builds the mask cache
                 walls[variant].append(wall)
     base_epoch, base_wall = statistics.mean(epochs["off"]), statistics.mean(walls["off"])
@@ -107,6 +111,7 @@ def main() -> None:
             "epoch_s": round(statistics.mean(epochs[variant]), 2),
             "run_s": round(statistics.mean(walls[variant]), 1),
             "epoch_overhead": round(statistics.mean(epochs[variant]) / base_epoch, 3),
+            "tracking_share_of_epochs": round(statistics.mean(spent[variant]), 4),
         }
         for variant in VARIANTS
     }

@@ -1,0 +1,115 @@
+"""Every figure of docs/results.md's benchmark table comes from the result file its command writes
+(bench/results/<name>.json, in git): each row's result cell is rebuilt here from that file and must
+equal the page's, so a figure typed by hand, or left behind by a new run, fails. (The recipes ledger's
+tables: tests/test_bench_recipes.py; the CPU speed table: test_the_cpu_speed_table_quotes_its_files.)"""
+
+import json
+
+from helpers import ROOT
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def figures(name: str) -> dict:
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+def data_cell(r: dict) -> str:
+    f, s = r["figures"], r["settings"]
+    return (
+        f"`mask_speedup={f['mask_speedup']:.2f}`, `item_speedup={f['item_speedup']:.2f}` (masks "
+        f"{f['mask_items_per_s_original']:.0f} -> {f['mask_items_per_s_kit']:.0f} items/s, items "
+        f"{f['item_items_per_s_original']:.0f} -> {f['item_items_per_s_kit']:.0f} items/s; {s['images']} photos; "
+        f"{r['machine']['cpu']})"
+    )
+
+
+def ensemble_cell(r: dict) -> str:
+    f = r["figures"]
+    lo, hi = r["settings"]["sizes"][0], r["settings"]["sizes"][-1]
+    same = all(f[f"identical_csv_{n}"] for n in (lo, hi))
+    return (
+        f"peak RSS {f[f'peak_rss_mb_{lo}']:.1f} MB -> {f[f'peak_rss_mb_{hi}']:.1f} MB (`peak_rss_mb_{lo}/{hi}`), "
+        f"{f[f'images_per_s_{lo}']:.1f} / {f[f'images_per_s_{hi}']:.1f} images/s; the original's whole-array way: "
+        f"{f[f'baseline_peak_rss_mb_{lo}']:.0f} MB -> {f[f'baseline_peak_rss_mb_{hi}']:.0f} MB, "
+        f"{f[f'baseline_images_per_s_{lo}']:.1f} / {f[f'baseline_images_per_s_{hi}']:.1f} images/s"
+        + (", identical CSV" if same else ", CSV DIFFERS")
+    )
+
+
+def cpu_cell(r: dict) -> str:
+    f = r["figures"]
+    return (
+        f"training {f['train_images_per_s_default']:.2f} -> {f['train_images_per_s_tuned']:.2f} images/s "
+        f"(`alloc_speedup={f['alloc_speedup']:.2f}`), inference {f['infer_images_per_s_default']:.2f} -> "
+        f"{f['infer_images_per_s_tuned']:.2f} images/s (`infer_alloc_speedup={f['infer_alloc_speedup']:.2f}`); "
+        f"{r['machine']['cpu']}, {r['machine']['threads']} threads"
+    )
+
+
+def tracking_cell(r: dict) -> str:
+    f = r["figures"]
+    share = ", ".join(
+        f"{name} {100 * f[name]['tracking_share_of_epochs']:.1f}%"
+        for name in ("tensorboard", "wandb", "tensorboard+wandb")
+    )
+    epochs = " / ".join(f"{f[name]['epoch_s']:.1f}" for name in ("tensorboard", "wandb", "tensorboard+wandb"))
+    overhead = ", ".join(
+        f"`epoch_overhead_{name.replace('+', '_')}={f[name]['epoch_overhead']:.3f}`"
+        for name in ("tensorboard", "wandb", "tensorboard+wandb")
+    )
+    return (
+        f"time the training process spends on tracking, of its epochs' time: {share}; whole-epoch times "
+        f"({f['off']['epoch_s']:.1f} s off; {epochs} s) move by this machine's run-to-run noise ({overhead})"
+    )
+
+
+def durable_cell(r: dict) -> str:
+    f = r["figures"]
+
+    def pair(name: str) -> str:
+        return f"{f[name]['rename_ms']:.1f} -> {f[name]['durable_ms']:.1f} ms"
+
+    return (
+        f"checkpoint (FPN-B3 + Adam state, {f['checkpoint']['mb']:.0f} MB) {pair('checkpoint')}; probability file "
+        f"({r['settings']['probability_images']} images, {f['probabilities']['mb']:.0f} MB) {pair('probabilities')}; "
+        f"small JSON {pair('small_json')}. A training epoch writes `last.pt` and sometimes `best.pt`: well under "
+        "a second per epoch"
+    )
+
+
+CELLS = {
+    "make bench-data": ("data", data_cell),
+    "make bench-ensemble": ("ensemble", ensemble_cell),
+    "make bench-cpu": ("cpu", cpu_cell),
+    "make bench-tracking": ("tracking", tracking_cell),
+    "make bench-durable": ("durable", durable_cell),
+}
+
+
+def bench_table() -> dict[str, str]:
+    text = (ROOT / "docs" / "results.md").read_text()
+    table = text[text.index("| command | what | result |") :]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        if not line.startswith("| `make bench-"):
+            break
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        rows[cells[0].strip("`")] = cells[2]
+    return rows
+
+
+def test_each_bench_result_cell_is_rebuilt_from_its_file():
+    rows = bench_table()
+    for command, (name, cell) in CELLS.items():
+        assert rows[command] == cell(figures(name)), (
+            f"{command}: docs/results.md differs from bench/results/{name}.json"
+        )
+    assert set(rows) - set(CELLS) == {"make bench-gpu", "make bench-cpu-speed"}  # no GPU lent; its own table
+
+
+def test_every_result_file_says_what_and_where_it_measured():
+    for name, _ in CELLS.values():
+        r = figures(name)
+        assert r["bench"] == f"bench-{name}" and r["figures"] and r["settings"]
+        assert r["machine"]["cpu"] and r["machine"]["torch"] and len(r["commit"]) >= 7
