@@ -179,7 +179,7 @@ docker-%: ## run any target in the image: make docker-train-fpn FOLD=0, make doc
 # --- tests and benchmarks -----------------------------------------------------------------------
 test: $(STAMP) $(CRF_STAMP) ## the full test suite (unit + end-to-end through these make targets; what CI runs), on every core
 	$(PY) -m pytest -q -n auto --dist loadfile --durations=15 tests
-test-fast: $(STAMP) ## the quick loop: every test not marked slow (no make-driven training), well under a minute
+test-fast: $(STAMP) ## the quick loop: every test not marked slow (no make-driven training), ~70 s on 2 cores
 	$(PY) -m pytest -q -m "not slow" tests
 bench-data: $(STAMP) ## mask stage and whole-item loader speed vs the original-style loader
 	$(PY) bench/bench_data.py

@@ -205,6 +205,7 @@ def test_the_cpu_ensemble_bench_runs_each_member_plain_and_tta_then_both_merges(
     assert again == [("cpu-lite", 1)] and calls[-1][0] == "ensemble"
 
 
+@pytest.mark.slow  # trains / starts Python processes
 def test_the_cpu_speed_bench_measures_each_switch_against_fp32_and_says_what_auto_picks(tmp_path):
     """bench-cpu-speed at 64 px, one round: fp32, channels_last and channels_last + bf16 each print a
     rate, a ratio to fp32 and a loss; the loader's (threads, workers) settings are timed with the kit's

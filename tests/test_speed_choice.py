@@ -73,6 +73,7 @@ def test_a_named_bf16_on_an_emulating_cpu_runs_and_is_said_once_in_one_line(monk
     assert precision.choose(settings("speed.amp=off").speed, CPU).describe().startswith("amp: off (set so)")
 
 
+@pytest.mark.slow  # trains / starts Python processes
 def test_the_isa_cap_reads_as_the_cpu_it_stands_for():
     """ONEDNN_MAX_CPU_ISA=AVX2 (how bench-cpu-speed --isa avx2 stands in for an AVX2-only CPU) makes the
     probe say emulated, whatever this CPU has; `config show` prints what each speed key resolves to."""
