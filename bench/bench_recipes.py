@@ -387,8 +387,8 @@ def run_row(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict:
         if (kept := recorded(name, seed, "plain")) is not None:
             return kept
         train, infer, common, args = row_steps(name, data, runs, seed)
-        for fold in range(3):
-            make(train, **common, FOLD=fold, ARGS=args)
+        for fold in range(3):  # FORCE=1: a row without its oof.json is trained whole again, as before runs were kept
+            make(train, **common, FOLD=fold, FORCE=1, ARGS=args)
             make(infer, **common, FOLD=fold, SPLITS="valid", TTA=0, ARGS=args)  # plain, whatever a preset says
         make("oof", MODEL=run, DATA_DIR=data, RUNS=runs, TTA=0, ARGS=f"--set data.cache_dir={runs / 'cache'}")
     out = json.loads(result.read_text())

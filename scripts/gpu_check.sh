@@ -38,7 +38,7 @@ M="make --no-print-directory VENV=/tmp/v"
 step bench_gpu 240 $M bench-gpu ARGS= 
 S="DATA_DIR=data/sample RUNS=/tmp/runs ENCODER_WEIGHTS=none FOLD=0 ${GPU_CHECK_SETTINGS:-ENCODER=tu-tf_efficientnet_b3 IMG_SIZE=512 BATCH=8 WORKERS=2}"
 step folds 60 $M folds DATA_DIR=data/sample K=3 GROUP='^(batch_[^/]+)/' \
-  && step train 180 $M train-fpn $S EPOCHS=3 \
+  && step train 180 $M train-fpn $S EPOCHS=3 FORCE=1 \
   && step resume 120 $M train-fpn $S EPOCHS=4 RESUME=1 \
   && step infer 120 $M infer-fpn $S \
   && step ensemble 60 $M ensemble DATA_DIR=data/sample RUNS=/tmp/runs SUBMISSIONS=/tmp/subs NAME=gpu

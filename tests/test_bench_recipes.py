@@ -122,6 +122,7 @@ def test_a_preset_row_trains_the_preset_on_its_own_budget(bench, tmp_path, monke
     assert len(trains) == len(infers) == 3 and all(v["EXP"] == "cpu-lite-deeplab" for v in trains + infers)
     assert not any(k in v for v in trains for k in ("IMG_SIZE", "EPOCHS", "BATCH", "ENCODER"))  # the preset's own
     assert all("--set model.name=cpu-lite-deeplab-seed22" in v["ARGS"] and v["SEED"] == 22 for v in trains)
+    assert all(v["FORCE"] == 1 for v in trains)  # the bench's own runs: a row without its oof.json trains whole
 
 
 def test_the_cpu_ensemble_bench_runs_each_member_plain_and_tta_then_both_merges(bench, tmp_path, monkeypatch, capsys):
