@@ -158,6 +158,12 @@ def test_a_scheduler_passes_a_variable_as_trashseg_name_and_the_command_line_win
         ("train", {"EXP": "fpn"}, "EXP=fpn: fpn is a model folder, not a preset: MODEL=fpn"),
         ("train-fpn", {"FOLD": -1}, "FOLD=-1: must be 0 or more"),
         (
+            "report",
+            {"RUN": "runs/fpn/fold0", "TTA": 1},
+            "TTA: RUN='s report scores the run with its own settings (its config.yaml); these apply to an "
+            "ensemble's report (MODELS=)",
+        ),
+        (
             "train-fpn",
             {"FOLD": 0, "ARGS": "--fold 1"},
             "FOLD=0 and FOLD=1: given twice (a variable and ARGS?); give it once",

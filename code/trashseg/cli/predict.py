@@ -95,6 +95,13 @@ def report(argv: list[str]) -> None:
     models = options.words(args, "MODELS")
     if args.RUN and models:
         raise TrashsegError("RUN= and MODELS=: give one (a run's report, or an ensemble's out-of-fold report)")
+    ignored = [n for n in options.STAGE_SETTINGS if getattr(args, n, None) not in (None, "")]
+    ignored += ["ARGS (--set)"] if args.overrides else []
+    if args.RUN and ignored:
+        raise TrashsegError(
+            f"{', '.join(ignored)}: RUN='s report scores the run with its own settings (its config.yaml); "
+            "these apply to an ensemble's report (MODELS=)"
+        )
     if args.RUN:
         from trashseg.evaluation.report import report as run
 
