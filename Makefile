@@ -84,9 +84,9 @@ format: $(STAMP) ## ruff: fix import order and lint autofixes, then format the c
 # --- the stages: each a verb of `trashseg` (trashseg <verb> --help) -----------------------------
 check-data: $(STAMP) ## counts per class and every problem in DATA_DIR (train_all.json, test.json)
 	$(TS) check-data $(GIVEN)
-folds: $(STAMP) ## write train_data{k}/valid_data{k}.json: K folds, SEED, GROUP=regex keeps groups whole
+folds: $(STAMP) ## write train_data{k}/valid_data{k}.json: K folds, SEED, GROUP=regex keeps groups whole (+ folds.json: how they were made)
 	$(TS) folds $(GIVEN)
-train: $(STAMP) ## train MODEL (or EXP's model) on FOLD -> RUNS/<MODEL or EXP>/fold<k>/ (GPUS=N: DDP; RESUME=1; TRAIN_ALL=1 -> .../all/)
+train: $(STAMP) ## train MODEL (or EXP's model) on FOLD -> RUNS/<MODEL or EXP>/fold<k>/ (GPUS=N: DDP; RESUME=1; FORCE=1 over a kept run; TRAIN_ALL=1 -> .../all/)
 	$(TS) train $(GIVEN)
 infer: $(STAMP) ## MODEL's (or EXP's) probabilities for test.json and FOLD's validation images (TTA=1, CRF=1, SPLITS)
 	$(TS) infer $(GIVEN)
@@ -98,7 +98,7 @@ infer-%: $(STAMP) ## infer-<model>: the same as infer MODEL=<model>
 	$(TS) infer $(GIVEN) --model $*
 eval-%: $(STAMP) ## eval-<model>: the same as eval MODEL=<model>
 	$(TS) eval $(GIVEN) --model $*
-cv: $(STAMP) ## every fold (K) of MODELS (or of EXP's preset), one fold per GPU in parallel when GPUS>1, then infer + ensemble
+cv: $(STAMP) ## every fold (K) of MODELS (or of EXP's preset), one fold per GPU in parallel when GPUS>1, then infer + ensemble; resumes (finished folds kept)
 	$(TS) cv $(GIVEN)
 oof: $(STAMP) ## score MODEL's (or each of MODELS') out-of-fold predictions against train_all.json (TTA=1, CRF=1)
 	$(TS) oof $(GIVEN)

@@ -110,3 +110,6 @@ def test_fold_files_remember_their_k_and_train_all(coco_dir, tmp_path):
     assert "train_all.json changed since the fold files were made by `make folds K=3`" in stale
     make_folds(coco_dir / "train_all.json", coco_dir, 3, 0, {})
     assert "best epoch 1" in run_make("train-fpn", **tiny, FOLD=0)
+    (coco_dir / "folds.json").unlink()  # fold files from elsewhere: no record, but each fold's files are looked for
+    missing = failure(make_process("cv", **tiny, MODELS="fpn", K=4))
+    assert f"{coco_dir}/train_data3.json: not found" in missing and not (tmp_path / "runs" / "fpn" / "fold1").exists()

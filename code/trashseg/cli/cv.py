@@ -150,7 +150,14 @@ def cv(argv: list[str]) -> int:
     from trashseg.data.folds import check_folds
     from trashseg.runs import data_dir
 
-    check_folds(data_dir(options.config(args, models=False)), k=k)
+    shared = options.config(args, models=False)
+    check_folds(data_dir(shared), k=k)
+    from trashseg.runs import data_json
+    from trashseg.settings import changed
+
+    for fold in range(k):  # every fold's files before any job (fold files from elsewhere have no record)
+        for key in ("train_json", "valid_json"):
+            data_json(changed(shared, {"train.fold": fold}), key)
     if args.EXP:
         runs = [["--exp", registry.target(None, args.EXP).name]]
         names = [trained_name(args, exp=args.EXP)]
