@@ -147,8 +147,29 @@ def sweep_best_row(runs: Path) -> tuple[str, tuple]:
     return f"sweep-trial{best.number:03d}", (model, variables, base + " " + own, what)
 
 
+SMOKE = False  # --smoke: the bundled sample at a tiny budget (main sets it)
+
+
+def smoke_settings() -> None:
+    """--smoke: every table row at a tiny budget (a tiny encoder from random weights, 64 px, 1 epoch)
+    on the bundled sample, so the bench's own steps run end to end in a test; figures mean nothing."""
+    global SMOKE
+    SMOKE = True
+    BUDGET.update(IMG_SIZE=64, EPOCHS=1, BATCH=4, WORKERS=0)
+    for encoder in (LITE0, LITE2):  # the rows hold these dicts: changed in place
+        encoder.update(ENCODER="tu-mobilenetv3_small_050", ENCODER_WEIGHTS="none")
+
+
 def prepare(data: Path) -> None:
-    """The woosong photos in the kit's layout, with 3 folds split by recording date."""
+    """The woosong photos in the kit's layout, with 3 folds split by recording date (--smoke: the
+    bundled sample's 45 annotated photos, one date a fold)."""
+    if SMOKE:
+        if not (data / "valid_data2.json").is_file():
+            shutil.copytree(ROOT / "data" / "sample", data, dirs_exist_ok=True)
+            for old in [*data.glob("train_data*.json"), *data.glob("valid_data*.json"), data / "folds.json"]:
+                old.unlink(missing_ok=True)
+            make("folds", DATA_DIR=data, K=3, GROUP=r"^(batch_[^/]+)/")
+        return
     src = require_woosong()
     if (data / "images").is_symlink():  # an older bench linked the photos; the kit refuses links out of DATA_DIR
         (data / "images").unlink()
@@ -464,9 +485,20 @@ def main() -> None:
     parser.add_argument(
         "--ledger", type=Path, default=DEFAULT_LEDGER, help="scored runs, read and written (bench/recipes-ledger.json)"
     )
+    parser.add_argument(
+        "--smoke", action="store_true", help="the sample at a tiny budget, table rows only, ledger RUNS/ledger.json"
+    )
     args = parser.parse_args()
     global LEDGER
     LEDGER = args.ledger
+    if args.smoke:
+        smoke_settings()
+        if args.runs == ROOT / "runs" / "bench-recipes":
+            args.runs = ROOT / "runs" / "bench-recipes-smoke"
+        if args.ledger == DEFAULT_LEDGER:  # a smoke run never writes the committed ledger
+            LEDGER = args.runs / "ledger.json"
+        if args.rows == list(ROWS):  # every row by default; a smoke run: the baseline's row alone
+            args.rows = [args.base]
     if "sweep-best" in args.rows:
         name, row = sweep_best_row(args.runs)
         ROWS[name] = row
@@ -474,6 +506,8 @@ def main() -> None:
     unknown = [r for r in [*args.rows, args.base] if r not in ROWS]
     if unknown:
         raise SystemExit(f"bench-recipes: unknown row(s) {unknown}; rows: {', '.join(ROWS)}")
+    if args.smoke and (presets := [r for r in [*args.rows, args.base] if preset_of(r)]):
+        raise SystemExit(f"bench-recipes: --smoke runs table rows only, not preset rows at their own budget: {presets}")
     rows = [args.base] + [r for r in args.rows if r != args.base]  # the baseline always, first
     data = args.runs / "data"
     prepare(data)

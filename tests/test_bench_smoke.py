@@ -1,6 +1,7 @@
 """The GPU bench script itself runs end to end (on CPU, tiny encoder, 64 px, one step), so a lent
 GPU's few minutes are not lost to a bug in it. Figures are printed, never asserted."""
 
+import json
 import subprocess
 import sys
 
@@ -102,3 +103,27 @@ def test_bench_data_cpu_durable_and_tracking_scripts_run_at_smoke_size():
     assert bench("bench_durable.py", "--smoke") == {}  # a table, no key=value lines: it ran
     tracking = bench("bench_tracking.py", "--smoke", "--epochs", "1", "--reps", "1", timeout=600)
     assert {"epoch_overhead_tensorboard", "epoch_overhead_wandb", "epoch_overhead_tensorboard_wandb"} <= set(tracking)
+
+
+def test_bench_recipes_runs_its_make_steps_at_smoke_size(tmp_path):
+    """make bench-recipes' script with --smoke: the bundled sample split by date, the baseline row trained
+    on each fold, inferred and scored out of fold through the real make targets at a tiny budget, its
+    figures in a ledger of the smoke run's own (the committed ledger untouched), read back, not
+    retrained, by a second run."""
+    ledger = ROOT / "bench" / "recipes-ledger.json"
+    before = ledger.read_text()
+    figures = bench("bench_recipes.py", "--smoke", "--runs", str(tmp_path), timeout=600)
+    assert {"orig_miou_per_image", "orig_per_image_gain"} <= set(figures) and figures[
+        "orig_per_image_gain"
+    ] == "+0.0000"
+    kept = json.loads((tmp_path / "ledger.json").read_text())["runs"]["orig"]
+    assert float(figures["orig_miou_per_image"]) == pytest.approx(kept["plain"]["miou_per_image"], abs=1e-4)
+    assert all((tmp_path / "orig" / f"fold{k}" / "best.pt").is_file() for k in range(3))
+    assert ledger.read_text() == before
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_recipes.py"), "--smoke", "--runs", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0 and "make train" not in proc.stdout  # the scored row is read, not trained again

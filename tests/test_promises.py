@@ -40,7 +40,8 @@ NOT_DRIVEN = {
     "bench-durable": "a benchmark; test_bench_smoke runs its script, one write each (--smoke)",
     "bench-ensemble": "a benchmark; test_bench_smoke runs its script at 8 and 16 images (kit and baseline)",
     "bench-gpu": "needs a GPU; test_bench_smoke runs its script on CPU at tiny size",
-    "bench-recipes": "~40 min a row on the real photos; test_recipe holds cpu-lite to its row",
+    "bench-recipes": "~40 min a row on the real photos; test_bench_smoke runs its script with --smoke (the "
+    "sample, tiny budget), test_recipe holds cpu-lite to its row",
     "bench-cpu-ensemble": "~1.5 h on the real photos; test_bench_recipes drives its steps with make recorded",
     "bench-sweep": "~10 min a trial on the real photos; test_sweep_space drives make sweep EXP= with the same "
     "space language on the sample, and test_bench_recipes its sweep-best row",
