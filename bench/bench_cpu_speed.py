@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT
+from common import ROOT, cpu_flags
 
 MODES = {
     "fp32": ["speed.channels_last=false", "speed.amp=off"],
@@ -35,15 +34,6 @@ MODES = {
 # (intra-op threads, loader workers); the kit's defaults: threads = torch's own (the cores), workers auto
 KNOBS = [(2, 0), (2, 1), (2, 2), (1, 1), (1, 2)]
 CAPPED = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
-
-
-def cpu_flags() -> dict:
-    """The CPU's model name and the flags that decide the choice (from /proc/cpuinfo on Linux)."""
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
-    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
-    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_fp16")
-    return {"model": name or platform.processor(), "flags": {f: f in flags for f in wanted}}
 
 
 def precision_rounds(args, torch) -> tuple[dict, dict]:

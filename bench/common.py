@@ -34,21 +34,22 @@ def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float,
         return seconds, usage.ru_maxrss / 1024, out.read()
 
 
-def machine() -> dict:
-    """What a figure was measured on: the CPU model and its threads, torch, and the GPU when one is used."""
+def cpu_flags() -> dict:
+    """The CPU's model name and the flags that decide the speed choice (from /proc/cpuinfo on Linux)."""
     import platform
 
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_fp16")
+    return {"model": name or platform.processor(), "flags": {f: f in flags for f in wanted}}
+
+
+def machine() -> dict:
+    """What a figure was measured on: the CPU model and its threads, torch, and the GPU when one is used."""
     import torch
 
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    about = {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__}
+    about = {"cpu": cpu_flags()["model"] or "?", "threads": torch.get_num_threads(), "torch": torch.__version__}
     if torch.cuda.is_available():
         about["gpu"] = torch.cuda.get_device_name(0)
     return about

@@ -240,10 +240,15 @@ def kill_hook(folder: Path, module: str, attribute: str, call: int) -> dict:
     call of ``module.attribute`` (a function or Class.method), before that call runs: an
     interruption at an exact point of the work, on no clock. Python imports the hook as
     ``sitecustomize`` from PYTHONPATH at start-up."""
+    return {**sitecustomize(folder, KILL_HOOK), "TRASHSEG_TEST_KILL_AT": f"{module}:{attribute}:{call}"}
+
+
+def sitecustomize(folder: Path, source: str) -> dict:
+    """``source`` as folder/sitecustomize.py, which every Python process started with the returned
+    PYTHONPATH imports at start-up (a test hook inside the kit's own processes)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "sitecustomize.py").write_text(KILL_HOOK)
-    path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH", "")]))
-    return {"PYTHONPATH": path, "TRASHSEG_TEST_KILL_AT": f"{module}:{attribute}:{call}"}
+    (folder / "sitecustomize.py").write_text(source)
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH", "")]))}
 
 
 GRAD_HOOK = '''"""Test hook (helpers.grad_hook): record each process's first optimizer step: the weights before it,
@@ -305,7 +310,4 @@ _steps.Stepper.step = _step
 def grad_hook(folder: Path) -> dict:
     """Environment that makes every training process started with it save its first optimizer step
     (weights before it, its micro-batches, the gradients it applies) to folder/rank<RANK>.pt."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "sitecustomize.py").write_text(GRAD_HOOK)
-    path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH", "")]))
-    return {"PYTHONPATH": path, "TRASHSEG_TEST_GRADS": str(folder)}
+    return {**sitecustomize(folder, GRAD_HOOK), "TRASHSEG_TEST_GRADS": str(folder)}

@@ -102,9 +102,17 @@ def plan(args, runs: list[list[str]], k: int, force: bool) -> tuple[list[Job], l
     from pathlib import Path
 
     from trashseg.data.coco import read_json
-    from trashseg.inference.predictor import probs_current
+    from trashseg.hashing import file_sha256
+    from trashseg.inference.predictor import making, probs_current
     from trashseg.runs import data_dir, data_json, probs_path, run_dir
     from trashseg.training.run_folder import fold_plan
+
+    names: dict[Path, list[str]] = {}  # each COCO file's image names, read once
+
+    def images(path: Path) -> list[str]:
+        if path not in names:
+            names[path] = [img["file_name"] for img in read_json(path)["images"]]
+        return names[path]
 
     train, infer = [], []
     for run in runs:
@@ -116,15 +124,9 @@ def plan(args, runs: list[list[str]], k: int, force: bool) -> tuple[list[Job], l
                 train.append(Job("train", tuple(run), fold, PLANNED[action]))
                 infer.append(Job("infer", tuple(run), fold))
                 continue
-            best = run_dir(cfg) / "best.pt"
-            names = {
-                split: [img["file_name"] for img in read_json(path)["images"]]
-                for split, path in (
-                    ("test", data_dir(cfg) / cfg.data.test_json),
-                    ("valid", data_json(cfg, "valid_json")),
-                )
-            }
-            stale = [s for s in names if not probs_current(Path(probs_path(cfg, s)), cfg, best, names[s])]
+            now = making(cfg, file_sha256(run_dir(cfg) / "best.pt"))  # the checkpoint hashed once a fold
+            inputs = {"test": data_dir(cfg) / cfg.data.test_json, "valid": data_json(cfg, "valid_json")}
+            stale = [s for s, path in inputs.items() if not probs_current(probs_path(cfg, s), now, images(path))]
             print(f"[cv] {run_dir(cfg)}: finished, kept" + (f"; infer again: {', '.join(stale)}" if stale else ""))
             if stale:
                 infer.append(Job("infer", tuple(run), fold, ("--splits", " ".join(stale))))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
 
 import cv2
@@ -62,6 +63,11 @@ class Predictor:
         self.transform = eval_transform(self.cfg)
         self.multiple = input_multiple(self.ckpt_cfg)
 
+    @cached_property
+    def checkpoint_sha256(self) -> str:
+        """The checkpoint's content hash, read once: every file this predictor writes names it."""
+        return file_sha256(self.checkpoint)
+
     def describe(self) -> dict:
         """What produced a set of predictions, for probability-file manifests and results."""
         mc, tc = self.ckpt_cfg.model, self.ckpt_cfg.train
@@ -72,12 +78,8 @@ class Predictor:
             "fold": tc.fold,
             "checkpoint": str(self.checkpoint),
             "checkpoint_epoch": self.epoch,
-            "checkpoint_sha256": file_sha256(self.checkpoint),
-            "resolution": self.size,
-            "tta": self.tta,
-            "crf": self.crf.model_dump() if self.crf is not None else None,
+            **making(self.cfg, self.checkpoint_sha256),
             "speed": self.speed.record(),
-            "classes": list(CLASSES),
         }
 
     @torch.no_grad()
@@ -128,11 +130,12 @@ class Predictor:
         return np.stack([cv2.resize(p, (rgb.shape[1], rgb.shape[0])) for p in probs])
 
 
-def made_now(cfg: Settings, checkpoint: Path) -> dict:
-    """What a probability file written now from ``checkpoint`` with ``cfg`` would record about its
-    making (the manifest keys that decide its values), as JSON reads them back."""
+def making(cfg: Settings, checkpoint_sha256: str) -> dict:
+    """The manifest keys that decide a probability file's values (the checkpoint's content, scoring
+    size, TTA views, CRF, classes), as JSON reads them back: what infer writes and what a reader
+    compares against to know whether a saved file is still current."""
     views = {
-        "checkpoint_sha256": file_sha256(checkpoint),
+        "checkpoint_sha256": checkpoint_sha256,
         "resolution": cfg.eval.score_size,
         "tta": tta_views(cfg),
         "crf": cfg.crf.model_dump() if cfg.crf.enabled else None,
@@ -141,24 +144,24 @@ def made_now(cfg: Settings, checkpoint: Path) -> dict:
     return json.loads(json.dumps(views))  # tuples as JSON lists
 
 
-def probs_current(path: Path, cfg: Settings, checkpoint: Path, image_names: list[str]) -> bool:
-    """Whether the probability file at ``path`` holds what infer would write now: made from this
-    checkpoint's content, for these images in this order, at this size, with these TTA views and CRF."""
+def probs_current(path: Path, now: dict, image_names: list[str]) -> bool:
+    """Whether the probability file at ``path`` holds what infer would write now (``now``: making()
+    of today's settings and checkpoint) for these images, in this order."""
     mpath = manifest_path(path)
-    if not (Path(path).is_file() and mpath.is_file() and Path(checkpoint).is_file()):
+    if not (Path(path).is_file() and mpath.is_file()):
         return False
     try:
         saved = json.loads(mpath.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    now = made_now(cfg, checkpoint)
     return all(saved.get(key) == value for key, value in now.items()) and saved.get("image_ids") == image_names
 
 
 def saved_probabilities(predictor: Predictor, cs: CocoSet, path: Path) -> ProbsReader | None:
     """The probability file at ``path`` when it holds exactly what ``predictor`` would compute for
     ``cs``, else None: a stage that only scores (report) reads it instead of predicting again."""
-    if not probs_current(path, predictor.cfg, predictor.checkpoint, [cs.file_name(i) for i in cs.image_ids]):
+    now = making(predictor.cfg, predictor.checkpoint_sha256)
+    if not probs_current(path, now, [cs.file_name(i) for i in cs.image_ids]):
         return None
     return ProbsReader(path)
 

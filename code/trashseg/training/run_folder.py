@@ -9,6 +9,7 @@ import shutil
 from trashseg.errors import TrashsegError
 from trashseg.runs import progress, run_dir
 from trashseg.settings import Settings
+from trashseg.training.tracking import flat_config
 
 
 def claim(cfg: Settings, force: bool) -> None:
@@ -60,15 +61,6 @@ RECIPE = (
 )
 
 
-def _flat(tree, prefix: str = "") -> dict:
-    if not isinstance(tree, dict) or not tree:
-        return {prefix: tree}
-    out: dict = {}
-    for key, value in tree.items():
-        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
-
-
 def differences(folder, cfg: Settings) -> list[str]:
     """The recipe keys in which the run in ``folder`` (its config.yaml) differs from ``cfg``."""
     import yaml
@@ -76,10 +68,10 @@ def differences(folder, cfg: Settings) -> list[str]:
     from trashseg.config import upgrade
 
     try:
-        saved = _flat(upgrade(yaml.safe_load((folder / "config.yaml").read_text())).model_dump())
+        saved = flat_config(upgrade(yaml.safe_load((folder / "config.yaml").read_text())).model_dump())
     except (OSError, TrashsegError, yaml.YAMLError, AttributeError, TypeError):
         return [f"{folder / 'config.yaml'} unreadable"]
-    now = _flat(cfg.model_dump())
+    now = flat_config(cfg.model_dump())
     keys = [k for k in dict.fromkeys([*saved, *now]) if any(k == r or k.startswith(r + ".") for r in RECIPE)]
     return [f"{k} {saved.get(k)!r} -> {now.get(k)!r}" for k in keys if saved.get(k) != now.get(k)]
 
