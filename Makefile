@@ -132,6 +132,12 @@ download: $(STAMP) ## kaggle: download + unzip COMPETITION's data into DATA_DIR 
 	$(TS) download $(GIVEN)
 submit: $(STAMP) ## kaggle: validate FILE against test.json, then submit it to COMPETITION with MESSAGE
 	$(TS) submit $(GIVEN)
+kaggle-bundle: $(STAMP) ## code competitions: what `make ensemble` merges (MODELS, TTA views, fitted weights) as a Kaggle dataset -> bundles/NAME/ (COMPETITION; the kit + wheels, fp16 checkpoints, an offline inference.ipynb; KAGGLE_DATASET, INCLUDE_TORCH, HALF)
+	$(TS) kaggle-bundle $(GIVEN)
+kaggle-bundle-check: $(STAMP) ## run bundles/NAME's notebook offline on DATA_DIR (CHECK_IN=container: a stand-in image, --network none, DOCKER=podman; venv: a fresh venv) and check its CSV = infer + ensemble, pixel for pixel
+	$(TS) kaggle-bundle-check $(GIVEN) --docker $(DOCKER) $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE)) $(if $(CA_BUNDLE),--ca-bundle $(CA_BUNDLE))
+kaggle-upload: $(STAMP) ## kaggle: create bundles/NAME as a dataset, or version it (credentials never written; DRY_RUN=1 prints what would be sent)
+	$(TS) kaggle-upload $(GIVEN)
 tensorboard: $(STAMP) ## live curves of every run under RUNS (LOGGER=tensorboard, the default): http://localhost:PORT
 	$(TS) tensorboard $(GIVEN)
 gpu-check: $(STAMP) ## torch/CUDA/cuDNN versions, the GPUs seen and one AMP training step of FPN at 512 px (fails clearly without a GPU)

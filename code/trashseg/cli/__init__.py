@@ -41,6 +41,18 @@ VERBS = {
     "validate-submission": ("merge", "validate_submission", "check FILE against test.json"),
     "download": ("merge", "download", "kaggle: download and unzip COMPETITION's data into DATA_DIR"),
     "submit": ("merge", "submit", "kaggle: validate FILE, then submit it to COMPETITION"),
+    "kaggle-bundle": (
+        "bundle",
+        "kaggle_bundle",
+        "MODELS as a Kaggle dataset with an offline notebook -> bundles/NAME/",
+    ),
+    "bundle-infer": ("bundle", "bundle_infer", "what a bundle's notebook runs: its members on test.json -> CSV"),
+    "kaggle-bundle-check": (
+        "bundle",
+        "kaggle_bundle_check",
+        "the bundle's notebook offline; its CSV against the kit's",
+    ),
+    "kaggle-upload": ("bundle", "kaggle_upload", "kaggle: create or version bundles/NAME as a dataset (DRY_RUN=1)"),
     "tensorboard": ("train", "tensorboard", "live curves of every run under RUNS"),
     "gpu-check": ("train", "gpu_check", "torch/CUDA versions, the GPUs seen and one AMP training step"),
     "demo": ("demo", "demo", "the whole path on data/sample on CPU -> submissions/demo.csv"),
@@ -63,7 +75,7 @@ def usage() -> str:
 # (measured: training 2.5x, inference 2.7x faster, ~+10-15% peak memory; `make bench-cpu`) is set for
 # every verb on a machine without an NVIDIA GPU, or with DEVICE=cpu. glibc reads it at start-up only.
 CPU_MALLOC = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000", "MALLOC_TOP_PAD_": "1073741824"}
-UNTUNED = {"config", "tensorboard", "download", "submit", "gpu-check"}
+UNTUNED = {"config", "tensorboard", "download", "submit", "gpu-check", "kaggle-upload"}
 
 
 def on_cpu(argv: list[str]) -> bool:

@@ -94,3 +94,40 @@ def submit(competition: str, csv_path: Path, message: str, test_json: Path) -> N
     rows = validate_submission(csv_path, expected_ids_from_test_json(test_json))
     print(f"{csv_path}: valid ({rows} rows); submitting to {competition}")
     run_masked(["competitions", "submit", "-c", competition, "-f", str(csv_path), "-m", message], secrets())
+
+
+def upload_dataset(folder: Path, message: str, dry_run: bool) -> None:
+    """Create ``folder`` (a kaggle-bundle: dataset-metadata.json) as a Kaggle dataset, or version it when
+    it exists. Sub-folders go up as archives that Kaggle unpacks (--dir-mode zip)."""
+    meta_path = folder / "dataset-metadata.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        ident = str(meta["id"])
+    except FileNotFoundError:
+        raise TrashsegError(f"{meta_path}: not found (make kaggle-bundle NAME={folder.name} writes it)") from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise TrashsegError(f"{meta_path}: not a dataset metadata file with an id") from None
+    if ident.startswith("your-kaggle-username/"):
+        raise TrashsegError(
+            f"{meta_path}: id {ident} names no Kaggle user; make the bundle again with KAGGLE_DATASET=<you>/<slug> "
+            "(or with credentials present)"
+        )
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    size = sum(p.stat().st_size for p in files) / 1e6
+    tops = sorted({p.relative_to(folder).parts[0] for p in files})
+    print(f"kaggle-upload: {ident} from {folder}: {len(files)} files, {size:.1f} MB ({', '.join(tops)})")
+    if dry_run:
+        print(
+            f"DRY_RUN=1: nothing sent. Would run `kaggle datasets status {ident}`, then `kaggle datasets version -p "
+            f"{folder} -m {message!r} --dir-mode zip` if it exists, else `kaggle datasets create -p {folder} "
+            "--dir-mode zip` (private)"
+        )
+        return
+    masked = secrets()
+    status = subprocess.run([kaggle_binary(), "datasets", "status", ident], capture_output=True, text=True)
+    if status.returncode == 0 and any(w in status.stdout.lower() for w in ("ready", "pending")):
+        print(f"{ident} exists: uploading a new version")
+        run_masked(["datasets", "version", "-p", str(folder), "-m", message, "--dir-mode", "zip"], masked)
+    else:
+        print(f"{ident} not found on Kaggle: creating it (private)")
+        run_masked(["datasets", "create", "-p", str(folder), "--dir-mode", "zip"], masked)
