@@ -111,6 +111,15 @@ COMMANDS = {
     "make download COMPETITION=<slug>": "test_kaggle.py::test_download_unzips_and_never_shows_the_key",
     'make submit COMPETITION=<slug> FILE=submissions/x.csv MESSAGE="fpn+deeplab 5 folds"': "test_kaggle.py::"
     "test_submit_validates_before_sending",
+    'make kaggle-bundle MODELS="cpu-lite cpu-lite-deeplab" COMPETITION=<slug> NAME=final '
+    "KAGGLE_DATASET=<you>/trashseg-final": "test_sample_end_to_end.py::"
+    "test_kaggle_bundle_runs_offline_and_equals_the_kits_csv",
+    "make kaggle-bundle-check NAME=final DATA_DIR=data DOCKER=podman": (
+        "test_sample_end_to_end.py::test_kaggle_bundle_runs_offline_and_equals_the_kits_csv",
+        {"DOCKER": "the test runs CHECK_IN=venv; the container (a 6 GB stand-in image) was run by hand"},
+    ),
+    "make kaggle-upload NAME=final DRY_RUN=1": "test_kaggle.py::"
+    "test_kaggle_upload_creates_then_versions_and_dry_run_sends_nothing",
     "make docker-build": "by hand: " + NOT_DRIVEN["docker-build"],
     "make docker-build BAKE_ENCODERS='tu-tf_efficientnet_lite0 tu-tf_efficientnet_b3.ns_jft_in1k'": "by hand: "
     "as docker-build; test_docker_static checks what BAKE_ENCODERS bakes",

@@ -17,6 +17,8 @@ def fake_kaggle(tmp_path):
 import os, sys, zipfile
 open({str(tmp_path / "called")!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')
 print('debug key=' + os.environ.get('KAGGLE_KEY', ''))
+if sys.argv[1:3] == ['datasets', 'status']:
+    print('ready' if os.environ.get('FAKE_DATASET_EXISTS') else '404 - Not Found')
 if sys.argv[2] == 'download':
     dest = sys.argv[sys.argv.index('-p') + 1]
     with zipfile.ZipFile(os.path.join(dest, 'comp.zip'), 'w') as zf:
@@ -88,3 +90,49 @@ def test_zip_members_cannot_escape(tmp_path):
     except TrashsegError as exc:
         assert "outside" in str(exc)
     assert not (tmp_path / "escape.txt").exists()
+
+
+def a_bundle(tmp_path, ident):
+    bundle = tmp_path / "bundles" / "b1"
+    (bundle / "wheels").mkdir(parents=True)
+    (bundle / "wheels" / "x-1.0-py3-none-any.whl").write_bytes(b"0" * 1000)
+    (bundle / "dataset-metadata.json").write_text(json.dumps({"title": "trashseg b1", "id": ident}))
+    return dict(BUNDLES=tmp_path / "bundles")
+
+
+def test_kaggle_upload_creates_then_versions_and_dry_run_sends_nothing(tmp_path):
+    where = a_bundle(tmp_path, "me/trashseg-b1")
+    creds = {"KAGGLE_USERNAME": "me", "KAGGLE_KEY": SECRET}
+    proc = make("kaggle-upload", tmp_path, creds, **where, NAME="b1", DRY_RUN=1)
+    assert proc.returncode == 0, proc.stderr
+    assert "kaggle-upload: me/trashseg-b1 from" in proc.stdout and "2 files" in proc.stdout
+    assert "DRY_RUN=1: nothing sent" in proc.stdout and not (tmp_path / "called").exists()
+
+    proc = make("kaggle-upload", tmp_path, {}, **where, NAME="b1")
+    assert proc.returncode != 0 and "no Kaggle credentials found" in proc.stderr
+    assert not (tmp_path / "called").exists()
+
+    proc = make("kaggle-upload", tmp_path, creds, **where, NAME="b1")
+    assert proc.returncode == 0, proc.stderr
+    called = (tmp_path / "called").read_text().splitlines()
+    assert called[0] == "datasets status me/trashseg-b1"
+    assert called[1] == f"datasets create -p {where['BUNDLES'] / 'b1'} --dir-mode zip"
+    proc = make("kaggle-upload", tmp_path, {**creds, "FAKE_DATASET_EXISTS": "1"}, **where, NAME="b1", MESSAGE="round 2")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "called").read_text().splitlines()[-1] == (
+        f"datasets version -p {where['BUNDLES'] / 'b1'} -m round 2 --dir-mode zip"
+    )
+    assert SECRET not in proc.stdout + proc.stderr and "debug key=****" in proc.stdout
+    leaked = [
+        p for p in tmp_path.rglob("*") if p.is_file() and p.name != "called" and SECRET.encode() in p.read_bytes()
+    ]
+    assert not leaked
+
+
+def test_kaggle_upload_refuses_a_bundle_with_no_owner(tmp_path):
+    where = a_bundle(tmp_path, "your-kaggle-username/trashseg-b1")
+    proc = make("kaggle-upload", tmp_path, {"KAGGLE_USERNAME": "me", "KAGGLE_KEY": SECRET}, **where, NAME="b1")
+    assert proc.returncode != 0 and "KAGGLE_DATASET=<you>/<slug>" in proc.stderr
+    assert proc.stderr.count("error:") == 1 and not (tmp_path / "called").exists()
+    proc = make("kaggle-upload", tmp_path, {}, BUNDLES=tmp_path / "bundles", NAME="nope")
+    assert proc.returncode != 0 and "make kaggle-bundle NAME=nope writes it" in proc.stderr

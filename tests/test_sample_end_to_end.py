@@ -302,3 +302,63 @@ def test_copy_paste_without_donors_says_so(sample_runs):
         FOLD=1,
     )
     assert "copy-paste: no Battery, Clothing in the training masks; nothing will be pasted" in out
+
+
+def test_kaggle_bundle_runs_offline_and_equals_the_kits_csv(sample_runs, tmp_path):
+    """make kaggle-bundle on the six fold runs, then make kaggle-bundle-check CHECK_IN=venv: the notebook in
+    a fresh venv (pip's index and configuration off, no network where the machine allows a namespace)
+    installs the kit from the bundle's wheels and writes a CSV equal, pixel for pixel, to `trashseg infer`
+    + `trashseg ensemble` on the bundled runs. A bundle edited to other TTA views or outside paths stops."""
+    from trashseg.ensembling.bundle_infer import bundle_infer
+    from trashseg.errors import TrashsegError
+
+    s = sample_runs
+    bundles = tmp_path / "bundles"
+    common = dict(DATA_DIR=s.data, RUNS=s.runs, BUNDLES=bundles, NAME="sample")
+    out = run_make("kaggle-bundle", **common, MODELS="fpn deeplab", COMPETITION="trash-sample",
+                   KAGGLE_DATASET="me/trashseg-test")  # fmt: skip
+    bundle = bundles / "sample"
+    record = json.loads((bundle / "bundle.json").read_text())
+    meta = json.loads((bundle / "dataset-metadata.json").read_text())
+    assert meta["id"] == "me/trashseg-test" and 6 <= len(meta["title"]) <= 50
+    assert [m["run"] for m in record["members"]] == [f"runs/{m}/fold{k}" for m in ("fpn", "deeplab") for k in range(3)]
+    fitted = (s.runs / "ensemble_weights.json").is_file()
+    assert (
+        record["weights"].startswith("fitted" if fitted else "equal")
+        and f"for me/trashseg-test ({record['weights']}" in out
+    )
+    assert abs(sum(m["weight"] for m in record["members"]) - 1) < 1e-9
+    wheels = record["wheels"]
+    assert any(w.startswith("trashseg-") for w in wheels) and any(w.startswith("numpy-") for w in wheels)
+    assert not any(w.startswith(("torch-", "torchvision-", "nvidia_")) for w in wheels)  # Kaggle's image has them
+    for m in record["members"]:
+        state = torch.load(bundle / m["run"] / "best.pt", weights_only=True)
+        assert set(state) == {"model", "config", "epoch", "metrics"}  # no optimizer, no training state
+        assert {t.dtype for t in state["model"].values() if t.is_floating_point()} == {torch.float16}
+        assert m["views"]["tta"] == {} and m["views"]["resolution"] == 256  # the plain variant
+    nb = json.loads((bundle / "inference.ipynb").read_text())
+    code = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    assert "--no-index" in code and '"bundle-infer"' in code and "trash-sample" in code and "trashseg-test" in code
+    assert "import torch" not in code and "def " in code and code.count("def ") == 1  # the run() helper only
+
+    out = run_make("kaggle-bundle-check", **common, CHECK_IN="venv")
+    assert "no network" in out or "not cut" in out
+    assert f"agree on all {15 * 256 * 256} pixels of 15 images" in out
+    assert "against the merge of the runs' own probabilities (fp16 checkpoints in the bundle)" in out
+    executed = json.loads((bundles / ".check-sample" / "kaggle" / "working" / "inference.ipynb").read_text())
+    printed = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
+    assert "Successfully installed" in printed and "numpy-" in printed  # from the bundle, not the host
+    assert "valid submission, 15 rows" in printed
+
+    # the notebook cannot run another checkpoint than the one validated, nor read outside the bundle
+    edited = tmp_path / "edited"
+    shutil.copytree(bundle, edited)
+    shutil.copy(edited / "runs" / "fpn" / "fold1" / "best.pt", edited / "runs" / "fpn" / "fold0" / "best.pt")
+    with pytest.raises(TrashsegError, match=r"runs/fpn/fold0: the predictor would differ .* in checkpoint_sha256"):
+        bundle_infer(edited, s.data, tmp_path / "x.csv", tmp_path / "work")
+    rec = json.loads((edited / "bundle.json").read_text())
+    rec["members"][0]["run"] = "../../outside"
+    (edited / "bundle.json").write_text(json.dumps(rec))
+    with pytest.raises(TrashsegError, match=r"members\[0\]\.run"):
+        bundle_infer(edited, s.data, tmp_path / "x.csv", tmp_path / "work")
+    assert not (tmp_path / "x.csv").exists()
