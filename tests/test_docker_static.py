@@ -90,3 +90,19 @@ def test_image_is_pinned_non_root_and_offline_at_run_time():
     assert "kaggle.json" not in DOCKERFILE and "KAGGLE_KEY" not in DOCKERFILE
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", "runs", "weights"} <= set(ignored)
+
+
+def test_the_kaggle_stand_in_image_holds_torch_and_the_kernel_only():
+    """Dockerfile.kaggle stands in for Kaggle's image in make kaggle-bundle-check: hadolint-clean, the
+    pinned torch/torchvision and the notebook kernel and runner, nothing of the kit (the bundle brings it)."""
+    hadolint = Path(sys.executable).with_name("hadolint")
+    proc = subprocess.run([str(hadolint), str(ROOT / "Dockerfile.kaggle")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = (ROOT / "Dockerfile.kaggle").read_text()
+    assert "grep -hE '^(torch|torchvision|nbclient|ipykernel)=='" in text
+    assert "COPY . " not in text and "pip install -e" not in text and "requirements.txt -c" not in text
+    assert "--mount=type=secret,id=ca_bundle" in text and "ca_bundle" not in text.split("RUN", 1)[0]
+    wanted = ("torch==", "torchvision==", "nbclient==", "ipykernel==")
+    files = [ROOT / "requirements.txt", ROOT / "requirements-dev.txt"]
+    pinned = [line.split("==")[0] for f in files for line in f.read_text().splitlines() if line.startswith(wanted)]
+    assert sorted(pinned) == ["ipykernel", "nbclient", "torch", "torchvision"]
