@@ -252,7 +252,7 @@ def kaggle_bundle_check(argv: list[str]) -> None:
                 f"the bundle holds its runs' checkpoints as trained, yet its CSV differs from their own merge in {d} "
                 "pixels (see above)"
             )
-    print(f"the executed notebook, both CSVs and the logs: {work}")
+    print(f"the executed notebook and both CSVs: {work}")
 
 
 @friendly_errors
