@@ -136,3 +136,25 @@ def test_kaggle_upload_refuses_a_bundle_with_no_owner(tmp_path):
     assert proc.stderr.count("error:") == 1 and not (tmp_path / "called").exists()
     proc = make("kaggle-upload", tmp_path, {}, BUNDLES=tmp_path / "bundles", NAME="nope")
     assert proc.returncode != 0 and "make kaggle-bundle NAME=nope writes it" in proc.stderr
+
+
+def test_the_bundles_dataset_id_names_the_user_never_the_key(tmp_path, monkeypatch):
+    from trashseg.ensembling.bundle import dataset_id
+    from trashseg.errors import TrashsegError
+
+    for k in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert dataset_id(None, "Final_5folds") == "your-kaggle-username/final-5folds"  # no credentials: a placeholder
+    (tmp_path / ".kaggle").mkdir()
+    (tmp_path / ".kaggle" / "kaggle.json").write_text(json.dumps({"username": "ann", "key": SECRET}))
+    assert dataset_id(None, "x") == "ann/trashseg-x"
+    monkeypatch.setenv("KAGGLE_USERNAME", "bob")
+    assert dataset_id(None, "final") == "bob/final" and dataset_id("me/my-bundle", "final") == "me/my-bundle"
+    for bad in ("me", "me/UPPER", "me/a", "/slug"):
+        try:
+            dataset_id(bad, "final")
+        except TrashsegError as exc:
+            assert f"KAGGLE_DATASET={bad}" in str(exc)
+        else:
+            raise AssertionError(bad)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import TINY_ENCODER, run_make
+from helpers import TINY_ENCODER, make_process, run_make
 from trashseg.data.classes import CLASSES
 from trashseg.data.coco import load_coco
 from trashseg.data.masks import MaskCache, read_mask
@@ -315,8 +315,9 @@ def test_kaggle_bundle_runs_offline_and_equals_the_kits_csv(sample_runs, tmp_pat
     s = sample_runs
     bundles = tmp_path / "bundles"
     common = dict(DATA_DIR=s.data, RUNS=s.runs, BUNDLES=bundles, NAME="sample")
-    out = run_make("kaggle-bundle", **common, MODELS="fpn deeplab", COMPETITION="trash-sample",
-                   KAGGLE_DATASET="me/trashseg-test")  # fmt: skip
+    secret = "0123456789abcdef-kaggle-key"  # present, as on a competitor's machine: never in the bundle
+    out = run_make("kaggle-bundle", env={"KAGGLE_USERNAME": "someone", "KAGGLE_KEY": secret}, **common,
+                   MODELS="fpn deeplab", COMPETITION="trash-sample", KAGGLE_DATASET="me/trashseg-test")  # fmt: skip
     bundle = bundles / "sample"
     record = json.loads((bundle / "bundle.json").read_text())
     meta = json.loads((bundle / "dataset-metadata.json").read_text())
@@ -336,6 +337,8 @@ def test_kaggle_bundle_runs_offline_and_equals_the_kits_csv(sample_runs, tmp_pat
         assert set(state) == {"model", "config", "epoch", "metrics"}  # no optimizer, no training state
         assert {t.dtype for t in state["model"].values() if t.is_floating_point()} == {torch.float16}
         assert m["views"]["tta"] == {} and m["views"]["resolution"] == 256  # the plain variant
+    assert not [p for p in bundle.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert secret not in out
     nb = json.loads((bundle / "inference.ipynb").read_text())
     code = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
     assert "--no-index" in code and '"bundle-infer"' in code and "trash-sample" in code and "trashseg-test" in code
@@ -349,6 +352,14 @@ def test_kaggle_bundle_runs_offline_and_equals_the_kits_csv(sample_runs, tmp_pat
     printed = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
     assert "Successfully installed" in printed and "numpy-" in printed  # from the bundle, not the host
     assert "valid submission, 15 rows" in printed
+
+    # a run whose test probabilities were made from another checkpoint than its best.pt is not bundled
+    stale = tmp_path / "stale-runs"
+    shutil.copytree(s.runs / "fpn", stale / "fpn", ignore=shutil.ignore_patterns("last.pt", "*valid*"))
+    shutil.copy(stale / "fpn" / "fold1" / "best.pt", stale / "fpn" / "fold0" / "best.pt")
+    proc = make_process("kaggle-bundle", **{**common, "RUNS": stale}, MODELS="fpn", COMPETITION="trash-sample")
+    assert proc.returncode != 0 and "made from another checkpoint" in proc.stderr
+    assert "make infer MODEL=fpn FOLD=0 SPLITS=test" in proc.stderr and not (bundles / "sample-stale").exists()
 
     # the notebook cannot run another checkpoint than the one validated, nor read outside the bundle
     edited = tmp_path / "edited"

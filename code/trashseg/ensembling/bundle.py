@@ -114,11 +114,21 @@ def members(
         if not checkpoint.is_file() or manifest.get("checkpoint_sha256") != file_sha256(checkpoint):
             raise TrashsegError(
                 f"{path}: made from another checkpoint than {checkpoint} (it changed since); run `make infer "
-                f"MODEL={run.parent.name}{post_flags(layout.post)} SPLITS=test` for it, then bundle again"
+                f"{infer_flags(run)}{post_flags(layout.post)} SPLITS=test` for it, then bundle again"
             )
         views = {k: manifest.get(k) for k in ("resolution", "tta", "crf", "classes")}
         out.append(Member(path, run, run.parent.name, run.name, float(weight), views))
     return out, source
+
+
+def infer_flags(run: Path) -> str:
+    """How `make infer` names the run folder ``run`` (runs/<model or preset>/<fold>)."""
+    from trashseg import registry
+    from trashseg.runs import ALL
+
+    name, fold = run.parent.name, run.name
+    which = f"EXP={name}" if name in registry.presets() else f"MODEL={name}"
+    return f"{which} {'TRAIN_ALL=1' if fold == ALL else 'FOLD=' + fold.removeprefix('fold')}"
 
 
 def dataset_id(given: str | None, name: str) -> str:
