@@ -158,3 +158,25 @@ def test_the_bundles_dataset_id_names_the_user_never_the_key(tmp_path, monkeypat
             assert f"KAGGLE_DATASET={bad}" in str(exc)
         else:
             raise AssertionError(bad)
+
+
+def test_the_bundles_wheels_are_the_ones_kaggles_python_installs(tmp_path):
+    """A cached wheel counts only when KAGGLE_PYTHON on x86_64 Linux installs it: a cp311 wheel is not
+    taken for 3.12 (it is downloaded instead), a pure or abi3 one is taken for both."""
+    from trashseg.ensembling.bundle import cached_wheel
+
+    for name in (
+        "numpy-2.4.6-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl",
+        "numpy-2.4.6-cp311-cp311-macosx_14_0_arm64.whl",
+        "tqdm-4.67.1-py3-none-any.whl",
+        "hf_xet-1.8.0-cp38-abi3-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
+        "pydantic_core-2.50.5-cp312-cp312-win_amd64.whl",
+    ):
+        (tmp_path / name).touch()
+    assert cached_wheel(tmp_path, "numpy", "2.4.6", "3.11").name.startswith("numpy-2.4.6-cp311-cp311-manylinux")
+    assert cached_wheel(tmp_path, "numpy", "2.4.6", "3.12") is None
+    assert cached_wheel(tmp_path, "numpy", "2.4.7", "3.11") is None
+    for python in ("3.11", "3.12"):
+        assert cached_wheel(tmp_path, "tqdm", "4.67.1", python) is not None
+        assert cached_wheel(tmp_path, "hf-xet", "1.8.0", python) is not None
+    assert cached_wheel(tmp_path, "pydantic-core", "2.50.5", "3.12") is None  # Windows only

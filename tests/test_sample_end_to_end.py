@@ -329,6 +329,10 @@ def test_kaggle_bundle_runs_offline_and_equals_the_kits_csv(sample_runs, tmp_pat
         and f"for me/trashseg-test ({record['weights']}" in out
     )
     assert abs(sum(m["weight"] for m in record["members"]) - 1) < 1e-9
+    if fitted:  # the fitted weights' file itself travels too
+        assert (bundle / "ensemble_weights.json").read_text() == (s.runs / "ensemble_weights.json").read_text()
+    for sidecar in ("config.yaml", "settings.txt", "metrics.csv", "run_record.json", "validated-probs_test.json"):
+        assert (bundle / "runs" / "deeplab" / "fold2" / sidecar).is_file(), sidecar
     wheels = record["wheels"]
     assert any(w.startswith("trashseg-") for w in wheels) and any(w.startswith("numpy-") for w in wheels)
     assert not any(w.startswith(("torch-", "torchvision-", "nvidia_")) for w in wheels)  # Kaggle's image has them

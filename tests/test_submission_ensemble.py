@@ -154,3 +154,5 @@ def test_run_layout_names_every_variant_and_finds_each_models_folds(tmp_path):
         TrashsegError, match=r"no .*/unet/fold\*/probs_test_tta.npy: run `make infer MODEL=unet FOLD=k TTA=1`"
     ):
         find_test_probs(layout, ["fpn", "unet"])
+    with pytest.raises(TrashsegError, match=r"run `make infer EXP=cpu-lite FOLD=k TTA=1`"):  # a preset's runs
+        find_test_probs(layout, ["cpu-lite"])

@@ -56,6 +56,13 @@ def post_suffix(cfg: Settings) -> str:
     return ("_tta" if cfg.tta.enabled else "") + ("_crf" if cfg.crf.enabled else "")
 
 
+def make_target(name: str) -> str:
+    """How make names the runs of ``name``: EXP= for a preset, MODEL= for a model folder."""
+    from trashseg import registry
+
+    return f"EXP={name}" if name in registry.presets() else f"MODEL={name}"
+
+
 def post_flags(suffix: str) -> str:
     """The make variables that select a post-processing variant, for messages."""
     return (" TTA=1" if "_tta" in suffix else "") + (" CRF=1" if "_crf" in suffix else "")
@@ -96,7 +103,7 @@ class Layout:
             splits = "" if split == "test" else f" SPLITS={split}"
             raise TrashsegError(
                 f"no {self.model_dir(model)}/fold*/probs_{split}{self.post}.npy: run "
-                f"`make infer MODEL={model} FOLD=k{post_flags(self.post)}{splits}` for every fold first"
+                f"`make infer {make_target(model)} FOLD=k{post_flags(self.post)}{splits}` for every fold first"
             )
         return files
 

@@ -5,6 +5,7 @@ its CSV against the kit's own) and kaggle-upload (the dataset created or version
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def kaggle_bundle(argv: list[str]) -> None:
     from trashseg.ensembling.bundle import Options, build, members
     from trashseg.runs import Layout
 
-    found, source = members(
+    found, source, fitted = members(
         Layout.of(cfg),
         options.words(args, "MODELS") or None,
         [Path(f) for f in options.words(args, "PROBS")],
@@ -69,7 +70,7 @@ def kaggle_bundle(argv: list[str]) -> None:
         half=args.HALF is None or options.switch(args, "HALF"),
         wheel_cache=args.wheel_cache,
     )
-    record = build(found, source, opts, out)
+    record = build(found, source, fitted, opts, out)
     for m in record["members"]:
         tta = m["views"].get("tta") or {}
         views = f"TTA hflip={tta.get('hflip')} scales={tta.get('scales')}" if tta else "no TTA"
@@ -205,6 +206,15 @@ def kaggle_bundle_check(argv: list[str]) -> None:
             raise TrashsegError(f"DOCKER={args.docker}: not found (make setup-podman, then DOCKER=podman)")
         image = args.image or check.STAND_IN_IMAGE
         check.stand_in_image(args.docker, image, args.base_image or check.STAND_IN_BASE, args.ca_bundle, root)
+        python = check.image_python(args.docker, image)
+    else:
+        python = "{}.{}".format(*sys.version_info[:2])
+    if python != record.get("python"):
+        raise TrashsegError(
+            f"{bundle}: its wheels are for Python {record.get('python')} (KAGGLE_PYTHON), the check's "
+            f"{'image' if where == 'container' else 'venv'} runs {python}: make the bundle with KAGGLE_PYTHON={python} "
+            "to check it here"
+        )
     # beside the bundle, never in it (the dataset): replaced by each check
     work = (bundle.parent / f".check-{bundle.name}").resolve()
     shutil.rmtree(work, ignore_errors=True)

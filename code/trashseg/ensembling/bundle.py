@@ -37,7 +37,7 @@ from trashseg.ensembling.ensemble import (
 )
 from trashseg.errors import TrashsegError
 from trashseg.hashing import file_sha256
-from trashseg.inference.probs import ProbsReader
+from trashseg.inference.probs import ProbsReader, manifest_path
 from trashseg.runs import Layout, post_flags
 
 FORMAT = 1
@@ -84,9 +84,10 @@ def members(
     weights: list[float] | None,
     weights_file: Path | None,
     use_fitted: bool,
-) -> tuple[list[Member], str]:
-    """The files `make ensemble` with the same variables would merge, as members, and where their weights
-    come from; refused when a member's probabilities were not made from the best.pt beside them."""
+) -> tuple[list[Member], str, Path | None]:
+    """The files `make ensemble` with the same variables would merge, as members, where their weights
+    come from and the fitted weights' file when they are fitted; refused when a member's probabilities
+    were not made from the best.pt beside them."""
     files, weights_file = merge_inputs(layout, probs, models, weights_file, use_fitted=use_fitted and not weights)
     if not files:
         raise TrashsegError("nothing to bundle: give MODELS= (runs with test probabilities)")
@@ -118,17 +119,15 @@ def members(
             )
         views = {k: manifest.get(k) for k in ("resolution", "tta", "crf", "classes")}
         out.append(Member(path, run, run.parent.name, run.name, float(weight), views))
-    return out, source
+    return out, source, (weights_file if source.startswith("fitted") else None)
 
 
 def infer_flags(run: Path) -> str:
     """How `make infer` names the run folder ``run`` (runs/<model or preset>/<fold>)."""
-    from trashseg import registry
-    from trashseg.runs import ALL
+    from trashseg.runs import ALL, make_target
 
-    name, fold = run.parent.name, run.name
-    which = f"EXP={name}" if name in registry.presets() else f"MODEL={name}"
-    return f"{which} {'TRAIN_ALL=1' if fold == ALL else 'FOLD=' + fold.removeprefix('fold')}"
+    fold = run.name
+    return f"{make_target(run.parent.name)} {'TRAIN_ALL=1' if fold == ALL else 'FOLD=' + fold.removeprefix('fold')}"
 
 
 def dataset_id(given: str | None, name: str) -> str:
@@ -210,15 +209,30 @@ def wheel_tags(python: str) -> list[str]:
     return ["--implementation", "cp", "--python-version", python, "--abi", cp, "--abi", "abi3", "--abi", "none"]
 
 
-def cached_wheel(folder: Path, name: str, version: str) -> Path | None:
+def supported_tags(python: str) -> set:
+    """The wheel tags CPython ``python`` (3.N) on x86_64 Linux installs, as pip would rank them."""
+    from packaging import tags
+
+    version = tuple(int(x) for x in python.split("."))
+    cp = "cp" + python.replace(".", "")
+    platforms = [p for p in PLATFORMS if p != "any"]
+    return {
+        *tags.cpython_tags(version, abis=[cp], platforms=platforms),
+        *tags.compatible_tags(version, interpreter=cp, platforms=platforms),
+    }
+
+
+def cached_wheel(folder: Path, name: str, version: str, python: str) -> Path | None:
+    """A wheel of name==version in ``folder`` that Python ``python`` on x86_64 Linux installs."""
     from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-    for path in folder.glob("*.whl"):
+    wanted = supported_tags(python)
+    for path in sorted(folder.glob("*.whl")):
         try:
-            wname, wversion, _, _ = parse_wheel_filename(path.name)
+            wname, wversion, _, wtags = parse_wheel_filename(path.name)
         except InvalidWheelFilename:
             continue
-        if wname == canonicalize_name(name) and str(wversion) == version:
+        if wname == canonicalize_name(name) and str(wversion) == version and wtags & wanted:
             return path
     return None
 
@@ -226,19 +240,20 @@ def cached_wheel(folder: Path, name: str, version: str) -> Path | None:
 def fetch_wheels(pins: dict[str, str], python: str, cache: Path) -> list[Path]:
     """A wheel of each pin for Kaggle's Python on x86_64 Linux, from ``cache`` when there, else from the
     package index (pip download, binary only, no dependencies: the pins are the whole set)."""
+    python_tags = wheel_tags(python)  # KAGGLE_PYTHON checked before any lookup
     cache.mkdir(parents=True, exist_ok=True)
-    missing = [f"{n}=={v}" for n, v in pins.items() if cached_wheel(cache, n, v) is None]
+    missing = [f"{n}=={v}" for n, v in pins.items() if cached_wheel(cache, n, v, python) is None]
     if missing:
         print(f"kaggle-bundle: downloading {len(missing)} wheel(s) for Python {python} into {cache}", flush=True)
         platforms = [arg for tag in PLATFORMS for arg in ("--platform", tag)]
         cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"]
         proc = subprocess.run(
-            [*cmd, *wheel_tags(python), *platforms, "--dest", str(cache), *missing], capture_output=True, text=True
+            [*cmd, *python_tags, *platforms, "--dest", str(cache), *missing], capture_output=True, text=True
         )
         if proc.returncode != 0:
             errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("ERROR")] or proc.stderr.splitlines()[-1:]
             raise TrashsegError(f"pip download of the bundle's wheels failed: {' '.join(errors)[:400]}")
-    found = {n: cached_wheel(cache, n, v) for n, v in pins.items()}
+    found = {n: cached_wheel(cache, n, v, python) for n, v in pins.items()}
     lost = [f"{n}=={pins[n]}" for n, p in found.items() if p is None]
     if lost:
         raise TrashsegError(f"no wheel for Python {python} on x86_64 Linux: {', '.join(lost)}")
@@ -368,7 +383,11 @@ def megabytes(paths: list[Path]) -> float:
     return sum(p.stat().st_size for p in paths) / 1e6
 
 
-def build(found: list[Member], source: str, opts: Options, out: Path) -> dict:
+# what a run folder says of itself, carried beside its checkpoint (small text files)
+SIDECARS = ("config.yaml", "settings.txt", "metrics.csv", "run_record.json")
+
+
+def build(found: list[Member], source: str, fitted: Path | None, opts: Options, out: Path) -> dict:
     """Write the bundle into a fresh folder beside ``out``, then put it in place of ``out``."""
     import nbformat
 
@@ -380,6 +399,7 @@ def build(found: list[Member], source: str, opts: Options, out: Path) -> dict:
         raise TrashsegError(f"KAGGLE_TITLE={title!r}: Kaggle takes a title of 6 to 50 characters")
     if not SLUG.match(opts.competition):
         raise TrashsegError(f"COMPETITION={opts.competition}: a Kaggle competition slug (lowercase, digits, hyphens)")
+    wheel_tags(opts.python)  # KAGGLE_PYTHON, before any work
     pins = runtime_distributions(opts.include_torch)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
@@ -395,7 +415,12 @@ def build(found: list[Member], source: str, opts: Options, out: Path) -> dict:
         for m in found:
             rel = Path("runs") / m.model / m.fold
             pack_checkpoint(m.run / "best.pt", tmp / rel / "best.pt", opts.half)
-            shutil.copy2(m.run / "config.yaml", tmp / rel / "config.yaml")
+            for name in SIDECARS:
+                if (m.run / name).is_file():
+                    shutil.copy2(m.run / name, tmp / rel / name)
+            manifest = manifest_path(m.probs)  # what the validated test probabilities were made with
+            if manifest.is_file():
+                shutil.copy2(manifest, tmp / rel / f"validated-{manifest.name}")
             listed.append(
                 {
                     "run": rel.as_posix(),
@@ -407,6 +432,8 @@ def build(found: list[Member], source: str, opts: Options, out: Path) -> dict:
                     "made_from": {"probs": m.probs.name, "checkpoint_sha256": file_sha256(m.run / "best.pt")},
                 }
             )
+        if fitted is not None:
+            shutil.copy2(fitted, tmp / "ensemble_weights.json")
         checkpoints = sorted((tmp / "runs").rglob("best.pt"))
         record = {
             "format": FORMAT,
@@ -416,6 +443,7 @@ def build(found: list[Member], source: str, opts: Options, out: Path) -> dict:
             "competition": opts.competition,
             "variant": found[0].probs.stem.removeprefix("probs_test"),
             "weights": source,
+            "weights_file": "ensemble_weights.json" if fitted is not None else None,
             "precision": "fp16" if opts.half else "as trained",
             "torch_included": opts.include_torch,
             "members": listed,

@@ -184,8 +184,19 @@ def stand_in_image(docker: str, image: str, base: str, ca_bundle: Path | None, r
     if subprocess.call([*cmd, str(root)], env={**os.environ, "DOCKER_BUILDKIT": "1"}) != 0:
         raise TrashsegError(
             f"{docker} build of the stand-in image {image} failed (its output is above; its base {base} comes "
-            "from `make docker-base`)"
+            "from `make docker-base`; with podman: DOCKER=podman)"
         )
+
+
+def image_python(docker: str, image: str) -> str:
+    """The 3.N of the Python in ``image``."""
+    probe = "import sys; print('%d.%d' % sys.version_info[:2])"
+    proc = subprocess.run(
+        [docker, "run", "--rm", "--network", "none", image, "python3", "-c", probe], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise TrashsegError(f"{image}: python3 does not run in it ({(proc.stderr.strip().splitlines() or ['?'])[-1]})")
+    return proc.stdout.strip()
 
 
 def execute_in_container(

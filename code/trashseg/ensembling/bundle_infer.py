@@ -21,7 +21,7 @@ def read_bundle(bundle: Path) -> dict:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise TrashsegError(f"{path}: not found (is --bundle a folder `make kaggle-bundle` wrote?)") from None
+        raise TrashsegError(f"{path}: not found (`make kaggle-bundle NAME={Path(bundle).name}` writes it)") from None
     except (OSError, ValueError) as exc:
         raise TrashsegError(f"{path}: not readable JSON ({exc})") from None
     if not isinstance(record, dict) or record.get("format") != FORMAT or not record.get("members"):
