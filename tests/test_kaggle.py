@@ -171,6 +171,7 @@ def test_the_bundles_wheels_are_the_ones_kaggles_python_installs(tmp_path):
         "tqdm-4.67.1-py3-none-any.whl",
         "hf_xet-1.8.0-cp38-abi3-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
         "pydantic_core-2.50.5-cp312-cp312-win_amd64.whl",
+        "nvidia_nvtx-13.0.85-py3-none-manylinux1_x86_64.manylinux_2_5_x86_64.whl",  # torch's, INCLUDE_TORCH=1
     ):
         (tmp_path / name).touch()
     assert cached_wheel(tmp_path, "numpy", "2.4.6", "3.11").name.startswith("numpy-2.4.6-cp311-cp311-manylinux")
@@ -180,3 +181,4 @@ def test_the_bundles_wheels_are_the_ones_kaggles_python_installs(tmp_path):
         assert cached_wheel(tmp_path, "tqdm", "4.67.1", python) is not None
         assert cached_wheel(tmp_path, "hf-xet", "1.8.0", python) is not None
     assert cached_wheel(tmp_path, "pydantic-core", "2.50.5", "3.12") is None  # Windows only
+    assert cached_wheel(tmp_path, "nvidia-nvtx", "13.0.85", "3.11") is not None  # glibc 2.5 runs on 2.35

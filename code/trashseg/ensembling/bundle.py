@@ -61,8 +61,10 @@ INFERENCE_ROOTS = (
 KAGGLE_ROOT = "/kaggle"
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,48}[a-z0-9]$")
 PLACEHOLDER_OWNER = "your-kaggle-username"
-# manylinux tags a Kaggle image (glibc 2.35) runs, newest first
-PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)] + ["manylinux2014_x86_64", "any"]
+# manylinux tags a Kaggle image (glibc 2.35) runs, newest first, with the legacy names of 2_17, 2_12 and 2_5
+PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(35, 4, -1)] + [
+    *("manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64", "any"),
+]
 
 
 @dataclass(frozen=True)
