@@ -102,6 +102,8 @@ cv: $(STAMP) ## every fold (K) of MODELS (or of EXP's preset), one fold per GPU 
 	$(TS) cv $(GIVEN)
 oof: $(STAMP) ## score MODEL's (or each of MODELS') out-of-fold predictions against train_all.json (TTA=1, CRF=1)
 	$(TS) oof $(GIVEN)
+pipeline: $(STAMP) ## data to submission in one command: folds, every fold of MODELS, OOF + fitted weights, ROUNDS pseudo-label rounds judged out of fold, the last round's ensemble -> SUBMISSIONS/NAME.csv (skips what is done; DRY_RUN=1: the plan) + RUNS/pipeline.json
+	$(TS) pipeline $(GIVEN)
 fit-ensemble: $(STAMP) ## weights of MODELS maximising OOF mIoU (simplex search) -> RUNS/ensemble_weights<variant>.json
 	$(TS) fit-ensemble $(GIVEN)
 ensemble: $(STAMP) ## every fold of MODELS (default: all with test probabilities; or PROBS), fitted or equal weights -> SUBMISSIONS/NAME.csv

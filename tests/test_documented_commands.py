@@ -51,6 +51,12 @@ COMMANDS = {
     "make train MODEL=fpn FOLD=0 DATA_DIR=data/sample EPOCHS=2 IMG_SIZE=64 ENCODER=tu-mobilenetv3_small_050 "
     'ENCODER_WEIGHTS=none ARGS="--set optimizer.lr=0.00015"': "test_leaderboard.py::"
     "test_model_folder_trains_resumes_infers_with_tta_and_ensembles",
+    'make pipeline MODELS="cpu-lite cpu-lite-deeplab" K=3 NAME=final': "test_sample_end_to_end.py::"
+    "test_pipeline_chains_every_stage_skips_what_is_done_and_resumes_a_kill",
+    'make pipeline MODELS="cpu-lite cpu-lite-deeplab" K=3 ROUNDS=1 DRY_RUN=1': "test_sample_end_to_end.py::"
+    "test_pipeline_chains_every_stage_skips_what_is_done_and_resumes_a_kill",
+    'make pipeline MODELS="cpu-lite cpu-lite-deeplab" K=3 ROUNDS=1 NAME=final': "test_sample_end_to_end.py::"
+    "test_pipeline_chains_every_stage_skips_what_is_done_and_resumes_a_kill",
     "make train-fpn FOLD=0 PSEUDO=1": "test_sample_end_to_end.py::test_oof_fit_tta_ensemble_pseudo",
     'make train-fpn ARGS="--set augment.copy_paste.p=0.5"': "test_sample_end_to_end.py::"
     "test_copy_paste_without_donors_says_so",

@@ -14,8 +14,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 
-from helpers import TINY_ENCODER, make_process, run_make
+from helpers import TINY_ENCODER, kill_hook, make_process, run_make
 from trashseg.data.classes import CLASSES
 from trashseg.data.coco import load_coco
 from trashseg.data.masks import MaskCache, read_mask
@@ -377,3 +378,63 @@ def test_kaggle_bundle_runs_offline_and_equals_the_kits_csv(sample_runs, tmp_pat
     with pytest.raises(TrashsegError, match=r"members\[0\]\.run"):
         bundle_infer(edited, s.data, tmp_path / "x.csv", tmp_path / "work")
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_pipeline_chains_every_stage_skips_what_is_done_and_resumes_a_kill(sample_runs, tmp_path):
+    """make pipeline on the sample's fold runs (round 0 kept: the fixture trained every fold with the same
+    settings), one pseudo-label round at the tiny budget: the plan, the stage table and its file, the
+    validated CSV; killed in round 1's training and run again, it ends with the same CSV; run once more,
+    every stage is kept."""
+    s = sample_runs
+    runs, subs = tmp_path / "runs", tmp_path / "subs"
+    shutil.copytree(s.runs, runs, ignore=shutil.ignore_patterns("pseudo*", "ensemble_weights*"))
+    common = {**s.train, "RUNS": runs, "MODELS": "fpn deeplab", "K": 3, "ROUNDS": 1, "SUBMISSIONS": subs, "NAME": "p"}
+    common["GPUS"] = 2  # two fold jobs at a time, as the fixture's cv (on CPU: one thread each)
+
+    plan = run_make("pipeline", **common, DRY_RUN=1)
+    assert "pipeline plan (9 stages; nothing run)" in plan and "round 1 pseudo" in plan
+    assert "--set=data.train_json=pseudo1/train_data_pseudo{fold}.json" in plan
+    assert not (runs / "pseudo1").exists() and not subs.exists()
+
+    out = run_make("pipeline", **common)
+    assert out.count("finished, kept") == 6 and "folds: " in out and "fold files kept" in out
+    table = json.loads((runs / "pipeline.json").read_text())
+    assert [(x["stage"], x["round"]) for x in table["stages"]] == [
+        *[("folds", 0), ("cv", 0), ("oof", 0), ("fit-ensemble", 0)],
+        *[("pseudo", 1), ("cv", 1), ("oof", 1), ("fit-ensemble", 1), ("ensemble", 1)],
+    ]
+    fitted = json.loads((runs / "pseudo1" / "ensemble_weights.json").read_text())
+    assert table["oof"]["1"]["fpn"]["miou_per_image"] == fitted["per_model"]["fpn"]["oof_miou_per_image"]
+    assert re.search(r"^1 +ensemble, fitted \(.*\) +0\.\d{4} +0\.\d{4}$", out, re.M)
+    for fold in range(3):  # round 1 trained on its fold's photos + the pseudo-labelled test photos, scored out of fold
+        cfg = yaml.safe_load((runs / "pseudo1" / "deeplab" / f"fold{fold}" / "config.yaml").read_text())
+        assert cfg["data"]["train_json"] == "pseudo1/train_data_pseudo{fold}.json"
+        pseudo = json.loads((s.data / "pseudo1" / f"train_data_pseudo{fold}.json").read_text())
+        train = image_names(s.data / f"train_data{fold}.json")
+        assert [i["file_name"] for i in pseudo["images"]] == train + image_names(s.data / "test.json")
+    assert validate_submission(subs / "p.csv", image_names(s.data / "test.json")) == 15
+    first = (subs / "p.csv").read_text()
+
+    # killed as round 1's training of one fold begins, then run again: the same CSV
+    shutil.rmtree(runs / "pseudo1" / "deeplab" / "fold2")
+    hook = kill_hook(tmp_path / "hook", "trashseg.training.trainer", "train_one_epoch", 1)
+    killed = make_process("pipeline", env=hook, **common)
+    assert (
+        killed.returncode != 0
+        and "round 1 cv failed" in killed.stderr
+        and "run the same command again" in killed.stderr
+    )
+    out = run_make("pipeline", **common)
+    assert "pseudo round 1: " in out and "made from today's round 0, kept" in out
+    assert "trashseg train --model deeplab --fold=2" in out and out.count("finished, kept") == 11
+    assert (subs / "p.csv").read_text() == first
+
+    out = run_make("pipeline", **common)  # nothing left to do: every stage kept, the CSV as it was
+    assert out.count("finished, kept") == 12 and "trashseg train" not in out and "trashseg infer" not in out
+    assert "round 1 ensemble: what it reads is unchanged since it ran, kept" in out
+    stages = json.loads((runs / "pipeline.json").read_text())["stages"]
+    assert [x["stage"] for x in stages if x["done"] != "kept"] == ["cv", "cv"]  # cv looks at every fold itself
+    assert (subs / "p.csv").read_text() == first
+
+    problems = make_process("pipeline", **{**common, "MODELS": "fpn deeplap"})
+    assert problems.returncode != 0 and "no model folder or preset deeplap" in problems.stderr

@@ -23,6 +23,11 @@ VERBS = {
     "eval": ("predict", "evaluate", "score MODEL's best checkpoint on JSON=annotated.json"),
     "cv": ("cv", "cv", "every fold (K) of MODELS or EXP, then infer and ensemble (GPUS>1: a fold per GPU)"),
     "oof": ("predict", "oof", "score each model's out-of-fold predictions against train_all.json"),
+    "pipeline": (
+        "pipeline",
+        "pipeline",
+        "folds -> every fold of MODELS -> OOF, weights -> ROUNDS pseudo rounds -> CSV",
+    ),
     "fit-ensemble": ("merge", "fit_ensemble", "weights of MODELS maximising OOF mIoU -> RUNS/ensemble_weights*.json"),
     "ensemble": ("merge", "ensemble", "merge every fold of MODELS (or PROBS) -> SUBMISSIONS/NAME.csv"),
     "soup": ("merge", "soup", "average kept epochs per fold (SOUP=epochs) or the folds' best.pt (SOUP=folds)"),
