@@ -182,3 +182,20 @@ def test_the_bundles_wheels_are_the_ones_kaggles_python_installs(tmp_path):
         assert cached_wheel(tmp_path, "hf-xet", "1.8.0", python) is not None
     assert cached_wheel(tmp_path, "pydantic-core", "2.50.5", "3.12") is None  # Windows only
     assert cached_wheel(tmp_path, "nvidia-nvtx", "13.0.85", "3.11") is not None  # glibc 2.5 runs on 2.35
+
+
+def test_the_notebook_names_the_attached_folders_when_the_competition_is_not_there(tmp_path):
+    from trashseg.ensembling.bundle_infer import find_test_json
+    from trashseg.errors import TrashsegError
+
+    inputs = tmp_path / "input"
+    (inputs / "my-bundle").mkdir(parents=True)
+    (inputs / "trash-seg-2026" / "data").mkdir(parents=True)
+    (inputs / "trash-seg-2026" / "data" / "test.json").write_text("{}")
+    assert find_test_json(inputs / "trash-seg-2026") == inputs / "trash-seg-2026" / "data" / "test.json"
+    try:
+        find_test_json(inputs / "trash-seg")
+    except TrashsegError as exc:
+        assert "no such folder" in str(exc) and "my-bundle, trash-seg-2026" in str(exc)
+    else:
+        raise AssertionError("a missing competition folder was not reported")

@@ -32,6 +32,12 @@ def read_bundle(bundle: Path) -> dict:
 def find_test_json(data: Path) -> Path:
     """The competition folder's test.json: at its top, else the one file of that name below it."""
     data = Path(data)
+    if not data.is_dir():
+        there = sorted(p.name for p in data.parent.iterdir()) if data.parent.is_dir() else []
+        raise TrashsegError(
+            f"{data}: no such folder (COMPETITION names it when the bundle is made); {data.parent} holds: "
+            f"{', '.join(there) or 'nothing'}"
+        )
     if (data / "test.json").is_file():
         return data / "test.json"
     found = sorted(p for p in data.rglob("test.json") if len(p.relative_to(data).parts) <= 4)
