@@ -45,10 +45,7 @@ def kaggle_bundle(argv: list[str]) -> None:
         )
     out = bundle_folder(args)
     cfg = options.config(args, models=False, trained=options.words(args, "MODELS"))
-    try:
-        weights = [float(w) for w in options.words(args, "ENSEMBLE_WEIGHTS")] or None
-    except ValueError:
-        raise TrashsegError(f"ENSEMBLE_WEIGHTS={args.ENSEMBLE_WEIGHTS}: give one number per file") from None
+    from trashseg.cli.merge import given_weights
     from trashseg.ensembling.bundle import Options, build, members
     from trashseg.runs import Layout
 
@@ -56,7 +53,7 @@ def kaggle_bundle(argv: list[str]) -> None:
         Layout.of(cfg),
         options.words(args, "MODELS") or None,
         [Path(f) for f in options.words(args, "PROBS")],
-        weights,
+        given_weights(args),
         args.weights_file,
         use_fitted=not args.equal,
     )
@@ -232,7 +229,7 @@ def kaggle_bundle_check(argv: list[str]) -> None:
         csv = work / "kaggle" / "working" / "submission.csv"
     if not csv.is_file():
         raise TrashsegError(f"the notebook ran but wrote no {csv.name} (see {work})")
-    differ, total, images, n = check.compare(csv, reference)
+    differ, total, images, n = check.compare(csv, reference, test_json)
     size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file()) / 1e6
     print(
         f"bundle {bundle}: {size:.1f} MB; the notebook ran offline in {seconds:.0f} s "
@@ -252,7 +249,7 @@ def kaggle_bundle_check(argv: list[str]) -> None:
     if own is None:
         print(f"(the runs' own test probabilities under {runs} are gone or changed: their merge is not compared)")
     else:
-        d, t, imgs, _ = check.compare(csv, own)
+        d, t, imgs, _ = check.compare(csv, own, test_json)
         print(
             f"against the merge of the runs' own probabilities ({record['precision']} checkpoints in the bundle): "
             f"{d} of {t} pixels differ ({100 * d / max(t, 1):.4f}%, {len(imgs)} image(s))"

@@ -16,6 +16,14 @@ def _test_json(cfg: Settings) -> Path:
     return Path(cfg.data.data_dir) / cfg.data.test_json
 
 
+def given_weights(args) -> list[float] | None:
+    """ENSEMBLE_WEIGHTS as numbers (None: not given), or one line naming the variable."""
+    try:
+        return [float(w) for w in options.words(args, "ENSEMBLE_WEIGHTS")] or None
+    except ValueError:
+        raise TrashsegError(f"ENSEMBLE_WEIGHTS={args.ENSEMBLE_WEIGHTS}: give one number per file") from None
+
+
 @friendly_errors
 def ensemble(argv: list[str]) -> None:
     p = options.parser(
@@ -32,11 +40,8 @@ def ensemble(argv: list[str]) -> None:
     p.add_argument("--no-validate", action="store_true")
     args = options.parse(p, argv)
     cfg = options.config(args, models=False, trained=options.words(args, "MODELS"))
-    try:
-        weights = [float(w) for w in options.words(args, "ENSEMBLE_WEIGHTS")] or None
-    except ValueError:
-        raise TrashsegError(f"ENSEMBLE_WEIGHTS={args.ENSEMBLE_WEIGHTS}: give one number per file") from None
-    from trashseg.ensembling.ensemble import ensemble_to_csv, merge_inputs
+    weights = given_weights(args)
+    from trashseg.ensembling.ensemble import ensemble_to_csv, merge_inputs, weights_source
     from trashseg.ensembling.submission import expected_ids_from_test_json, validate_submission
     from trashseg.runs import Layout
 
@@ -52,8 +57,10 @@ def ensemble(argv: list[str]) -> None:
     w = ensemble_to_csv(
         files, out, test_json, weights, weights_file=weights_file, allow_mixed=options.switch(args, "MIXED")
     )
-    source = "given" if weights else (f"fitted, {weights_file}" if weights_file else "equal")
-    print(f"merged ({source} weights) " + ", ".join(f"{p} (w={x:.3f})" for p, x in zip(files, w)))
+    print(
+        f"merged ({weights_source(weights, weights_file)} weights) "
+        + ", ".join(f"{p} (w={x:.3f})" for p, x in zip(files, w))
+    )
     if not args.no_validate:
         n = validate_submission(out, expected_ids_from_test_json(test_json))
         print(f"{out}: valid submission, {n} rows")

@@ -34,6 +34,7 @@ from trashseg.ensembling.ensemble import (
     merge_inputs,
     normalise_weights,
     weights_from_file,
+    weights_source,
 )
 from trashseg.errors import TrashsegError
 from trashseg.hashing import file_sha256
@@ -93,6 +94,7 @@ def members(
     files, weights_file = merge_inputs(layout, probs, models, weights_file, use_fitted=use_fitted and not weights)
     if not files:
         raise TrashsegError("nothing to bundle: give MODELS= (runs with test probabilities)")
+    source = weights_source(weights, weights_file)
     readers = [ProbsReader(f) for f in files]
     try:
         check_manifests(readers, None)
@@ -104,7 +106,6 @@ def members(
     finally:
         for r in readers:
             r.close()
-    source = "given" if weights and weights_file is None else (f"fitted, {weights_file}" if weights_file else "equal")
     out = []
     for path, manifest, weight in zip(files, manifests, w):
         run = path.parent

@@ -13,7 +13,6 @@ The comparison (pixel for pixel, a CSV against a CSV) and the folder the noteboo
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -23,12 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from trashseg.ensembling.bundle import installed_closure
 from trashseg.errors import TrashsegError
 
-CSV_FIELD_LIMIT = 1 << 24  # a row holds 65,536 class ids
 STAND_IN_IMAGE = "trashseg-kaggle:standin"
 STAND_IN_BASE = "trashseg-base:bookworm"
 # what a Kaggle notebook finds installed (the stand-in image's packages); numpy and pillow, which
@@ -37,30 +33,19 @@ KERNEL_PACKAGES = ("torch", "torchvision", "ipykernel")
 LEFT_TO_THE_BUNDLE = ("numpy", "pillow")
 
 
-def read_predictions(path: Path) -> dict[str, np.ndarray]:
-    csv.field_size_limit(CSV_FIELD_LIMIT)
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
-    except OSError as exc:
-        raise TrashsegError(f"{path}: cannot read ({exc.strerror})") from None
-    return {r[0]: np.array(r[1].split(), dtype=np.int16) for r in rows[1:] if len(r) == 2}
+def compare(made: Path, reference: Path, test_json: Path) -> tuple[int, int, list[str], int]:
+    """(pixels that differ, pixels in all, image ids that differ, images): both files read row by row
+    through the submission checker, so a row missing, misordered or malformed stops it with one line."""
+    from trashseg.ensembling.submission import expected_ids_from_test_json, read_rows
 
-
-def compare(made: Path, reference: Path) -> tuple[int, int, list[str], int]:
-    """(pixels that differ, pixels in all, image ids that differ or are missing on either side, images)."""
-    a, b = read_predictions(made), read_predictions(reference)
+    expected = expected_ids_from_test_json(test_json)
     differ, total, images = 0, 0, []
-    for image_id in sorted(set(a) | set(b)):
-        x, y = a.get(image_id), b.get(image_id)
-        if x is None or y is None or x.shape != y.shape:
-            images.append(image_id)
-            continue
+    for (image_id, x), (_, y) in zip(read_rows(made, expected), read_rows(reference, expected), strict=True):
         n = int((x != y).sum())
         differ, total = differ + n, total + x.size
         if n:
             images.append(image_id)
-    return differ, total, images, len(set(a) | set(b))
+    return differ, total, images, len(expected)
 
 
 def kaggle_folders(root: Path, bundle: Path, slug: str, data: Path, competition: str) -> Path:

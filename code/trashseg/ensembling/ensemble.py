@@ -67,6 +67,11 @@ def normalise_weights(weights: list[float] | None, n: int) -> np.ndarray:
     return w / w.sum()
 
 
+def weights_source(given: list[float] | None, weights_file: Path | None) -> str:
+    """Where a merge's weights come from, as the merge says it: given, fitted (and the file) or equal."""
+    return "given" if given else (f"fitted, {weights_file}" if weights_file else "equal")
+
+
 def weights_from_file(path: Path, readers: list[ProbsReader]) -> list[float]:
     """Per-file weights from a fit-ensemble result: a model's weight shared equally by its folds."""
     try:
