@@ -264,10 +264,10 @@ RUN_SETTINGS = [
 STAGE_SETTINGS = ("DATA_DIR", "RUNS", "TTA", "CRF", "FOLD")
 
 
-def as_argv(args: argparse.Namespace, names: list[str]) -> list[str]:
-    """The variables ``names`` given, and every --set, as options again (for a verb run by a verb)."""
+def as_argv(args: argparse.Namespace, names: list[str], sets: bool = True) -> list[str]:
+    """The variables ``names`` given and (``sets``) every --set, as options again (for a verb run by a verb)."""
     out = [f"{VARS[n].option}={getattr(args, n)}" for n in names if getattr(args, n, None) not in (None, "")]
-    return out + [f"--set={item}" for item in getattr(args, "overrides", [])]
+    return out + ([f"--set={item}" for item in getattr(args, "overrides", [])] if sets else [])
 
 
 def parser(verb: str, description: str, names: tuple[str, ...] | list[str] = (), sets: bool = False):

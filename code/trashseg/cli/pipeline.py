@@ -8,8 +8,8 @@ winning path chained as a competitor chains it by hand, each stage the kit's own
     -> ensemble of the last round -> SUBMISSIONS/NAME.csv, validated
 
 Every stage is judged out of fold (the validation images of a fold are never pseudo-labelled or trained
-on). A stage whose outputs are current is skipped: cv keeps finished folds and resumes killed ones,
-pseudo-labels are made again only when the probabilities or weights they come from are newer. The end
+on). A stage whose outputs are current is skipped: cv keeps finished folds and resumes killed ones; pseudo,
+oof, fit-ensemble and ensemble run again only when what they read or wrote changed (by content). The end
 prints, and writes to RUNS/pipeline.json, each round's out-of-fold figures and each stage's time.
 DRY_RUN=1 prints the plan and runs nothing."""
 
@@ -27,8 +27,8 @@ from trashseg.cli.cv import SHARED, job_config
 from trashseg.errors import TrashsegError, friendly_errors
 
 PSEUDO_JSON = "train_data_pseudo{fold}.json"
-STAMP = "made_from.json"  # beside a round's pseudo-label files: what they were made from
-STAGE_STAMPS = "pipeline-stamps.json"  # in a round's runs folder: what its oof, fit and ensemble last read
+STAMPED = ("pseudo", "oof", "fit-ensemble", "ensemble")  # kept while what they read and wrote is unchanged
+STAGE_STAMPS = "pipeline-stamps.json"  # in a round's runs folder: what its stamped stages last read and wrote
 TAKEN = [v for v in SHARED if v != "PSEUDO"]  # the pipeline makes the pseudo-labels and names their files
 
 
@@ -53,11 +53,10 @@ def stage_plan(
 ) -> list[tuple[str, int, list]]:
     """(stage, round, command) in order; commands are `trashseg <verb> ...` lines."""
     names = " ".join(models)
-    shared = [a for a in options.as_argv(args, TAKEN) if not a.startswith(("--runs=", "--set=", "--tta="))]
+    shared = options.as_argv(args, [v for v in TAKEN if v not in ("RUNS", "TTA")], sets=False)  # each stage's own
     sets = [f"--set={item}" for item in getattr(args, "overrides", [])]
-    merged = [a for a in options.as_argv(args, ["DATA_DIR", "CRF"]) if not a.startswith("--set=")]
-    merged += [f"--tta={int(tta)}", *sets]
-    folds = [a for a in options.as_argv(args, ["DATA_DIR", "SEED", "GROUP"]) if not a.startswith("--set=")]
+    merged = [*options.as_argv(args, ["DATA_DIR", "CRF"], sets=False), f"--tta={int(tta)}", *sets]
+    folds = options.as_argv(args, ["DATA_DIR", "SEED", "GROUP"], sets=False)
     plan: list[tuple[str, int, list]] = [("folds", 0, verb("folds", f"--k={k}", *folds))]
     for r in range(rounds + 1):
         here = round_runs(runs, r)
@@ -69,13 +68,13 @@ def stage_plan(
                 ("pseudo", r, verb("pseudo", f"--models={names}", f"--k={k}", f"--runs={before}", out, *merged))
             )
         cv = [f"--models={names}", f"--k={k}", f"--runs={here}", *shared, f"--tta={int(tta)}", *sets, *train_json]
-        cv += options.as_argv(args, ["GPUS", "FORCE"]) + [f"--name=pipeline-round{r}"]
+        cv += options.as_argv(args, ["GPUS", "FORCE"], sets=False) + [f"--name=pipeline-round{r}"]
         cv += [f"--submissions={here / 'submissions'}"]
         plan.append(("cv", r, verb("cv", *cv)))
         plan.append(("oof", r, verb("oof", f"--models={names}", f"--runs={here}", *merged)))
         if len(set(models)) > 1:
             plan.append(("fit-ensemble", r, verb("fit-ensemble", f"--models={names}", f"--runs={here}", *merged)))
-    final = [a for a in options.as_argv(args, ["SUBMISSIONS", "NAME"]) if not a.startswith("--set=")]
+    final = options.as_argv(args, ["SUBMISSIONS", "NAME"], sets=False)
     plan.append(
         (
             "ensemble",
@@ -86,52 +85,32 @@ def stage_plan(
     return plan
 
 
-def made_from(before: Path, post: str) -> dict[str, str]:
-    """What round r's pseudo-labels are made from, by content: the previous round's test probability
-    manifests (checkpoint hash, views, images: they decide the probabilities) and its fitted weights."""
+def stage_sources(stage: str, runs: Path, r: int, post: str, models: list[str], data: Path) -> dict[str, str]:
+    """What a stamped stage of round r reads, by content: the probability manifests of its split (they
+    name the checkpoint, views and images; pseudo reads the previous round's test files), the truth or
+    test file and, for pseudo and the ensemble, the fitted weights."""
     from trashseg.hashing import file_sha256
     from trashseg.inference.probs import manifest_path
 
-    files = [manifest_path(p) for p in sorted(before.glob(f"*/fold*/probs_test{post}.npy"))]
-    files += [p for p in [before / f"ensemble_weights{post}.json"] if p.is_file()]
-    return {str(p.relative_to(before)): file_sha256(p) for p in files if p.is_file()}
-
-
-def stage_sources(stage: str, here: Path, post: str, models: list[str], data: Path) -> dict[str, str]:
-    """What an oof, fit-ensemble or ensemble stage reads, by content: the probability manifests of its
-    split (they name the checkpoint, views and images), the truth or test file and, for the ensemble,
-    the fitted weights."""
-    from trashseg.hashing import file_sha256
-    from trashseg.inference.probs import manifest_path
-
-    split = "test" if stage == "ensemble" else "valid"
-    files = [manifest_path(p) for m in models for p in sorted(here.glob(f"{m}/fold*/probs_{split}{post}.npy"))]
-    files += [data / ("test.json" if stage == "ensemble" else "train_all.json")]
-    if stage == "ensemble":
-        files += [p for p in [here / f"ensemble_weights{post}.json"] if p.is_file()]
+    merges_test = stage in ("pseudo", "ensemble")
+    source = round_runs(runs, r - 1 if stage == "pseudo" else r)
+    split = "test" if merges_test else "valid"
+    files = [manifest_path(p) for m in models for p in sorted(source.glob(f"{m}/fold*/probs_{split}{post}.npy"))]
+    files += [data / ("test.json" if merges_test else "train_all.json")]
+    if merges_test:
+        files += [p for p in [source / f"ensemble_weights{post}.json"] if p.is_file()]
     return {str(p): file_sha256(p) for p in files if p.is_file()}
 
 
-def stage_outputs(stage: str, here: Path, post: str, models: list[str], csv: Path) -> list[Path]:
+def stage_outputs(stage: str, here: Path, post: str, models: list[str], csv: Path, pseudo: list[Path]) -> list[Path]:
     from trashseg.runs import Layout
 
     layout = Layout(here, post=post)
+    if stage == "pseudo":
+        return pseudo
     if stage == "oof":
         return [layout.oof_result(m) for m in models]
     return [layout.fitted_weights()] if stage == "fit-ensemble" else [csv]
-
-
-def pseudo_current(data: Path, r: int, k: int, sources: dict[str, str]) -> bool:
-    """Round r's pseudo-label files exist and were made from ``sources`` (their stamp says so)."""
-    import json
-
-    folder = data / f"pseudo{r}"
-    if not all((folder / PSEUDO_JSON.format(fold=fold)).is_file() for fold in range(k)):
-        return False
-    try:
-        return json.loads((folder / STAMP).read_text(encoding="utf-8")) == sources
-    except (OSError, ValueError):
-        return False
 
 
 def figures(runs: Path, post: str, models: list[str]) -> dict:
@@ -218,27 +197,26 @@ def pipeline(argv: list[str]) -> int:
                 print(f"[pipeline] folds: {data}'s {k} fold files kept")
                 rows.append((stage, r, "kept", 0.0))
                 continue
-        if stage == "pseudo":
-            sources = made_from(round_runs(runs, r - 1), post)
-            if pseudo_current(data, r, k, sources):
-                print(f"[pipeline] pseudo round {r}: {data / f'pseudo{r}'} made from today's round {r - 1}, kept")
-                rows.append((stage, r, "kept", 0.0))
-                continue
-            trained = list(round_runs(runs, r).glob("*/fold*/best.pt"))
-            if trained and not options.switch(args, "FORCE"):
-                raise TrashsegError(
-                    f"round {r}'s pseudo-labels must be made again (round {r - 1}'s models or weights changed), "
-                    f"but {round_runs(runs, r)} holds runs trained on the old ones: FORCE=1 trains them again"
-                )
-        reads = None
-        if stage in ("oof", "fit-ensemble", "ensemble"):
+        stamped = None  # (its round's runs folder, what it reads, what it writes) for a stamped stage
+        if stage in STAMPED:
             here = round_runs(runs, r)
-            reads = stage_sources(stage, here, post, models, data)
-            stamps = read_stamps(here)
-            if stamps.get(stage) == {"reads": reads, "wrote": wrote(stage_outputs(stage, here, post, models, csv))}:
-                print(f"[pipeline] round {r} {stage}: what it reads is unchanged since it ran, kept")
+            pseudo = [data / f"pseudo{r}" / PSEUDO_JSON.format(fold=fold) for fold in range(k)]
+            reads = stage_sources(stage, runs, r, post, models, data)
+            outputs = stage_outputs(stage, here, post, models, csv, pseudo)
+            stamped = (here, reads, outputs)
+            if read_stamps(here).get(stage) == {"reads": reads, "wrote": wrote(outputs)}:
+                if stage == "pseudo":
+                    print(f"[pipeline] pseudo round {r}: {data / f'pseudo{r}'} made from today's round {r - 1}, kept")
+                else:
+                    print(f"[pipeline] round {r} {stage}: what it reads is unchanged since it ran, kept")
                 rows.append((stage, r, "kept", 0.0))
                 continue
+            if stage == "pseudo" and list(here.glob("*/fold*/best.pt")) and not options.switch(args, "FORCE"):
+                raise TrashsegError(
+                    f"round {r}'s pseudo-labels must be made again (round {r - 1}'s models or weights, or the files "
+                    "themselves, changed), "
+                    f"but {here} holds runs trained on the old ones: FORCE=1 trains them again"
+                )
         print(f"[pipeline] {shlex.join(cmd)}", flush=True)
         code = subprocess.call([sys.executable, "-m", *cmd])
         if code != 0:
@@ -247,12 +225,9 @@ def pipeline(argv: list[str]) -> int:
                 file=sys.stderr,
             )
             return code or 1
-        if stage == "pseudo":
-            write_json(data / f"pseudo{r}" / STAMP, sources)
-        if reads is not None:
-            here = round_runs(runs, r)
-            made = {"reads": reads, "wrote": wrote(stage_outputs(stage, here, post, models, csv))}
-            write_json(here / STAGE_STAMPS, {**read_stamps(here), stage: made})
+        if stamped is not None:
+            here, reads, outputs = stamped
+            write_json(here / STAGE_STAMPS, {**read_stamps(here), stage: {"reads": reads, "wrote": wrote(outputs)}})
         rows.append((stage, r, "ran", time.perf_counter() - t0))
     table = {
         "models": models,
