@@ -63,7 +63,7 @@ def main() -> None:
     prepare(data)
     rows, weights_of = {}, {}
     for name in MEMBERS:
-        rows[f"{name} plain"] = figures(run_row(name, data, runs, args.seed))
+        rows[f"{name} plain"] = figures(run_row(name, data, runs, args.seed, need_folder=True))
     for name in MEMBERS:
         scored = run_tta(name, data, runs, args.seed)
         if scored is None:  # the merge below needs each fold's checkpoint as well

@@ -212,6 +212,8 @@ def row_steps(name: str, data: Path, runs: Path, seed: int) -> tuple[str, str, d
     train, infer = f"train-{model}", f"infer-{model}"
     if preset := preset_of(name):  # a preset row: its own budget, none of the table's variables
         common = dict(DATA_DIR=data, RUNS=runs, SEED=seed, LOGGER="none", EXP=preset)
+        if SMOKE:  # a smoke run of a bench over presets (bench-pseudo): the tiny budget over the preset's
+            common.update(**BUDGET, **LITE0)
         train, infer = "train", "infer"
     speed = "" if preset or "speed." in sets else TABLE_SPEED
     parts = [f"--set model.name={run_name(name, seed)} --set data.cache_dir={runs / 'cache'}", speed, sets]
@@ -394,7 +396,10 @@ def record(name: str, seed: int, kind: str, result: dict, runs: Path) -> None:
     write_json(LEDGER, ledger)
 
 
-def run_row(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict:
+def run_row(name: str, data: Path, runs: Path, seed: int = FIRST_SEED, need_folder: bool = False) -> dict:
+    """A row's out-of-fold figures for one seed: its oof.json, else the ledger's, else trained. With
+    ``need_folder`` (a bench that merges the run's probabilities) a run the ledger alone knows is trained
+    again, and its new figures replace the ledger's."""
     from trashseg.runs import Layout
 
     run = run_name(name, seed)
@@ -405,8 +410,10 @@ def run_row(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict:
             " move that folder away to train the row as it is defined now"
         )
     if not result.is_file():
-        if (kept := recorded(name, seed, "plain")) is not None:
+        if (kept := recorded(name, seed, "plain")) is not None and not need_folder:
             return kept
+        if kept is not None:
+            print(f"bench-recipes: {run_name(name, seed)} is known from {LEDGER.name} alone; trained again (files)")
         train, infer, common, args = row_steps(name, data, runs, seed)
         for fold in range(3):  # FORCE=1: a row without its oof.json is trained whole again, as before runs were kept
             make(train, **common, FOLD=fold, FORCE=1, ARGS=args)
@@ -419,8 +426,9 @@ def run_row(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict:
 
 def run_tta(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict | None:
     """The trained row's validation images inferred again with TTA=1 (the config's tta block: flip and
-    scales), scored out of fold into oof_tta.json beside the plain oof.json. None when neither that file,
-    the ledger nor the run's checkpoints exist (a run known from the ledger alone)."""
+    scales), scored out of fold into oof_tta.json beside the plain oof.json. Inferred whenever the checkpoints are
+    there and that file is not (or was scored with another tta block); read from the ledger when they are
+    not; None when neither exists (a run known from the ledger's plain figures alone)."""
     from trashseg.runs import Layout
 
     run, files, today = run_name(name, seed), Layout(runs, post="_tta"), row_views(name)
@@ -431,10 +439,8 @@ def run_tta(name: str, data: Path, runs: Path, seed: int = FIRST_SEED) -> dict |
     if outdated:
         print(f"bench-recipes: {result} was scored with another tta block than the row has today")
     if outdated or not result.is_file():
-        if (kept := recorded(name, seed, "tta")) is not None:
-            return kept
         if not all((Layout(runs).run(run, k) / "best.pt").is_file() for k in range(3)):
-            return None
+            return recorded(name, seed, "tta")  # the ledger's, if any: no checkpoints to infer from
         _, infer, common, args = row_steps(name, data, runs, seed)
         for fold in range(3):
             make(infer, **common, FOLD=fold, SPLITS="valid", TTA=1, ARGS=args)

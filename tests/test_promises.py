@@ -43,6 +43,7 @@ NOT_DRIVEN = {
     "bench-recipes": "~40 min a row on the real photos; test_bench_smoke runs its script with --smoke (the "
     "sample, tiny budget), test_recipe holds cpu-lite to its row",
     "bench-cpu-ensemble": "~1.5 h on the real photos; test_bench_recipes drives its steps with make recorded",
+    "bench-pseudo": "~1 h a round on the real photos; test_bench_pseudo drives its steps with make recorded",
     "bench-sweep": "~10 min a trial on the real photos; test_sweep_space drives make sweep EXP= with the same "
     "space language on the sample, and test_bench_recipes its sweep-best row",
     "bench-tracking": "a benchmark; test_bench_smoke runs its script with a tiny encoder, 1 epoch (--smoke)",

@@ -61,6 +61,41 @@ def category_ids(train: dict, class_map: dict, source: str) -> tuple[list[dict],
     return categories, by_class
 
 
+def confident_labels(readers: list[ProbsReader], weights: list[float], images: list[dict], threshold: float) -> list:
+    """Each image's pseudo-annotations from the weighted merge of the readers' rows (in ``images`` order)."""
+    labels = []
+    for i, img in enumerate(tqdm(images, desc="pseudo-labels", leave=False)):
+        probs = sum(r.row(i).astype(np.float32) * wk for r, wk in zip(readers, weights))
+        labels.append(pseudo_annotations(probs, img["height"], img["width"], threshold))
+    return labels
+
+
+def with_pseudo(train: dict, source: str, class_map: dict, images: list[dict], labels: list) -> dict:
+    """A training set plus ``images`` labelled by ``labels`` (new image and annotation ids after the
+    set's own, flagged ``pseudo``); their own annotations, if any, are never copied."""
+    categories, cat_of = category_ids(train, class_map, source)
+    image_offset = max([im["id"] for im in train["images"]] + [-1]) + 1
+    ann_id = max([a.get("id", 0) for a in train["annotations"]] + [0]) + 1
+    out_images, anns = list(train["images"]), list(train["annotations"])
+    for i, (img, found) in enumerate(zip(images, labels)):
+        new_id = image_offset + i
+        out_images.append({**img, "id": new_id, "pseudo": True})
+        for cls, rle, area in found:
+            anns.append(
+                {
+                    "id": ann_id,
+                    "image_id": new_id,
+                    "category_id": cat_of[cls],
+                    "segmentation": rle,
+                    "area": area,
+                    "iscrowd": 0,
+                    "pseudo": True,
+                }
+            )
+            ann_id += 1
+    return {**train, "images": out_images, "annotations": anns, "categories": categories}
+
+
 def make_pseudo(
     cfg: Settings,
     prob_files: list[Path],
@@ -76,36 +111,12 @@ def make_pseudo(
     source = f"{data_dir / cfg.data.test_json}: file_name"
     check_manifests(readers, [check_name(str(img["file_name"]), source) for img in test["images"]])
     w = normalise_weights(weights_from_file(weights_file, readers) if weights_file else None, len(readers))
-    labels = []
-    for i, img in enumerate(tqdm(test["images"], desc="pseudo-labels", leave=False)):
-        probs = sum(r.row(i).astype(np.float32) * wk for r, wk in zip(readers, w))
-        labels.append(pseudo_annotations(probs, img["height"], img["width"], threshold))
+    labels = confident_labels(readers, w, test["images"], threshold)
     written = []
     for fold in range(k):
         src = data_dir / cfg.data.train_json.format(fold=fold)
-        train = read_json(src)
-        categories, cat_of = category_ids(train, cfg.data.class_map, str(src))
-        image_offset = max([im["id"] for im in train["images"]] + [-1]) + 1
-        ann_id = max([a.get("id", 0) for a in train["annotations"]] + [0]) + 1
-        images, anns = list(train["images"]), list(train["annotations"])
-        for i, (img, found) in enumerate(zip(test["images"], labels)):
-            new_id = image_offset + i
-            images.append({**img, "id": new_id, "pseudo": True})
-            for cls, rle, area in found:
-                anns.append(
-                    {
-                        "id": ann_id,
-                        "image_id": new_id,
-                        "category_id": cat_of[cls],
-                        "segmentation": rle,
-                        "area": area,
-                        "iscrowd": 0,
-                        "pseudo": True,
-                    }
-                )
-                ann_id += 1
         out = out_dir / f"train_data_pseudo{fold}.json"
-        write_json(out, {**train, "images": images, "annotations": anns, "categories": categories})
+        write_json(out, with_pseudo(read_json(src), str(src), cfg.data.class_map, test["images"], labels))
         written.append(out)
     for r in readers:
         r.close()
