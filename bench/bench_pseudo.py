@@ -101,24 +101,34 @@ def train_students(members: list[str], data: Path, here: Path, seed: int, folder
     TTA and scored out of fold. A fold whose probabilities exist from today's labels is kept."""
     from trashseg.runs import Layout
 
-    stamp = here / "bench-pseudo.json"
+    stamp = here / "bench-pseudo.json"  # each member: the label files its runs in here were trained on
     kept = json.loads(stamp.read_text()) if stamp.is_file() else {}
-    current = kept.get("pseudo") == made
+    current = {m: kept.get(m) == made for m in members}
     here.mkdir(parents=True, exist_ok=True)
-    write_json(stamp, {"pseudo": made})  # before any training: what the runs in here are trained on
+    write_json(stamp, {**kept, **dict.fromkeys(members, made)})  # before any training
     tta = Layout(here, post="_tta")
     for m in members:
         train, infer, common, args = row_steps(m, data, here, seed)
         args += f" --set data.train_json={folder}/train_data_pseudo{{fold}}.json --set data.cache_dir={cache(here)}"
         run = run_name(m, seed)
         for k in range(K):
-            if current and tta.probs(run, k, "valid").is_file() and Layout(here).probs(run, k, "valid").is_file():
+            if current[m] and tta.probs(run, k, "valid").is_file() and Layout(here).probs(run, k, "valid").is_file():
                 continue
             make(train, **common, FOLD=k, FORCE=1, ARGS=args)
             make(infer, **common, FOLD=k, SPLITS="valid", TTA=0, ARGS=args)
             make(infer, **common, FOLD=k, SPLITS="valid", TTA=1, ARGS=args)
         for t in (0, 1):
             make("oof", MODEL=run, DATA_DIR=data, RUNS=here, TTA=t, ARGS=f"--set data.cache_dir={cache(here)}")
+
+
+def students_scored(members: list[str], here: Path, seed: int, made: dict) -> list[str]:
+    """The members scored in ``here`` on the label files ``made`` (not on an older version of them)."""
+    from trashseg.runs import Layout
+
+    stamp = here / "bench-pseudo.json"
+    trained_on = json.loads(stamp.read_text()) if stamp.is_file() else {}
+    oof = Layout(here, post="_tta").oof_result
+    return [m for m in members if trained_on.get(m) == made and oof(run_name(m, seed)).is_file()]
 
 
 def scores(members: list[str], here: Path, seed: int, fitted: dict | None) -> dict:
@@ -192,26 +202,33 @@ def main() -> None:
     if table.get("members", list(args.members)) != list(args.members):
         raise SystemExit(f"bench-pseudo: {out} holds members {table['members']}; name the same --members")
     table.update(seed=args.seed, members=list(args.members))
-
-    def config(threshold: float) -> str:  # the table's key: the threshold, and the students unless all members
-        return f"{threshold:g}" + ("" if students == list(args.members) else f" students {' '.join(students)}")
-
     table["round0"] = scores(args.members, runs, args.seed, fit(args.members, data, runs, args.seed))
     table.setdefault("thresholds", {})
+    subset = "" if students == list(args.members) else f" students {' '.join(students)}"
+
+    def config(threshold: float, r: int) -> str:
+        """Round r's folders: round 1 is labelled by every teacher, whichever members retrain (one folder,
+        its students added up across runs); later rounds by the students, so they name a subset."""
+        return f"{threshold:g}" + (subset if r >= 2 else "")
+
     for threshold in args.thresholds:
         for r in range(1, args.rounds + 1):
-            teachers, here = (student_runs(runs, args.seed, config(threshold), i) for i in (r - 1, r))
+            teachers = student_runs(runs, args.seed, config(threshold, r - 1), r - 1)
+            here = student_runs(runs, args.seed, config(threshold, r), r)
             labellers = list(args.members) if r == 1 else students  # round 1: the teachers; then the students
-            folder = pseudo_folder(args.seed, config(threshold), r)
+            folder = pseudo_folder(args.seed, config(threshold, r), r)
             made = hashes(label_round(labellers, data, teachers, args.seed, threshold, folder))
-            train_students(students, data, here, args.seed, folder, made)
-            fitted = fit(students, data, here, args.seed) if len(students) > 1 else None
-            table["thresholds"].setdefault(config(threshold), {})[str(r)] = {
-                "rows": scores(students, here, args.seed, fitted),
-                "train_seconds": seconds(students, here, args.seed),
-                "commit": bench_recipes.commit(here, run_name(students[0], args.seed)),
-            }
-            write_json(out, table)
+            key = str(r) + (subset if r >= 2 else "")
+            for m in students:  # each student's figures are kept as soon as it is scored
+                train_students([m], data, here, args.seed, folder, made)
+                scored = students_scored(list(args.members), here, args.seed, made)
+                fitted = fit(scored, data, here, args.seed) if len(scored) > 1 and m == students[-1] else None
+                table["thresholds"].setdefault(f"{threshold:g}", {})[key] = {
+                    "rows": scores(scored, here, args.seed, fitted),
+                    "train_seconds": seconds(scored, here, args.seed),
+                    "commit": bench_recipes.commit(here, run_name(students[0], args.seed)),
+                }
+                write_json(out, table)
     base = table["round0"]["ensemble TTA, fitted"]["miou_per_image"]
     print(f"\nwoosong, 3 date folds, each fold's photos pseudo-labelled by its teachers; seed {args.seed}")
     print(f"baseline: round 0 (the teachers), ensemble TTA fitted, per-image {base:.4f}")
@@ -229,7 +246,7 @@ def main() -> None:
     for t, by_round in table["thresholds"].items():
         for r, v in by_round.items():
             best = max(f["miou_per_image"] for what, f in v["rows"].items() if "TTA" in what)
-            print(f"pseudo_t{slug(t).replace('.', '')}_round{r}_gain={best - base:+.4f}")
+            print(f"pseudo_t{t.replace('.', '')}_round{slug(r)}_gain={best - base:+.4f}")
     print(f"wrote {out}")
 
 

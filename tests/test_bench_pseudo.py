@@ -151,7 +151,7 @@ def test_rounds_retrain_the_students_on_their_folds_files_and_label_again_from_t
     bench.main()
     trains = [v for t, v in calls if t == "train"]
     assert len(trains) == 6 and all(v["EXP"] == "cpu-lite" and v["FORCE"] == 1 for v in trains)
-    folders = ["pseudo-seed21-t0.8-s-cpu-lite-r1"] * 3 + ["pseudo-seed21-t0.8-s-cpu-lite-r2"] * 3
+    folders = ["pseudo-seed21-t0.8-r1"] * 3 + ["pseudo-seed21-t0.8-s-cpu-lite-r2"] * 3  # round 1: every teacher
     assert [v["ARGS"].split("data.train_json=")[1].split("/")[0] for v in trains] == folders
     assert all("train_data_pseudo{fold}.json" in v["ARGS"] for v in trains)
     assert all(v["RUNS"].name == f"round{1 + i // 3}" for i, v in enumerate(trains))
@@ -161,10 +161,16 @@ def test_rounds_retrain_the_students_on_their_folds_files_and_label_again_from_t
     named = {c["id"]: c["name"] for c in r2["categories"]}
     assert {named[a["category_id"]] for a in r2["annotations"] if a.get("pseudo")} == {"Plastic bag", "__ignore__"}
     table = json.loads((tmp_path / "pseudo-seed21.json").read_text())
-    assert set(table["thresholds"]["0.8 students cpu-lite"]) == {"1", "2"}
+    assert set(table["thresholds"]["0.8"]) == {"1", "2 students cpu-lite"}
     assert table["round0"]["ensemble TTA, fitted"]["miou_per_image"] == 0.72
     out = capsys.readouterr().out
-    assert "pseudo_t08-s-cpu-lite_round2_gain=-0.0100" in out  # the student's TTA 0.71 against 0.72
+    assert "pseudo_t08_round2-s-cpu-lite_gain=-0.0100" in out  # the student's TTA 0.71 against 0.72
     calls.clear()
     bench.main()  # everything scored from today's labels: nothing trained again
     assert not [t for t, _ in calls if t in ("train", "infer")]
+    # new teachers' probabilities (fold 0 says General trash now): round 1's labels change, so its student
+    # trains again on every fold; round 2's labels, from students that say the same as before, are kept
+    teacher_probs(runs / "cpu-lite" / "fold0" / "probs_valid_tta.npy", names[:2], 1, 0.99)
+    calls.clear()
+    bench.main()
+    assert [v["RUNS"].name for t, v in calls if t == "train"] == ["round1"] * 3
