@@ -24,7 +24,7 @@ export TRASHSEG_STORAGE := $(or $(STORAGE),$(TRASHSEG_STORAGE))
 # shell's own NAME, MODEL or K never does. The verb checks every name (a typo stops with the nearest
 # one). ARGS is passed as it is (more options: ARGS='--set train.epochs=3'). The Makefile's own
 # variables (below) stay here.
-MAKE_OWN := ARGS STORAGE VENV INSTALLER DOCKER IMAGE BASE_IMAGE CA_BUNDLE DOCKER_GPUS BAKE_ENCODERS ROWS SEEDS BASELINE ISA THRESHOLDS STUDENTS
+MAKE_OWN := ARGS STORAGE VENV INSTALLER DOCKER IMAGE BASE_IMAGE CA_BUNDLE DOCKER_GPUS BAKE_ENCODERS ROWS SEEDS BASELINE ISA THRESHOLDS STUDENTS SOFT
 export TRASHSEG_VIA_MAKE := 1
 lower = $(shell printf %s '$(1)' | tr 'A-Z_' 'a-z-')
 # a value as the shell needs it: bare when plain, in single quotes when it holds a space or a shell character
@@ -52,7 +52,7 @@ help: ## this list
 	@$(PY) -m trashseg config variables 2>/dev/null || echo "  (make setup, then make help, lists them; or: trashseg config variables)"
 	@echo "  ARGS='--set key=value ...' (any config key), STORAGE (sweep database URL), VENV (default .venv), INSTALLER (make setup: uv or pip)"
 	@echo "  DOCKER(docker|podman) IMAGE BASE_IMAGE CA_BUNDLE DOCKER_GPUS(all|empty for CPU hosts) BAKE_ENCODERS"
-	@echo "  ROWS SEEDS BASELINE (bench-recipes), ISA=avx2 (bench-cpu-speed), THRESHOLDS STUDENTS (bench-pseudo)"
+	@echo "  ROWS SEEDS BASELINE (bench-recipes), ISA=avx2 (bench-cpu-speed), THRESHOLDS STUDENTS SOFT=1 (bench-pseudo)"
 	@echo
 	@$(PY) -m trashseg config list 2>/dev/null || true
 
@@ -214,8 +214,9 @@ bench-cpu-ensemble: $(STAMP) ## CPU ensemble out of fold on ../shared woosong ph
 	$(PY) bench/bench_cpu_ensemble.py $(if $(SEED),--seed $(SEED))
 THRESHOLDS ?=
 STUDENTS ?=
-bench-pseudo: $(STAMP) ## pseudo-labels judged out of fold on ../shared woosong photos: each date fold's photos labelled by that fold's bench-cpu-ensemble models (SEED=), the members retrained on them (STUDENTS=: some), ROUNDS rounds, each of THRESHOLDS="0.7 0.9"; table in bench/results/pseudo-seed<N>.json (~1 h a round on 2 cores)
-	$(PY) bench/bench_pseudo.py $(if $(SEED),--seed $(SEED)) $(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(THRESHOLDS),--thresholds $(THRESHOLDS)) $(if $(STUDENTS),--students $(STUDENTS))
+SOFT ?=
+bench-pseudo: $(STAMP) ## pseudo-labels judged out of fold on ../shared woosong photos: each date fold's photos labelled by that fold's bench-cpu-ensemble models (SEED=), the members retrained on them (STUDENTS=: some), ROUNDS rounds, each of THRESHOLDS="0.7 0.9", SOFT=1: soft labels; table in bench/results/pseudo-seed<N>.json (~1 h a round on 2 cores)
+	$(PY) bench/bench_pseudo.py $(if $(SEED),--seed $(SEED)) $(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(THRESHOLDS),--thresholds $(THRESHOLDS)) $(if $(STUDENTS),--students $(STUDENTS)) $(if $(SOFT),--soft $(SOFT))
 bench-durable: $(STAMP) ## cost of durable (fsync) atomic writes per checkpoint / probability file vs rename only
 	$(PY) bench/bench_durable.py
 clean: ## remove caches and demo outputs (keeps .venv, runs/ and submissions/ of real runs)

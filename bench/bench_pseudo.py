@@ -58,7 +58,9 @@ def cache(_runs: Path | None = None) -> Path:
     return CACHE
 
 
-def label_round(members: list[str], data: Path, teachers: Path, seed: int, threshold: float, folder: str) -> list[Path]:
+def label_round(
+    members: list[str], data: Path, teachers: Path, seed: int, threshold: float, folder: str, soft: bool = False
+) -> list[Path]:
     """A round's training files in ``folder``: for each fold k, train_data{k} + fold k's validation photos labelled by
     fold k's teachers (their TTA validation probabilities, merged with the teachers' fitted weights)."""
     from trashseg.config import defaults
@@ -78,12 +80,12 @@ def label_round(members: list[str], data: Path, teachers: Path, seed: int, thres
         check_manifests(readers, [str(img["file_name"]) for img in valid["images"]])
         fitted = weights_from_file(teachers / "ensemble_weights_tta.json", readers) if len(readers) > 1 else None
         weights = normalise_weights(fitted, len(readers))
-        labels = confident_labels(readers, list(weights), valid["images"], threshold)
+        labels = confident_labels(readers, list(weights), valid["images"], threshold, soft)
         train_file = data / f"train_data{k}.json"
         write_json(out, with_pseudo(read_json(train_file), str(train_file), class_map, valid["images"], labels))
         for reader in readers:
             reader.close()
-        unsure = sum(a for found in labels for cls, _, a in found if cls == 255)
+        unsure = sum(a for found in labels for cls, _, a, _ in found if cls == 255)
         pixels = sum(img["height"] * img["width"] for img in valid["images"])
         confident = 1 - unsure / pixels
         print(f"bench-pseudo: fold {k}: {len(labels)} photos labelled, {confident:.1%} of their pixels confident")
@@ -160,6 +162,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=FIRST_SEED, help="the teachers' and students' seed")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.9], help="confidence for a pseudo-label")
+    parser.add_argument(
+        "--soft",
+        type=int,
+        choices=(0, 1),
+        default=0,
+        help="1: soft labels (each confident pixel's cross-entropy weighted by its confidence)",
+    )
     parser.add_argument("--rounds", type=int, default=1, help="pseudo-label rounds (each retrains every member)")
     parser.add_argument("--members", nargs="+", default=list(MEMBERS), help="the ensemble's members (preset rows)")
     parser.add_argument(
@@ -209,7 +218,7 @@ def main() -> None:
     def config(threshold: float, r: int) -> str:
         """Round r's folders: round 1 is labelled by every teacher, whichever members retrain (one folder,
         its students added up across runs); later rounds by the students, so they name a subset."""
-        return f"{threshold:g}" + (subset if r >= 2 else "")
+        return f"{threshold:g}" + (" soft" if args.soft else "") + (subset if r >= 2 else "")
 
     for threshold in args.thresholds:
         for r in range(1, args.rounds + 1):
@@ -217,13 +226,13 @@ def main() -> None:
             here = student_runs(runs, args.seed, config(threshold, r), r)
             labellers = list(args.members) if r == 1 else students  # round 1: the teachers; then the students
             folder = pseudo_folder(args.seed, config(threshold, r), r)
-            made = hashes(label_round(labellers, data, teachers, args.seed, threshold, folder))
+            made = hashes(label_round(labellers, data, teachers, args.seed, threshold, folder, bool(args.soft)))
             key = str(r) + (subset if r >= 2 else "")
             for m in students:  # each student's figures are kept as soon as it is scored
                 train_students([m], data, here, args.seed, folder, made)
                 scored = students_scored(list(args.members), here, args.seed, made)
                 fitted = fit(scored, data, here, args.seed) if len(scored) > 1 and m == students[-1] else None
-                table["thresholds"].setdefault(f"{threshold:g}", {})[key] = {
+                table["thresholds"].setdefault(config(threshold, 1), {})[key] = {
                     "rows": scores(scored, here, args.seed, fitted),
                     "train_seconds": seconds(scored, here, args.seed),
                     "commit": bench_recipes.commit(here, run_name(students[0], args.seed)),

@@ -174,3 +174,22 @@ def test_rounds_retrain_the_students_on_their_folds_files_and_label_again_from_t
     calls.clear()
     bench.main()
     assert [v["RUNS"].name for t, v in calls if t == "train"] == ["round1"] * 3
+
+
+def test_soft_labels_carry_each_pixels_confidence(bench, tmp_path):
+    """--soft: the confident pixels keep their class and the teachers' confidence as pseudo_weight."""
+    data, runs = tmp_path / "data", tmp_path / "runs"
+    data.mkdir()
+    names = folds(data)
+    for m in bench.MEMBERS:
+        for k in range(3):
+            teacher_probs(runs / m / f"fold{k}" / "probs_valid_tta.npy", names[2 * k : 2 * k + 2], 8, 0.8)
+    (runs / "ensemble_weights_tta.json").write_text(
+        json.dumps({"fitted": {"weights": dict.fromkeys(bench.MEMBERS, 0.5)}})
+    )
+    files = bench.label_round(list(bench.MEMBERS), data, runs, 21, 0.5, "soft", soft=True)
+    out = json.loads(files[0].read_text())
+    named = {c["id"]: c["name"] for c in out["categories"]}
+    weights = {(named[a["category_id"]], a.get("pseudo_weight")) for a in out["annotations"] if a.get("pseudo")}
+    assert ("Plastic bag", 0.8) in weights and ("Background", 0.8) not in weights
+    assert all(w is not None for name, w in weights if name != "__ignore__")

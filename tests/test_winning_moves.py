@@ -21,12 +21,55 @@ def test_pseudo_labels_keep_confident_pixels_and_ignore_unsure_ones():
     probs[2, :, :16] = 0.95  # Paper, confident
     probs[:, :, 16:] = 0.5 / (len(CLASSES) - 1)
     probs[3, :, 16:] = 0.5  # Paper pack, unsure
-    found = {cls: (rle, area) for cls, rle, area in pseudo_annotations(probs, 32, 32, 0.9)}
+    found = {cls: (rle, area) for cls, rle, area, weight in pseudo_annotations(probs, 32, 32, 0.9) if weight is None}
     assert set(found) == {2, 255}  # no label for the unsure Paper pack
     left = np.zeros((32, 32), bool)
     left[:, :16] = True
     assert np.array_equal(coco_mask.decode(found[2][0]).astype(bool), left) and found[2][1] == left.sum()
     assert np.array_equal(coco_mask.decode(found[255][0]).astype(bool), ~left)
+
+
+def test_soft_pseudo_labels_weigh_each_pixels_cross_entropy_by_the_ensembles_confidence(tmp_path):
+    """By hand, soft labels at threshold 0.5: the left half Paper at 0.95, the right half Paper pack at
+    0.6, a strip below 0.5 ignored. Each region keeps its class and its confidence in 1/15 steps (0.933
+    and 0.6), painted into the mask as class + 16 x level; the loss reads class and weight back and its
+    cross-entropy term is the weighted mean of the pixels' cross-entropies. (True labels, level 0, keep
+    the original sum exactly: test_metrics_losses.)"""
+    import json
+
+    import torch.nn.functional as F
+
+    from helpers import settings
+    from trashseg.data.coco import load_coco
+    from trashseg.data.masks import paint_mask
+    from trashseg.ensembling.pseudo import pseudo_annotations, with_pseudo
+    from trashseg.training.losses import build_loss, split_target
+
+    probs = np.full((len(CLASSES), 32, 32), 0.0, np.float32)
+    probs[2, :, :16], probs[0, :, :16] = 0.95, 0.05  # Paper, sure
+    probs[3, :, 16:], probs[0, :, 16:] = 0.6, 0.4  # Paper pack, less sure
+    probs[:, :4, 16:] = 1 / len(CLASSES)  # unsure: ignored
+    found = pseudo_annotations(probs, 32, 32, 0.5, soft=True)
+    assert sorted((cls, weight) for cls, _, _, weight in found) == [(2, 0.933333), (3, 0.6), (255, None)]
+    train = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "Paper"}]}
+    image = {"id": 0, "file_name": "a.jpg", "height": 32, "width": 32}
+    (tmp_path / "p.json").write_text(json.dumps(with_pseudo(train, "t", {}, [image], [found])))
+    cs = load_coco(tmp_path / "p.json", tmp_path, {})
+    mask = paint_mask(cs, cs.image_ids[0])
+    assert (mask[:, :16] == 2 + 16 * 1).all() and (mask[4:, 16:] == 3 + 16 * 6).all() and (mask[:4, 16:] == 255).all()
+    target = torch.as_tensor(mask, dtype=torch.long)[None]
+    classes, weight = split_target(target)
+    assert (classes[0, :, :16] == 2).all() and (classes[0, :4, 16:] == 255).all()
+    assert torch.allclose(weight[0, 4:, 16:], torch.tensor(0.6)) and torch.allclose(
+        weight[0, :, :16], torch.tensor(14 / 15)
+    )
+    torch.manual_seed(0)
+    logits = torch.randn(1, len(CLASSES), 32, 32)
+    ce_only = build_loss(settings("loss.ce_weight=1", "loss.dice_weight=0", "loss.smoothing=0"))
+    per_pixel = F.cross_entropy(logits, classes, ignore_index=255, reduction="none")
+    valid = classes != 255
+    want = (per_pixel * weight)[valid].sum() / valid.sum()
+    assert float(ce_only(logits, target)) == pytest.approx(float(want), rel=1e-5)
 
 
 def test_copy_paste_adds_rare_class_pixels(coco_dir, base_cfg):

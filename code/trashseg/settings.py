@@ -213,6 +213,11 @@ class Crf(Section):
 
 class Pseudo(Section):
     threshold: Probability = Field(0.9, description="ensemble confidence below this -> ignore (255) in pseudo-labels")
+    soft: bool = Field(
+        False,
+        description="confident pixels as soft labels: each keeps its class and its confidence, which weights its "
+        "cross-entropy (hard: every confident pixel counts fully)",
+    )
 
 
 class Eval(Section):

@@ -203,7 +203,7 @@ def pseudo(argv: list[str]) -> None:
         options.words(args, "MODELS") or None,
         args.weights_file,
     )
-    for out in make_pseudo(cfg, files, weights_file, cfg.pseudo.threshold, k, args.out_dir):
+    for out in make_pseudo(cfg, files, weights_file, cfg.pseudo.threshold, k, args.out_dir, cfg.pseudo.soft):
         print(f"wrote {out}")
 
 

@@ -182,16 +182,20 @@ def clean_annotations(data: dict, json_path: Path, images: dict, cat_to_class: d
         if not _is_number(area):
             area = float(mask_utils.area(rle))
             problems.append(f"{where}: 'area' missing or not a number; computed from the mask ({area:.0f})")
-        clean.append(
-            {
-                "id": ann.get("id", i),
-                "image_id": image_id,
-                "category_id": category_id,
-                "segmentation": seg,
-                "area": float(area),
-                "iscrowd": 1 if ann.get("iscrowd") else 0,
-            }
-        )
+        kept = {
+            "id": ann.get("id", i),
+            "image_id": image_id,
+            "category_id": category_id,
+            "segmentation": seg,
+            "area": float(area),
+            "iscrowd": 1 if ann.get("iscrowd") else 0,
+        }
+        if "pseudo_weight" in ann:  # a soft pseudo-label's confidence (make pseudo with pseudo.soft)
+            weight = ann["pseudo_weight"]
+            if not _is_number(weight) or not 0 < weight <= 1:
+                raise TrashsegError(f"{where}: pseudo_weight {weight!r} must be a number in (0, 1]")
+            kept["pseudo_weight"] = float(weight)
+        clean.append(kept)
     return clean
 
 

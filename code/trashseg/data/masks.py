@@ -3,6 +3,12 @@
 Each image's mask is keyed by a hash of exactly what determines it (its size, its annotations, the
 category -> class mapping and the painter version), so any edit to the JSON rebuilds just the masks
 it changes, and fold files that share images share the cache.
+
+A soft pseudo-label (an annotation with ``pseudo_weight``, written by `make pseudo` with
+``pseudo.soft``) is painted as its class plus its weight's level in the upper bits
+(class + 16 x level, level = round((1 - weight) x 15)): the mask stays one uint8 plane that every
+augmentation moves as it moves the classes, and the loss reads the weight back (level 0, every true
+label, is weight 1).
 """
 
 from __future__ import annotations
@@ -20,6 +26,21 @@ from trashseg.data.coco import CocoSet
 from trashseg.errors import TrashsegError
 
 PAINTER_VERSION = 1
+WEIGHT_SHIFT = 16  # class indices fit below it; a soft pseudo-label's weight level is painted above
+WEIGHT_LEVELS = 15  # weight = 1 - level / 15; the largest value, 10 + 16 x 15 = 250, stays below 255
+
+
+def weight_level(weight: float) -> int:
+    """The level a soft pseudo-label's weight (0, 1] is painted with (0: full weight)."""
+    return int(round((1.0 - float(weight)) * WEIGHT_LEVELS))
+
+
+def painted_value(cls: int, ann: dict) -> int:
+    """What an annotation paints: its class, plus its weight's level for a soft pseudo-label."""
+    weight = ann.get("pseudo_weight")
+    return cls if weight is None or cls == 255 else cls + WEIGHT_SHIFT * weight_level(weight)
+
+
 # Unfiltered, lightly compressed PNG: a 512x512 mask is a few KB and decodes ~3x faster than
 # OpenCV's default PNG settings (measured by `make bench-data`).
 PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
@@ -58,7 +79,7 @@ def paint_mask(cs: CocoSet, image_id: int) -> np.ndarray:
                 f"{cs.json_path}: annotation id {ann.get('id')} on {info['file_name']}: RLE size "
                 f"{binary.shape} differs from image size {(h, w)}"
             )
-        mask[binary.astype(bool)] = cls
+        mask[binary.astype(bool)] = painted_value(cls, ann)
     return mask
 
 
@@ -69,6 +90,7 @@ def mask_key(cs: CocoSet, image_id: int) -> str:
         "hw": [info["height"], info["width"]],
         "anns": [
             [a.get("id"), cs.cat_to_class[a["category_id"]], a["segmentation"], _area(a)]
+            + ([a["pseudo_weight"]] if "pseudo_weight" in a else [])  # keys of every other mask unchanged
             for a in cs.annotations(image_id)
         ],
     }

@@ -6,6 +6,11 @@ Class weights (``loss.class_weights``) weight the cross-entropy term: a list of 
 class frequency, at most ``class_weight_cap``; classes absent from the set keep 1, as they never
 appear as a target). With class weights the cross-entropy is torch's own (which takes weights and
 label smoothing); without, it stays SMP's SoftCrossEntropyLoss of the original recipe.
+
+Soft pseudo-labels (``pseudo.soft``) reach the loss painted as class + 16 x weight level (data/masks.py):
+the sum reads each pixel's class and weight back, gives every term the classes and weights the
+cross-entropy term's pixels by their weight (a weighted mean over the pixels not ignored). A batch of
+true labels only has no level above 0 and runs the terms as before.
 """
 
 from __future__ import annotations
@@ -20,17 +25,54 @@ from trashseg.data.classes import CLASSES, IGNORE_INDEX
 from trashseg.settings import Settings
 
 
-class WeightedSum(nn.Module):
-    """Sum of weighted loss terms; all take (logits N,C,H,W, target N,H,W int64)."""
+def split_target(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(classes, per-pixel weights) of a painted target; weights None when no pixel is a soft label."""
+    from trashseg.data.masks import WEIGHT_LEVELS, WEIGHT_SHIFT
 
-    def __init__(self, terms: list[tuple[float, nn.Module]]):
+    soft = (target != IGNORE_INDEX) & (target >= WEIGHT_SHIFT)
+    if not bool(soft.any()):
+        return target, None
+    level = torch.where(soft, target // WEIGHT_SHIFT, torch.zeros_like(target))
+    classes = torch.where(soft, target % WEIGHT_SHIFT, target)
+    return classes, 1.0 - level.float() / WEIGHT_LEVELS
+
+
+def pixel_weighted_ce(logits, target, weight, class_weights=None, smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy of each pixel times its weight, averaged over the pixels not ignored."""
+    per_pixel = F.cross_entropy(
+        logits,
+        target,
+        weight=None if class_weights is None else class_weights.to(logits.device),
+        ignore_index=IGNORE_INDEX,
+        reduction="none",
+        label_smoothing=smoothing,
+    )
+    valid = (target != IGNORE_INDEX).float()
+    return (per_pixel * weight * valid).sum() / valid.sum().clamp(min=1)
+
+
+class WeightedSum(nn.Module):
+    """Sum of weighted loss terms; all take (logits N,C,H,W, target N,H,W int64). ``ce`` is the index
+    of the cross-entropy term, the one soft pseudo-labels' weights apply to (None: no such term)."""
+
+    def __init__(self, terms: list[tuple[float, nn.Module]], ce: int | None = None, smoothing: float = 0.0):
         super().__init__()
         self.weights = [w for w, _ in terms]
         self.terms = nn.ModuleList([t for _, t in terms])
+        self.ce, self.smoothing = ce, smoothing
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
-        return sum(w * t(logits, target) for w, t in zip(self.weights, self.terms))
+        target, pixel_weight = split_target(target)
+        total = 0.0
+        for i, (w, term) in enumerate(zip(self.weights, self.terms)):
+            if pixel_weight is not None and i == self.ce:
+                total = total + w * pixel_weighted_ce(
+                    logits, target, pixel_weight, getattr(term, "class_weights", None), self.smoothing
+                )
+            else:
+                total = total + w * term(logits, target)
+        return total
 
 
 class OneHotBCE(nn.Module):
@@ -71,12 +113,15 @@ class WeightedCE(nn.Module):
 
 def pixel_counts(cfg: Settings, cs) -> np.ndarray:
     """Pixels of each class over a COCO set's masks (from the mask cache; 255 not counted)."""
-    from trashseg.data.masks import MaskCache, read_mask
+    from trashseg.data.masks import WEIGHT_SHIFT, MaskCache, read_mask
 
     counts = np.zeros(256, dtype=np.int64)
     for path in MaskCache(cfg.data.cache_dir).build(cs, progress=False):
         counts += np.bincount(read_mask(path).ravel(), minlength=256)
-    return counts[: len(CLASSES)]
+    classes = counts[:WEIGHT_SHIFT].copy()
+    for value in range(WEIGHT_SHIFT, IGNORE_INDEX):  # soft pseudo-labels: their class is the lower bits
+        classes[value % WEIGHT_SHIFT] += counts[value]
+    return classes[: len(CLASSES)]
 
 
 def auto_class_weights(counts: np.ndarray, cap: float) -> np.ndarray:
@@ -110,8 +155,9 @@ def class_weights(cfg: Settings, train_set=None, quiet: bool = False) -> torch.T
 def build_loss(cfg: Settings, train_set=None, quiet: bool = False) -> nn.Module:
     lc = cfg.loss
     weights = class_weights(cfg, train_set, quiet)
-    terms = []
+    terms, ce = [], None
     if lc.ce_weight > 0:
+        ce = None if lc.name == "bce_dice" else 0  # soft pseudo-labels weight the cross-entropy, not BCE
         if lc.name == "bce_dice":
             first = OneHotBCE(weights)
         elif weights is not None:
@@ -127,4 +173,4 @@ def build_loss(cfg: Settings, train_set=None, quiet: bool = False) -> nn.Module:
     if lc.focal_weight > 0:
         focal = smp.losses.FocalLoss(mode="multiclass", gamma=lc.focal_gamma, ignore_index=IGNORE_INDEX)
         terms.append((lc.focal_weight, focal))
-    return WeightedSum(terms)
+    return WeightedSum(terms, ce, lc.smoothing)
