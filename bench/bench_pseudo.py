@@ -255,7 +255,7 @@ def main() -> None:
     for t, by_round in table["thresholds"].items():
         for r, v in by_round.items():
             best = max(f["miou_per_image"] for what, f in v["rows"].items() if "TTA" in what)
-            print(f"pseudo_t{t.replace('.', '')}_round{slug(r)}_gain={best - base:+.4f}")
+            print(f"pseudo_t{slug(t).replace('.', '')}_round{slug(r)}_gain={best - base:+.4f}")
     print(f"wrote {out}")
 
 
