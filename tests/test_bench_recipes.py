@@ -456,13 +456,39 @@ def test_every_ledger_cell_in_the_docs_is_the_ledgers_and_its_fingerprints_are_t
         checked += 1
     assert checked == 5  # orig, adamw-poly, adamw-poly-lovasz-ema, cpu-lite plain and with its TTA
 
-    lite = sum(runs[bench.run_name("cpu-lite", s)]["plain"]["miou_per_image"] for s in (21, 22)) / 2
     members = 0
-    for cells in table_rows(text, "| what | weights, seed 21 / 22 |", "(The 3-class column"):
+    for cells in table_rows(text, "| member | seeds |", "| merge | seed |"):
         name = re.match(r"`([\w-]+)`", cells[0]).group(1)
-        want = ledger_cells(bench, runs, name, "tta" if "TTA" in cells[0] else "plain", [21, 22], lite)
+        seeds = [int(s) for s in cells[1].split(",")]
+        lite = sum(runs[bench.run_name("cpu-lite", s)]["plain"]["miou_per_image"] for s in seeds) / len(seeds)
+        want = ledger_cells(bench, runs, name, "tta" if "TTA" in cells[0] else "plain", seeds, lite)
         got = dict(zip(("dataset", "per_image", "present", "gain", "seeds"), cells[2:7]))
         assert got == {k: want[k] for k in got}, cells[0]
         members += 1
     assert members == 4
     assert "\n| (" not in text  # no row of figures that no file holds
+
+
+def test_the_cpu_ensembles_merges_in_the_docs_are_their_files():
+    """docs/results.md's merge rows are bench/results/cpu-ensemble-seed<N>.json's, cell by cell (weights,
+    dataset, per-image, 3-class, the gain over that seed's cpu-lite plain), and every merge of every
+    such file is in the table: a new run's file is not left out of the page."""
+    import json
+
+    text = (ROOT / "docs" / "results.md").read_text()
+    shown = set()
+    for cells in table_rows(text, "| merge | seed |", "(The 3-class column"):
+        what, seed = re.match(r"`([^`]+)`", cells[0]).group(1), int(cells[1])
+        table = json.loads((ROOT / "bench" / "results" / f"cpu-ensemble-seed{seed}.json").read_text())
+        row, base = table["rows"][what], table["rows"]["cpu-lite plain"]["miou_per_image"]
+        weights = "/".join(f"{w:.2f}" for w in row["weights"].values())  # in the members order
+        present = "" if row["present_mean"] is None else f"{row['present_mean']:.4f}"
+        want = [weights, f"{row['miou']:.4f}", f"{row['miou_per_image']:.4f}", present]
+        assert cells[2:7] == [*want, f"{row['miou_per_image'] - base:+.4f}"], cells[0]
+        shown.add((what, seed))
+    files = sorted((ROOT / "bench" / "results").glob("cpu-ensemble-seed*.json"))
+    assert files
+    for path in files:
+        table = json.loads(path.read_text())
+        merges = {(w, table["seed"]) for w in table["rows"] if w.startswith("ensemble")}
+        assert merges <= shown, f"{path.name}: merges not in docs/results.md: {sorted(merges - shown)}"

@@ -1,9 +1,10 @@
 """Every figure of docs/results.md's benchmark table comes from the result file its command writes
 (bench/results/<name>.json, in git): each row's result cell is rebuilt here from that file and must
 equal the page's, so a figure typed by hand, or left behind by a new run, fails. (The recipes ledger's
-tables: tests/test_bench_recipes.py; the CPU speed table: test_the_cpu_speed_table_quotes_its_files.)"""
+tables: tests/test_bench_recipes.py; the CPU speed table: tests/test_speed_choice.py.)"""
 
 import json
+import re
 
 from helpers import ROOT
 
@@ -113,3 +114,69 @@ def test_every_result_file_says_what_and_where_it_measured():
         r = figures(name)
         assert r["bench"] == f"bench-{name}" and r["figures"] and r["settings"]
         assert r["machine"]["cpu"] and r["machine"]["torch"] and len(r["commit"]) >= 7
+
+
+# docs/results.md's tables, by their header's first cells: each is rebuilt from its files by a test
+# (recipes and CPU-ensemble members: test_bench_recipes; the rest: this file), so their cells are held
+HELD_TABLES = {
+    "| row | what changes |": "tests/test_bench_recipes.py: the recipes ledger",
+    "| member | seeds |": "tests/test_bench_recipes.py: the recipes ledger",
+    "| merge | seed |": "tests/test_bench_recipes.py: bench/results/cpu-ensemble-seed<N>.json",
+    "| CPU | native bf16 |": "test_speed_choice.py::test_the_cpu_speed_table_in_the_docs_is_the_benchs_result_files",
+    "| command | what | result |": "test_each_bench_result_cell_is_rebuilt_from_its_file",
+}
+FIGURE = re.compile(r"(?<![\w.])[+-]?\d\.\d{3,4}(?!\d)")  # a metric as the docs print them: 3 or 4 decimals
+
+
+def held_values() -> set[str]:
+    """Every number of the files the docs' figures come from, as 3- and 4-decimal strings."""
+    values: set[str] = set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+        elif isinstance(node, float):
+            values.update({f"{node:.3f}", f"{node:.4f}"})
+
+    for path in [ROOT / "bench" / "recipes-ledger.json", *sorted(RESULTS.glob("*.json"))]:
+        walk(json.loads(path.read_text()))
+    return values
+
+
+def printed_figure(span: re.Match) -> str:
+    """A code span kept as text when it is a bench's key=value figure line, else dropped (a setting)."""
+    return span.group(1) if re.fullmatch(r"[\w/]+=[+-]?[\d.]+", span.group(1)) else ""
+
+
+def test_every_metric_figure_in_the_docs_comes_from_a_file():
+    """Every 3- or 4-decimal figure of README.md and docs/*.md (prose and tables; code blocks and code
+    spans are settings, not results, unless a bench's key=value line) is a value of a result file in git
+    (the recipes ledger, bench/results/*.json), a cell of one of results.md's tables that tests rebuild
+    from those files, or the difference of two such figures of the same paragraph (a gain, a spread). A
+    figure typed from a printed table that no file keeps fails here."""
+    results = (ROOT / "docs" / "results.md").read_text()
+    headers = [line for line in results.splitlines() if line.startswith("| ") and not line.startswith("| `")]
+    headers = [h for h in headers if not re.match(r"\| [\d(A]|\| the same|\| ensemble|\| what \(", h)]
+    assert sorted(h for h in HELD_TABLES if any(x.startswith(h) for x in headers)) == sorted(HELD_TABLES)
+    assert all(any(h.startswith(t) for t in HELD_TABLES) for h in headers), "a table of results.md no test holds"
+    cells = {f.lstrip("+-") for line in results.splitlines() if line.startswith("|") for f in FIGURE.findall(line)}
+    known = held_values() | cells
+    unheld = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.S)
+        for paragraph in re.split(r"\n\s*\n", text):
+            paragraph = re.sub(r"`([^`]*)`", printed_figure, paragraph)  # code spans: settings, not results
+            figures = FIGURE.findall(paragraph)
+            good = [float(f) for f in figures if f.lstrip("+-") in known]
+            for f in figures:
+                if f.lstrip("+-") in known:
+                    continue
+                places = len(f.split(".")[1])
+                if any(round(abs(a - b), places) == round(abs(float(f)), places) for a in good for b in good):
+                    continue
+                unheld.append(f"{doc.name}: {f} in {paragraph.strip()[:70]!r}")
+    assert not unheld, "figures no result file holds:\n" + "\n".join(unheld)
