@@ -136,6 +136,8 @@ def test_rounds_retrain_the_students_on_their_folds_files_and_label_again_from_t
             (here / "ensemble_weights_tta.json").write_text(json.dumps(fitted))
 
     monkeypatch.setattr(bench_recipes, "make", make)
+    monkeypatch.setattr(bench_recipes, "LEDGER", None)  # main sets it: restored after the test
+    monkeypatch.setattr(bench, "CACHE", bench.CACHE)
     monkeypatch.setattr(bench, "make", make)
     monkeypatch.setattr(bench, "prepare", lambda data: None)
     for m in bench.MEMBERS:  # the teachers: trained, inferred with TTA, scored (what bench-cpu-ensemble leaves)
@@ -193,3 +195,36 @@ def test_soft_labels_carry_each_pixels_confidence(bench, tmp_path):
     weights = {(named[a["category_id"]], a.get("pseudo_weight")) for a in out["annotations"] if a.get("pseudo")}
     assert ("Plastic bag", 0.8) in weights and ("Background", 0.8) not in weights
     assert all(w is not None for name, w in weights if name != "__ignore__")
+
+
+def test_the_pseudo_label_table_in_the_docs_is_its_files():
+    """docs/results.md's pseudo-label rows are bench/results/pseudo-seed<N>.json's, cell by cell (dataset,
+    per-image, 3-class, the gain over that seed's teachers' TTA ensemble with fitted weights), and every
+    row of every such file is in the table."""
+    import re
+
+    text = (ROOT / "docs" / "results.md").read_text()
+    start = text.index("| seed | labels | round |")
+    rows = [
+        [c.strip().strip("*") for c in line.strip().strip("|").split("|")]
+        for line in text[start:].split("\n\n")[0].splitlines()[2:]
+    ]
+    shown = set()
+    for seed, labels, r, what, *cells in rows:
+        table = json.loads((ROOT / "bench" / "results" / f"pseudo-seed{seed}.json").read_text())
+        what = re.match(r"`([^`]+)`", what).group(1)
+        got = table["round0"] if r == "0" else table["thresholds"][labels][r]["rows"]
+        f, base = got[what], table["round0"]["ensemble TTA, fitted"]["miou_per_image"]
+        present = f"{f['present']:.4f}" if "present" in f else ""
+        want = [f"{f['miou']:.4f}", f"{f['miou_per_image']:.4f}", present, f"{f['miou_per_image'] - base:+.4f}"]
+        assert cells == want, (seed, labels, r, what)
+        shown.add((int(seed), labels if r != "0" else "teachers", r, what))
+    files = sorted((ROOT / "bench" / "results").glob("pseudo-seed*.json"))
+    assert files
+    for path in files:
+        table = json.loads(path.read_text())
+        kept = {(table["seed"], "teachers", "0", w) for w in table["round0"]}
+        kept |= {
+            (table["seed"], t, r, w) for t, by in table["thresholds"].items() for r, v in by.items() for w in v["rows"]
+        }
+        assert kept <= shown, f"{path.name}: rows not in docs/results.md: {sorted(kept - shown)}"

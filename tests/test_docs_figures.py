@@ -122,6 +122,7 @@ HELD_TABLES = {
     "| row | what changes |": "tests/test_bench_recipes.py: the recipes ledger",
     "| member | seeds |": "tests/test_bench_recipes.py: the recipes ledger",
     "| merge | seed |": "tests/test_bench_recipes.py: bench/results/cpu-ensemble-seed<N>.json",
+    "| seed | labels | round |": "tests/test_bench_pseudo.py: bench/results/pseudo-seed<N>.json",
     "| CPU | native bf16 |": "test_speed_choice.py::test_the_cpu_speed_table_in_the_docs_is_the_benchs_result_files",
     "| command | what | result |": "test_each_bench_result_cell_is_rebuilt_from_its_file",
 }
