@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import bench_recipes
+from bench_cpu_ensemble import present_of
 from bench_recipes import DEFAULT_LEDGER, FIRST_SEED, make, prepare, present_mean, row_steps, run_name, run_row, run_tta
 
 from common import ROOT
@@ -27,6 +28,9 @@ from trashseg.atomic import write_json
 
 MEMBERS = ("cpu-lite", "cpu-lite-deeplab")
 K = 3
+# the bench's one mask cache (main sets it; keyed by each mask's content: pseudo and true masks never mix)
+CACHE = ROOT / "runs" / "bench-recipes" / "cache"
+STAMP = "bench-pseudo.json"  # in a round's folder: each member -> the label files its runs were trained on
 
 
 def slug(config: str) -> str:
@@ -46,16 +50,8 @@ def pseudo_folder(seed: int, config: str, r: int) -> str:
 def fit(members: list[str], data: Path, runs: Path, seed: int) -> dict:
     """make fit-ensemble TTA=1 over the members' runs in ``runs``; its weights file, read back."""
     models = " ".join(run_name(m, seed) for m in members)
-    make("fit-ensemble", MODELS=models, DATA_DIR=data, RUNS=runs, TTA=1, ARGS=f"--set data.cache_dir={cache(runs)}")
+    make("fit-ensemble", MODELS=models, DATA_DIR=data, RUNS=runs, TTA=1, ARGS=f"--set data.cache_dir={CACHE}")
     return json.loads((runs / "ensemble_weights_tta.json").read_text())
-
-
-CACHE = ROOT / "runs" / "bench-recipes" / "cache"  # main sets it: one mask cache for every round
-
-
-def cache(_runs: Path | None = None) -> Path:
-    """The bench's one mask cache (keyed by each mask's content: pseudo and true masks never mix)."""
-    return CACHE
 
 
 def label_round(
@@ -103,15 +99,14 @@ def train_students(members: list[str], data: Path, here: Path, seed: int, folder
     TTA and scored out of fold. A fold whose probabilities exist from today's labels is kept."""
     from trashseg.runs import Layout
 
-    stamp = here / "bench-pseudo.json"  # each member: the label files its runs in here were trained on
-    kept = json.loads(stamp.read_text()) if stamp.is_file() else {}
+    kept = trained_on(here)
     current = {m: kept.get(m) == made for m in members}
     here.mkdir(parents=True, exist_ok=True)
-    write_json(stamp, {**kept, **dict.fromkeys(members, made)})  # before any training
+    write_json(here / STAMP, {**kept, **dict.fromkeys(members, made)})  # before any training
     tta = Layout(here, post="_tta")
     for m in members:
         train, infer, common, args = row_steps(m, data, here, seed)
-        args += f" --set data.train_json={folder}/train_data_pseudo{{fold}}.json --set data.cache_dir={cache(here)}"
+        args += f" --set data.train_json={folder}/train_data_pseudo{{fold}}.json --set data.cache_dir={CACHE}"
         run = run_name(m, seed)
         for k in range(K):
             if current[m] and tta.probs(run, k, "valid").is_file() and Layout(here).probs(run, k, "valid").is_file():
@@ -120,23 +115,26 @@ def train_students(members: list[str], data: Path, here: Path, seed: int, folder
             make(infer, **common, FOLD=k, SPLITS="valid", TTA=0, ARGS=args)
             make(infer, **common, FOLD=k, SPLITS="valid", TTA=1, ARGS=args)
         for t in (0, 1):
-            make("oof", MODEL=run, DATA_DIR=data, RUNS=here, TTA=t, ARGS=f"--set data.cache_dir={cache(here)}")
+            make("oof", MODEL=run, DATA_DIR=data, RUNS=here, TTA=t, ARGS=f"--set data.cache_dir={CACHE}")
+
+
+def trained_on(here: Path) -> dict:
+    """The round folder's stamp: each member -> the hashes of the label files its runs were trained on."""
+    stamp = here / STAMP
+    return json.loads(stamp.read_text()) if stamp.is_file() else {}
 
 
 def students_scored(members: list[str], here: Path, seed: int, made: dict) -> list[str]:
     """The members scored in ``here`` on the label files ``made`` (not on an older version of them)."""
     from trashseg.runs import Layout
 
-    stamp = here / "bench-pseudo.json"
-    trained_on = json.loads(stamp.read_text()) if stamp.is_file() else {}
-    oof = Layout(here, post="_tta").oof_result
-    return [m for m in members if trained_on.get(m) == made and oof(run_name(m, seed)).is_file()]
+    kept, oof = trained_on(here), Layout(here, post="_tta").oof_result
+    return [m for m in members if kept.get(m) == made and oof(run_name(m, seed)).is_file()]
 
 
 def scores(members: list[str], here: Path, seed: int, fitted: dict | None) -> dict:
     """A round's figures: each member plain and TTA (oof), the TTA ensemble equal and fitted (none for
     one member)."""
-    from trashseg.data.classes import CLASSES
     from trashseg.runs import Layout
 
     rows = {}
@@ -148,8 +146,7 @@ def scores(members: list[str], here: Path, seed: int, fitted: dict | None) -> di
         e = fitted[key]
         row = {"miou": e["oof_miou"], "miou_per_image": e["oof_miou_per_image"], "weights": e["weights"]}
         if key == "fitted":
-            per_class = fitted["fitted_per_class_iou"]
-            row["present"] = sum(per_class[CLASSES.index(c)] for c in bench_recipes.PRESENT) / 3
+            row["present"] = present_of(fitted["fitted_per_class_iou"])
         rows[f"ensemble TTA, {what}"] = row
     return rows
 

@@ -30,15 +30,21 @@ WEIGHT_SHIFT = 16  # class indices fit below it; a soft pseudo-label's weight le
 WEIGHT_LEVELS = 15  # weight = 1 - level / 15; the largest value, 10 + 16 x 15 = 250, stays below 255
 
 
-def weight_level(weight: float) -> int:
-    """The level a soft pseudo-label's weight (0, 1] is painted with (0: full weight)."""
-    return int(round((1.0 - float(weight)) * WEIGHT_LEVELS))
+def weight_level(weight):
+    """The level a soft pseudo-label's weight (0, 1] is painted with (0: full weight); a number or an
+    array of them (numpy rounds half to even, as Python's round does)."""
+    return np.rint((1.0 - np.asarray(weight, dtype=np.float64)) * WEIGHT_LEVELS).astype(np.int64)
+
+
+def level_weight(level):
+    """The weight a painted level stands for: a number, a numpy array or a torch tensor of levels."""
+    return 1.0 - level / WEIGHT_LEVELS
 
 
 def painted_value(cls: int, ann: dict) -> int:
     """What an annotation paints: its class, plus its weight's level for a soft pseudo-label."""
     weight = ann.get("pseudo_weight")
-    return cls if weight is None or cls == 255 else cls + WEIGHT_SHIFT * weight_level(weight)
+    return cls if weight is None or cls == 255 else cls + WEIGHT_SHIFT * int(weight_level(weight))
 
 
 # Unfiltered, lightly compressed PNG: a 512x512 mask is a few KB and decodes ~3x faster than

@@ -37,24 +37,22 @@ def pseudo_annotations(
 ) -> list[tuple[int, dict, float, float | None]]:
     """(class index or 255, RLE, area, weight) for each class with confident pixels and for the unsure
     ones; hard labels have weight None, soft ones one region a class and weight level (background too)."""
-    from trashseg.data.masks import WEIGHT_LEVELS, weight_level
+    from trashseg.data.masks import level_weight, weight_level
 
     full = np.stack([cv2.resize(p, (width, height), interpolation=cv2.INTER_LINEAR) for p in probs])
     label, confidence = full.argmax(0), full.max(0)
     out = []
     sure = confidence >= threshold
-    levels = np.round((1.0 - confidence) * WEIGHT_LEVELS).astype(np.int64)
+    levels = weight_level(confidence) if soft else None
     for cls in range(0 if soft else 1, len(CLASSES)):
         region = (label == cls) & sure
-        if not soft:
+        if levels is None:
             if region.any():
                 out.append((cls, _rle(region), float(region.sum()), None))
             continue
         for level in np.unique(levels[region]):
             part = region & (levels == level)
-            weight = 1.0 - float(level) / WEIGHT_LEVELS
-            assert weight_level(weight) == level
-            out.append((cls, _rle(part), float(part.sum()), round(weight, 6)))
+            out.append((cls, _rle(part), float(part.sum()), round(float(level_weight(level)), 6)))
     unsure = ~sure
     if unsure.any():
         out.append((255, _rle(unsure), float(unsure.sum()), None))

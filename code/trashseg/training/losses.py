@@ -27,14 +27,14 @@ from trashseg.settings import Settings
 
 def split_target(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(classes, per-pixel weights) of a painted target; weights None when no pixel is a soft label."""
-    from trashseg.data.masks import WEIGHT_LEVELS, WEIGHT_SHIFT
+    from trashseg.data.masks import WEIGHT_SHIFT, level_weight
 
     soft = (target != IGNORE_INDEX) & (target >= WEIGHT_SHIFT)
     if not bool(soft.any()):
         return target, None
     level = torch.where(soft, target // WEIGHT_SHIFT, torch.zeros_like(target))
     classes = torch.where(soft, target % WEIGHT_SHIFT, target)
-    return classes, 1.0 - level.float() / WEIGHT_LEVELS
+    return classes, level_weight(level.float())
 
 
 def pixel_weighted_ce(logits, target, weight, class_weights=None, smoothing: float = 0.0) -> torch.Tensor:
