@@ -24,7 +24,7 @@ export TRASHSEG_STORAGE := $(or $(STORAGE),$(TRASHSEG_STORAGE))
 # shell's own NAME, MODEL or K never does. The verb checks every name (a typo stops with the nearest
 # one). ARGS is passed as it is (more options: ARGS='--set train.epochs=3'). The Makefile's own
 # variables (below) stay here.
-MAKE_OWN := ARGS STORAGE VENV INSTALLER DOCKER IMAGE BASE_IMAGE CA_BUNDLE DOCKER_GPUS BAKE_ENCODERS ROWS SEEDS BASELINE ISA THRESHOLDS STUDENTS SOFT
+MAKE_OWN := ARGS STORAGE VENV INSTALLER DOCKER IMAGE BASE_IMAGE CA_BUNDLE DOCKER_GPUS BAKE_ENCODERS ROWS SEEDS BASELINE ISA THRESHOLDS STUDENTS SOFT CANDIDATES
 export TRASHSEG_VIA_MAKE := 1
 lower = $(shell printf %s '$(1)' | tr 'A-Z_' 'a-z-')
 # a value as the shell needs it: bare when plain, in single quotes when it holds a space or a shell character
@@ -52,7 +52,7 @@ help: ## this list
 	@$(PY) -m trashseg config variables 2>/dev/null || echo "  (make setup, then make help, lists them; or: trashseg config variables)"
 	@echo "  ARGS='--set key=value ...' (any config key), STORAGE (sweep database URL), VENV (default .venv), INSTALLER (make setup: uv or pip)"
 	@echo "  DOCKER(docker|podman) IMAGE BASE_IMAGE CA_BUNDLE DOCKER_GPUS(all|empty for CPU hosts) BAKE_ENCODERS"
-	@echo "  ROWS SEEDS BASELINE (bench-recipes), ISA=avx2 (bench-cpu-speed), THRESHOLDS STUDENTS SOFT=1 (bench-pseudo)"
+	@echo "  ROWS SEEDS BASELINE (bench-recipes), ISA=avx2 (bench-cpu-speed), CANDIDATES (bench-cpu-ensemble), THRESHOLDS STUDENTS SOFT=1 (bench-pseudo)"
 	@echo
 	@$(PY) -m trashseg config list 2>/dev/null || true
 
@@ -210,8 +210,9 @@ bench-recipes: $(STAMP) ## OOF table on ../shared woosong photos, 3 date folds, 
 	$(PY) bench/bench_recipes.py $(if $(ROWS),--rows $(ROWS)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(filter 1,$(TTA)),--tta) $(if $(BASELINE),--base $(BASELINE))
 bench-sweep: $(STAMP) ## the sweep of configs/sweeps/cpu-lite.yaml on ../shared woosong photos, date fold 0, today's cpu-lite as trial 0 (TRIALS=N in all; resumes; ~10 min a trial on 2 cores)
 	$(PY) bench/bench_sweep.py $(if $(TRIALS),--trials $(TRIALS))
-bench-cpu-ensemble: $(STAMP) ## CPU ensemble out of fold on ../shared woosong photos: cpu-lite + cpu-lite-deeplab, plain and TTA, equal and fitted weights (the preset rows of bench-recipes, their figures in its ledger; SEED=22: the members of that seed; ~1.5 h on 2 cores)
-	$(PY) bench/bench_cpu_ensemble.py $(if $(SEED),--seed $(SEED))
+bench-cpu-ensemble: $(STAMP) ## CPU ensemble out of fold on ../shared woosong photos: cpu-lite + cpu-lite-deeplab, plain and TTA, equal and fitted weights (the preset rows of bench-recipes, their figures in its ledger; SEED=22: the members of that seed; CANDIDATES=preset: a third member, judged by the OOF gain it brings to the two; ~1.5 h on 2 cores)
+	$(PY) bench/bench_cpu_ensemble.py $(if $(SEED),--seed $(SEED)) $(if $(CANDIDATES),--candidates $(CANDIDATES))
+CANDIDATES ?=
 THRESHOLDS ?=
 STUDENTS ?=
 SOFT ?=

@@ -8,6 +8,8 @@ TTA ~6 min a model). Figures: dataset mIoU, per-image mIoU and the mean IoU of t
 each single model plain being the baseline. The members' figures go into bench-recipes' ledger
 (bench/recipes-ledger.json) like any row's; the whole table, merges and fitted weights included, into
 bench/results/cpu-ensemble-seed<N>.json (in git), which docs/results.md's figures are read from.
+CANDIDATES=<preset> (a bench-recipes row) judges a third member the way the issue asks: by the gain its
+fitted TTA merge with the two brings over the two's, not by its own score (kept under "candidates").
 """
 
 from __future__ import annotations
@@ -49,6 +51,28 @@ def present_of(per_class: list) -> float:
     return sum(per_class[CLASSES.index(c)] for c in PRESENT) / len(PRESENT)
 
 
+def judge(name: str, models: str, data: Path, runs: Path, seed: int, cache: str) -> dict:
+    """A candidate third member: its own row plain and with TTA, then the fitted TTA merge of the two
+    members with it (fit-ensemble on the out-of-fold images). Run before the two's own fits, whose
+    weights file bench-pseudo reads, so that the last file written is theirs."""
+    plain = run_row(name, data, runs, seed, need_folder=True)
+    scored = run_tta(name, data, runs, seed)
+    if scored is None:
+        raise SystemExit(f"bench-cpu-ensemble: {runs / run_name(name, seed)} has no checkpoint of every fold")
+    make("fit-ensemble", MODELS=f"{models} {run_name(name, seed)}", DATA_DIR=data, RUNS=runs, TTA=1, ARGS=cache)
+    fitted = json.loads((runs / "ensemble_weights_tta.json").read_text())
+
+    def merge(r: dict) -> dict:
+        return {"miou": r["oof_miou"], "miou_per_image": r["oof_miou_per_image"], "weights": r["weights"]}
+
+    return {
+        "plain": {"miou": plain["miou"], "miou_per_image": plain["miou_per_image"]},
+        "TTA": {"miou": scored["miou"], "miou_per_image": scored["miou_per_image"]},
+        "ensemble TTA, equal": merge(fitted["equal_mean"]),
+        "ensemble TTA, fitted": {**merge(fitted["fitted"]), "present_mean": present_of(fitted["fitted_per_class_iou"])},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=FIRST_SEED)
@@ -57,7 +81,19 @@ def main() -> None:
         "--ledger", type=Path, default=DEFAULT_LEDGER, help="the members' scored runs, as bench-recipes keeps them"
     )
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results", help="where the table is kept")
+    parser.add_argument(
+        "--candidates",
+        nargs="*",
+        default=[],
+        help="presets judged as a third member: the out-of-fold gain of their fitted TTA merge with the two",
+    )
     args = parser.parse_args()
+    for name in args.candidates:  # before any work: a typo costs nothing
+        if name in MEMBERS or name not in bench_recipes.ROWS:
+            others = sorted(set(bench_recipes.ROWS) - set(MEMBERS))
+            raise SystemExit(
+                f"bench-cpu-ensemble: CANDIDATES={name}: not a row beside the members; rows: {' '.join(others)}"
+            )
     bench_recipes.LEDGER = args.ledger  # the members are bench-recipes rows: their figures go to its ledger
     data, runs = args.runs / "data", args.runs
     prepare(data)
@@ -71,6 +107,7 @@ def main() -> None:
         rows[f"{name} TTA"] = figures(scored)
     models = " ".join(run_name(m, args.seed) for m in MEMBERS)
     cache = f"--set data.cache_dir={runs / 'cache'}"
+    judged = {name: judge(name, models, data, runs, args.seed, cache) for name in args.candidates}
     for tta, variant in ((0, "plain"), (1, "TTA")):
         make("fit-ensemble", MODELS=models, DATA_DIR=data, RUNS=runs, TTA=tta, ARGS=cache)
         fitted = json.loads((runs / f"ensemble_weights{'_tta' if tta else ''}.json").read_text())
@@ -111,6 +148,15 @@ def main() -> None:
         key = what.split(" (")[0].replace(" ", "_").replace(",", "").replace("-", "_")
         print(f"{key}_miou_per_image={per_image:.4f}")
     print(f"best_gain_over_{MEMBERS[0].replace('-', '_')}={max(r[1] for r in rows.values()) - base:+.4f}")
+    two = rows[next(w for w in rows if w.startswith("ensemble TTA, fitted"))][1]
+    for name, j in judged.items():
+        j["gain_over_the_two"] = j["ensemble TTA, fitted"]["miou_per_image"] - two
+        print(f"\ncandidate {name}: a third member, TTA, against the two's fitted TTA merge ({two:.4f} per image)")
+        for what in ("plain", "TTA", "ensemble TTA, equal", "ensemble TTA, fitted"):
+            r = j[what]
+            weights = f" ({'/'.join(f'{w:.2f}' for w in r['weights'].values())})" if "weights" in r else ""
+            print(f"  {what + weights:<46} {r['miou']:8.4f} {r['miou_per_image']:8.4f}")
+        print(f"candidate_{name.replace('-', '_')}_gain_over_the_two={j['gain_over_the_two']:+.4f}")
     table = {
         "seed": args.seed,
         "members": list(MEMBERS),
@@ -123,6 +169,7 @@ def main() -> None:
             }
             for what, (dataset, per_image, present) in rows.items()
         },
+        **({"candidates": judged} if judged else {}),
     }
     out = args.results / f"cpu-ensemble-seed{args.seed}.json"
     write_json(out, table)

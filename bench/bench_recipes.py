@@ -95,8 +95,9 @@ ROWS["cpu-sweep9"] = (
     SWEEP9,
     "the sweep's best trial 9 at 6 epochs, speed auto: channels_last + bf16 where native (= cpu-lite)",
 )
-# the CPU presets as they stand (configs/<name>.yaml, their own budget): the CPU ensemble's members
-for _preset in ("cpu-lite", "cpu-lite-deeplab"):
+# the CPU presets as they stand (configs/<name>.yaml, their own budget): the CPU ensemble's members and the
+# candidate for a third (bench-cpu-ensemble CANDIDATES=)
+for _preset in ("cpu-lite", "cpu-lite-deeplab", "cpu-lite-deeplab-lite2"):
     ROWS[_preset] = (f"EXP={_preset}", {}, "", f"the preset configs/{_preset}.yaml as it stands")
 PRESENT = ("Background", "General trash", "Plastic bag")
 # bench-sweep's study (fold 0), whose best trial the row sweep-best confirms; named after its space's cost, so a

