@@ -181,3 +181,39 @@ def test_every_metric_figure_in_the_docs_comes_from_a_file():
                     continue
                 unheld.append(f"{doc.name}: {f} in {paragraph.strip()[:70]!r}")
     assert not unheld, "figures no result file holds:\n" + "\n".join(unheld)
+
+
+def held_fold_times() -> set[tuple[int, ...]]:
+    """Every run's training seconds a fold (`train_seconds`, as the ledger and bench-pseudo keep them), rounded."""
+    times: set[tuple[int, ...]] = set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "train_seconds" and isinstance(v, list):
+                    times.add(tuple(int(s + 0.5) for s in v))  # half up, as the docs print
+                elif k == "train_seconds" and isinstance(v, dict):
+                    times.update(tuple(int(s + 0.5) for s in per_fold) for per_fold in v.values())
+                else:
+                    walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    for path in [ROOT / "bench" / "recipes-ledger.json", *sorted(RESULTS.glob("*.json"))]:
+        walk(json.loads(path.read_text()))
+    return times
+
+
+def test_every_fold_time_in_the_docs_is_a_runs_kept_train_seconds():
+    """The docs' training times a fold ("734 / 922 / 878 s", one figure a date fold) are a run's
+    `train_seconds` in the ledger or a bench result file, rounded: a time typed from a log fails."""
+    held = held_fold_times()
+    assert held
+    shown = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for m in re.finditer(r"(?<![\d.])(\d+)\s*/\s*(\d+)\s*/\s*(\d+) s\b", doc.read_text()):
+            shown.append((doc.name, tuple(int(x) for x in m.groups())))
+    assert shown
+    unheld = [f"{name}: {' / '.join(map(str, t))} s" for name, t in shown if t not in held]
+    assert not unheld, "fold times no result file holds:\n" + "\n".join(unheld)
