@@ -56,9 +56,10 @@ def fit(members: list[str], data: Path, runs: Path, seed: int) -> dict:
 
 def label_round(
     members: list[str], data: Path, teachers: Path, seed: int, threshold: float, folder: str, soft: bool = False
-) -> list[Path]:
+) -> tuple[list[Path], list[float]]:
     """A round's training files in ``folder``: for each fold k, train_data{k} + fold k's validation photos labelled by
-    fold k's teachers (their TTA validation probabilities, merged with the teachers' fitted weights)."""
+    fold k's teachers (their TTA validation probabilities, merged with the teachers' fitted weights); and each
+    fold's share of confident (labelled) pixels."""
     from trashseg.config import defaults
     from trashseg.data.coco import read_json
     from trashseg.ensembling.ensemble import check_manifests, normalise_weights, weights_from_file
@@ -70,6 +71,7 @@ def label_round(
     files = [out_dir / f"train_data_pseudo{k}.json" for k in range(K)]
     layout = Layout(teachers, post="_tta")
     class_map = defaults()["data"]["class_map"]
+    shares = []
     for k, out in enumerate(files):
         valid = read_json(data / f"valid_data{k}.json")
         readers = [ProbsReader(layout.probs(run_name(m, seed), k, "valid")) for m in members]
@@ -83,9 +85,9 @@ def label_round(
             reader.close()
         unsure = sum(a for found in labels for cls, _, a, _ in found if cls == 255)
         pixels = sum(img["height"] * img["width"] for img in valid["images"])
-        confident = 1 - unsure / pixels
-        print(f"bench-pseudo: fold {k}: {len(labels)} photos labelled, {confident:.1%} of their pixels confident")
-    return files
+        shares.append(1 - unsure / pixels)
+        print(f"bench-pseudo: fold {k}: {len(labels)} photos labelled, {shares[-1]:.1%} of their pixels confident")
+    return files, shares
 
 
 def hashes(files: list[Path]) -> dict[str, str]:
@@ -223,7 +225,8 @@ def main() -> None:
             here = student_runs(runs, args.seed, config(threshold, r), r)
             labellers = list(args.members) if r == 1 else students  # round 1: the teachers; then the students
             folder = pseudo_folder(args.seed, config(threshold, r), r)
-            made = hashes(label_round(labellers, data, teachers, args.seed, threshold, folder, bool(args.soft)))
+            files, confident = label_round(labellers, data, teachers, args.seed, threshold, folder, bool(args.soft))
+            made = hashes(files)
             key = str(r) + (subset if r >= 2 else "")
             for m in students:  # each student's figures are kept as soon as it is scored
                 train_students([m], data, here, args.seed, folder, made)
@@ -232,6 +235,7 @@ def main() -> None:
                 table["thresholds"].setdefault(config(threshold, 1), {})[key] = {
                     "rows": scores(scored, here, args.seed, fitted),
                     "train_seconds": seconds(scored, here, args.seed),
+                    "confident": confident,  # each fold's share of labelled pixels
                     "commit": bench_recipes.commit(here, run_name(students[0], args.seed)),
                 }
                 write_json(out, table)

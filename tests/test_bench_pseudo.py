@@ -75,7 +75,7 @@ def test_each_fold_is_labelled_by_its_own_teachers_only_confident_pixels_no_trut
             )
     fitted = {"fitted": {"weights": {"cpu-lite": 0.75, "cpu-lite-deeplab": 0.25}}}
     (runs / "ensemble_weights_tta.json").write_text(json.dumps(fitted))
-    files = bench.label_round(list(bench.MEMBERS), data, runs, 21, 0.9, "pseudo-seed21-t0.9-r1")
+    files, confident = bench.label_round(list(bench.MEMBERS), data, runs, 21, 0.9, "pseudo-seed21-t0.9-r1")
     assert [f.parent.name for f in files] == ["pseudo-seed21-t0.9-r1"] * 3
     for k, f in enumerate(files):
         out = json.loads(f.read_text())
@@ -93,8 +93,12 @@ def test_each_fold_is_labelled_by_its_own_teachers_only_confident_pixels_no_trut
         mask = paint_mask(cs, pseudo[0]["id"])
         assert (mask[:, :6] == (1 if k == 0 else 8)).all()  # confident: the teachers' class (not the truth's 8)
         assert (mask[:, 10:] == IGNORE_INDEX).all()  # below the threshold: ignored by the loss and the metric
+        painted = [paint_mask(cs, im["id"]) for im in pseudo]
+        share = sum((m != IGNORE_INDEX).sum() for m in painted) / sum(m.size for m in painted)
+        assert confident[k] == pytest.approx(share) and 0.3 < share < 0.6  # the share the results row keeps
     # a lower threshold than the unsure half's 0.5 labels every pixel
-    files = bench.label_round(list(bench.MEMBERS), data, runs, 21, 0.5, "low")
+    files, confident = bench.label_round(list(bench.MEMBERS), data, runs, 21, 0.5, "low")
+    assert confident == [1.0] * 3
     out = json.loads(files[0].read_text())
     assert {a["category_id"] for a in out["annotations"] if a.get("pseudo")} == {7}  # General trash only, no ignore
 
@@ -164,6 +168,10 @@ def test_rounds_retrain_the_students_on_their_folds_files_and_label_again_from_t
     assert {named[a["category_id"]] for a in r2["annotations"] if a.get("pseudo")} == {"Plastic bag", "__ignore__"}
     table = json.loads((tmp_path / "pseudo-seed21.json").read_text())
     assert set(table["thresholds"]["0.8"]) == {"1", "2 students cpu-lite"}
+    assert all(
+        len(r["confident"]) == 3 and all(0 <= c <= 1 for c in r["confident"])
+        for r in table["thresholds"]["0.8"].values()
+    )
     assert table["round0"]["ensemble TTA, fitted"]["miou_per_image"] == 0.72
     out = capsys.readouterr().out
     assert "pseudo_t08_round2-s-cpu-lite_gain=-0.0100" in out  # the student's TTA 0.71 against 0.72
@@ -189,7 +197,7 @@ def test_soft_labels_carry_each_pixels_confidence(bench, tmp_path):
     (runs / "ensemble_weights_tta.json").write_text(
         json.dumps({"fitted": {"weights": dict.fromkeys(bench.MEMBERS, 0.5)}})
     )
-    files = bench.label_round(list(bench.MEMBERS), data, runs, 21, 0.5, "soft", soft=True)
+    files, _ = bench.label_round(list(bench.MEMBERS), data, runs, 21, 0.5, "soft", soft=True)
     out = json.loads(files[0].read_text())
     named = {c["id"]: c["name"] for c in out["categories"]}
     weights = {(named[a["category_id"]], a.get("pseudo_weight")) for a in out["annotations"] if a.get("pseudo")}
