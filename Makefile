@@ -220,5 +220,7 @@ bench-pseudo: $(STAMP) ## pseudo-labels judged out of fold on ../shared woosong 
 	$(PY) bench/bench_pseudo.py $(if $(SEED),--seed $(SEED)) $(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(THRESHOLDS),--thresholds $(THRESHOLDS)) $(if $(STUDENTS),--students $(STUDENTS)) $(if $(SOFT),--soft $(SOFT))
 bench-durable: $(STAMP) ## cost of durable (fsync) atomic writes per checkpoint / probability file vs rename only
 	$(PY) bench/bench_durable.py
+bench-fit: $(STAMP) ## fit-ensemble's seconds per OOF image, batched scorer vs a loop over weightings, 2 and 3 models (21 and 232 weightings)
+	$(PY) bench/bench_fit.py
 clean: ## remove caches and demo outputs (keeps .venv, runs/ and submissions/ of real runs)
 	rm -rf cache runs/demo submissions/demo.csv data/sample/train_data*.json data/sample/valid_data*.json data/sample/folds.json

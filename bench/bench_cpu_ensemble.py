@@ -51,6 +51,17 @@ def present_of(per_class: list) -> float:
     return sum(per_class[CLASSES.index(c)] for c in PRESENT) / len(PRESENT)
 
 
+def merge_rows(fitted: dict) -> dict[str, dict]:
+    """A fit-ensemble result's equal and fitted merges as rows: figures and weights, and for the fitted
+    merge (the only one whose per-class IoU fit-ensemble keeps) the mean IoU of the present classes."""
+    rows = {
+        what: {"miou": r["oof_miou"], "miou_per_image": r["oof_miou_per_image"], "weights": r["weights"]}
+        for what, r in (("equal", fitted["equal_mean"]), ("fitted", fitted["fitted"]))
+    }
+    rows["fitted"]["present_mean"] = present_of(fitted["fitted_per_class_iou"])
+    return rows
+
+
 def judge(name: str, models: str, data: Path, runs: Path, seed: int, cache: str) -> dict:
     """A candidate third member: its own row plain and with TTA, then the fitted TTA merge of the two
     members with it (fit-ensemble on the out-of-fold images). Run before the two's own fits, whose
@@ -60,16 +71,11 @@ def judge(name: str, models: str, data: Path, runs: Path, seed: int, cache: str)
     if scored is None:
         raise SystemExit(f"bench-cpu-ensemble: {runs / run_name(name, seed)} has no checkpoint of every fold")
     make("fit-ensemble", MODELS=f"{models} {run_name(name, seed)}", DATA_DIR=data, RUNS=runs, TTA=1, ARGS=cache)
-    fitted = json.loads((runs / "ensemble_weights_tta.json").read_text())
-
-    def merge(r: dict) -> dict:
-        return {"miou": r["oof_miou"], "miou_per_image": r["oof_miou_per_image"], "weights": r["weights"]}
-
+    merges = merge_rows(json.loads((runs / "ensemble_weights_tta.json").read_text()))
     return {
         "plain": {"miou": plain["miou"], "miou_per_image": plain["miou_per_image"]},
         "TTA": {"miou": scored["miou"], "miou_per_image": scored["miou_per_image"]},
-        "ensemble TTA, equal": merge(fitted["equal_mean"]),
-        "ensemble TTA, fitted": {**merge(fitted["fitted"]), "present_mean": present_of(fitted["fitted_per_class_iou"])},
+        **{f"ensemble TTA, {what}": r for what, r in merges.items()},
     }
 
 
@@ -111,14 +117,13 @@ def main() -> None:
     for tta, variant in ((0, "plain"), (1, "TTA")):
         make("fit-ensemble", MODELS=models, DATA_DIR=data, RUNS=runs, TTA=tta, ARGS=cache)
         fitted = json.loads((runs / f"ensemble_weights{'_tta' if tta else ''}.json").read_text())
-        for kind in ("equal_mean", "fitted"):
-            r = fitted[kind]
+        for what, r in merge_rows(fitted).items():
             weights = "/".join(f"{w:.2f}" for w in r["weights"].values())
-            weights_of[f"ensemble {variant}, {kind.replace('_mean', '')}"] = r["weights"]
-            rows[f"ensemble {variant}, {kind.replace('_mean', '')} ({weights})"] = (
-                r["oof_miou"],
-                r["oof_miou_per_image"],
-                float("nan") if kind == "equal_mean" else present_of(fitted["fitted_per_class_iou"]),
+            weights_of[f"ensemble {variant}, {what}"] = r["weights"]
+            rows[f"ensemble {variant}, {what} ({weights})"] = (
+                r["miou"],
+                r["miou_per_image"],
+                r.get("present_mean", float("nan")),
             )
     from trashseg.runs import Layout
 

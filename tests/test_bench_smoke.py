@@ -95,12 +95,14 @@ def bench(script: str, *args: str, timeout: int = 300) -> dict[str, str]:
 
 def test_bench_data_cpu_durable_and_tracking_scripts_run_at_smoke_size():
     """make bench-data (4 sample photos at 64 px), bench-cpu (tiny encoder, 64 px, one step), bench-durable
-    (one write each) and bench-tracking (tiny encoder, one epoch per tracking variant) run to their
-    figures: a bench that no longer runs is found here, not by the next person who needs its numbers."""
+    (one write each), bench-fit (2 generated images at 64 px) and bench-tracking (tiny encoder, one epoch
+    per tracking variant) run to their figures: a bench that no longer runs is found here, not by the next
+    person who needs its numbers."""
     assert {"mask_speedup", "item_speedup"} <= set(bench("bench_data.py", "--smoke"))
     cpu = bench("bench_cpu.py", "--smoke")
     assert {"train_images_per_s_default", "infer_images_per_s_tuned", "alloc_speedup"} <= set(cpu)
     assert bench("bench_durable.py", "--smoke") == {}  # a table, no key=value lines: it ran
+    assert {"fit_speedup_2", "fit_speedup_3"} <= set(bench("bench_fit.py", "--smoke"))
     tracking = bench("bench_tracking.py", "--smoke", "--epochs", "1", "--reps", "1", timeout=600)
     assert {"epoch_overhead_tensorboard", "epoch_overhead_wandb", "epoch_overhead_tensorboard_wandb"} <= set(tracking)
 

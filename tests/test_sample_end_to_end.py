@@ -142,6 +142,15 @@ def test_oof_fit_tta_ensemble_pseudo(sample_runs):
     crf = np.load(runs / "fpn" / "fold0" / "probs_valid_crf.npy").astype(np.float32)
     assert np.allclose(crf.sum(1), 1.0, atol=1e-2) and not np.allclose(crf, plain, atol=1e-3)
 
+    # fit-ensemble OBJECTIVE=per-image: the weights that maximise the per-image mean instead
+    out = run_make("fit-ensemble", **base, MODELS="fpn deeplab", OBJECTIVE="per-image")
+    by_image = json.loads((runs / "ensemble_weights.json").read_text())
+    top = by_image["fitted"]["oof_miou_per_image"]
+    assert by_image["objective"] == "per-image" and "weights maximise the per-image mIoU" in out
+    assert top >= by_image["equal_mean"]["oof_miou_per_image"]
+    assert top >= max(r["oof_miou_per_image"] for r in by_image["per_model"].values())
+    assert by_image["per_model"]["fpn"]["oof_miou_per_image"] == pytest.approx(oof["miou_per_image"], abs=1e-9)
+
     # fit-ensemble: weights on the simplex, never below the equal mean nor the best single model
     out = run_make("fit-ensemble", **base, MODELS="fpn deeplab")
     fitted = json.loads((runs / "ensemble_weights.json").read_text())
@@ -151,6 +160,8 @@ def test_oof_fit_tta_ensemble_pseudo(sample_runs):
     best = fitted["fitted"]["oof_miou"]
     assert best >= fitted["equal_mean"]["oof_miou"] and best >= max(r["oof_miou"] for r in fitted["per_model"].values())
     assert fitted["per_model"]["fpn"]["oof_miou"] == pytest.approx(oof["miou"], abs=1e-9)
+    assert fitted["objective"] == "dataset" and "weights maximise the dataset mIoU" in out
+    assert fitted["fitted"]["oof_miou_per_image"] <= top  # each objective's weights are the best by its own figure
     assert "OOF mIoU equal mean" in out
 
     # ensemble: the CSV is the fitted-weight merge of the six fold files, pixel for pixel
@@ -435,6 +446,16 @@ def test_pipeline_chains_every_stage_skips_what_is_done_and_resumes_a_kill(sampl
     stages = json.loads((runs / "pipeline.json").read_text())["stages"]
     assert [x["stage"] for x in stages if x["done"] != "kept"] == ["cv", "cv"]  # cv looks at every fold itself
     assert (subs / "p.csv").read_text() == first
+
+    # another OBJECTIVE is another fit-ensemble command: it runs again, and round 1's pseudo-labels, made
+    # from round 0's old weights, must then be made again over kept runs: that stops, naming FORCE=1
+    plan = run_make("pipeline", **common, OBJECTIVE="per-image", DRY_RUN=1)
+    assert plan.count("fit-ensemble '--models=fpn deeplab'") == 2 and plan.count("--objective=per-image") == 2
+    changed = make_process("pipeline", **common, OBJECTIVE="per-image")
+    assert changed.returncode != 0 and "round 0 fit-ensemble: what it reads" not in changed.stdout
+    assert "trashseg fit-ensemble" in changed.stdout and "--objective=per-image" in changed.stdout
+    assert json.loads((runs / "ensemble_weights.json").read_text())["objective"] == "per-image"
+    assert "round 1's pseudo-labels must be made again" in changed.stderr and "FORCE=1" in changed.stderr
 
     problems = make_process("pipeline", **{**common, "MODELS": "fpn deeplap"})
     assert problems.returncode != 0 and "no model folder or preset deeplap" in problems.stderr

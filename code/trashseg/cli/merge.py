@@ -72,23 +72,25 @@ def fit_ensemble(argv: list[str]) -> None:
         "fit-ensemble",
         "Weights of MODELS (default: every model) maximising the OOF mIoU of their merge, on a simplex grid "
         "-> RUNS/ensemble_weights<variant>.json, which ensemble then uses.",
-        ["MODELS", *options.STAGE_SETTINGS],
+        ["MODELS", "OBJECTIVE", *options.STAGE_SETTINGS],
         sets=True,
     )
     p.add_argument("--step", type=float, default=0.05, help="the grid's step, within (0, 0.5]")
     args = options.parse(p, argv)
     from trashseg import registry
     from trashseg.atomic import write_json
-    from trashseg.ensembling.fit import fit
+    from trashseg.ensembling.fit import OBJECTIVES, fit
     from trashseg.runs import Layout, post_flags
 
+    if args.OBJECTIVE not in OBJECTIVES:
+        raise TrashsegError(f"OBJECTIVE={args.OBJECTIVE}: one of {' | '.join(OBJECTIVES)}")
     models = options.words(args, "MODELS") or list(registry.models())
     cfg = options.config(args, models=False, trained=models)
     if len(set(models)) < 2:
         raise TrashsegError(f"MODELS={' '.join(models)}: fit-ensemble needs at least two different models")
     if not 0 < args.step <= 0.5:
         raise TrashsegError(f"--step {args.step}: must be within (0, 0.5]")
-    result = fit(cfg, models, args.step, "train_all.json")
+    result = fit(cfg, models, args.step, "train_all.json", args.OBJECTIVE)
     out = Layout.of(cfg).fitted_weights()
     write_json(out, result)
     for m, r in result["per_model"].items():
@@ -96,7 +98,10 @@ def fit_ensemble(argv: list[str]) -> None:
     e, f = result["equal_mean"], result["fitted"]
     print(f"OOF mIoU {'equal mean':<22} {e['oof_miou']:.4f} (per image {e['oof_miou_per_image']:.4f})")
     w = ", ".join(f"{m}={v:.2f}" for m, v in f["weights"].items())
-    print(f"OOF mIoU {'fitted (' + w + ')':<22} {f['oof_miou']:.4f} (per image {f['oof_miou_per_image']:.4f})")
+    print(
+        f"OOF mIoU {'fitted (' + w + ')':<22} {f['oof_miou']:.4f} (per image {f['oof_miou_per_image']:.4f}; "
+        f"weights maximise the {result['objective']} mIoU)"
+    )
     print(
         f"wrote {out} ({result['images']} out-of-fold images; `make ensemble{post_flags(Layout.of(cfg).post)}` "
         "now uses these weights)"

@@ -86,6 +86,11 @@ VARS = {
         Var("SUBMISSIONS", "the submissions folder", default="submissions"),
         Var("PROBS", "probability files to merge instead of MODELS' folds", "words"),
         Var("ENSEMBLE_WEIGHTS", "one ensemble weight per model or file (default: fitted, else equal)", "words"),
+        Var(
+            "OBJECTIVE",
+            "what fit-ensemble's weights maximise: dataset (the competition's mIoU) | per-image (the mean of images')",
+            default="dataset",
+        ),
         Var("MIXED", "1: merge files of different post-processing", "switch"),
         Var("FILES", "CSV files to vote", "words"),
         Var("PRIORITY", "class names or ids: the vote's tie-break order", "words"),

@@ -9,7 +9,8 @@ winning path chained as a competitor chains it by hand, each stage the kit's own
 
 Every stage is judged out of fold (the validation images of a fold are never pseudo-labelled or trained
 on). A stage whose outputs are current is skipped: cv keeps finished folds and resumes killed ones; pseudo,
-oof, fit-ensemble and ensemble run again only when what they read or wrote changed (by content). The end
+oof, fit-ensemble and ensemble run again only when what they read or wrote (by content) or their command
+changed (OBJECTIVE= picks what the fitted weights maximise). The end
 prints, and writes to RUNS/pipeline.json, each round's out-of-fold figures and each stage's time.
 DRY_RUN=1 prints the plan and runs nothing."""
 
@@ -27,7 +28,7 @@ from trashseg.cli.cv import SHARED, job_config
 from trashseg.errors import TrashsegError, friendly_errors
 
 PSEUDO_JSON = "train_data_pseudo{fold}.json"
-STAMPED = ("pseudo", "oof", "fit-ensemble", "ensemble")  # kept while what they read and wrote is unchanged
+STAMPED = ("pseudo", "oof", "fit-ensemble", "ensemble")  # kept while their command, what they read and wrote stay
 STAGE_STAMPS = "pipeline-stamps.json"  # in a round's runs folder: what its stamped stages last read and wrote
 TAKEN = [v for v in SHARED if v != "PSEUDO"]  # the pipeline makes the pseudo-labels and names their files
 
@@ -73,7 +74,9 @@ def stage_plan(
         plan.append(("cv", r, verb("cv", *cv)))
         plan.append(("oof", r, verb("oof", f"--models={names}", f"--runs={here}", *merged)))
         if len(set(models)) > 1:
-            plan.append(("fit-ensemble", r, verb("fit-ensemble", f"--models={names}", f"--runs={here}", *merged)))
+            objective = options.as_argv(args, ["OBJECTIVE"], sets=False)
+            fit = verb("fit-ensemble", f"--models={names}", f"--runs={here}", *objective, *merged)
+            plan.append(("fit-ensemble", r, fit))
     final = options.as_argv(args, ["SUBMISSIONS", "NAME"], sets=False)
     plan.append(
         (
@@ -157,12 +160,16 @@ def pipeline(argv: list[str]) -> int:
         "Data to submission in one command: folds, every fold of MODELS, OOF and fitted weights, then ROUNDS "
         "pseudo-label rounds (each judged out of fold), the last round's ensemble -> SUBMISSIONS/NAME.csv. "
         "Stages already done are skipped; DRY_RUN=1 prints the plan.",
-        ["MODELS", "K", "GROUP", "ROUNDS", "GPUS", *TAKEN, "FORCE", "SUBMISSIONS", "NAME", "DRY_RUN"],
+        ["MODELS", "K", "GROUP", "ROUNDS", "GPUS", *TAKEN, "OBJECTIVE", "FORCE", "SUBMISSIONS", "NAME", "DRY_RUN"],
         sets=True,
     )
     p.add_argument("-n", dest="plan_only", action="store_true", help="print the plan, run nothing (= DRY_RUN=1)")
     args = options.parse(p, argv)
     options.check(args)
+    from trashseg.ensembling.fit import OBJECTIVES
+
+    if args.OBJECTIVE not in OBJECTIVES:
+        raise TrashsegError(f"OBJECTIVE={args.OBJECTIVE}: one of {' | '.join(OBJECTIVES)}")
     models = options.words(args, "MODELS")
     if not models:
         raise TrashsegError('MODELS=: name the models or presets to train, e.g. MODELS="cpu-lite cpu-lite-deeplab"')
@@ -204,7 +211,7 @@ def pipeline(argv: list[str]) -> int:
             reads = stage_sources(stage, runs, r, post, models, data)
             outputs = stage_outputs(stage, here, post, models, csv, pseudo)
             stamped = (here, reads, outputs)
-            if read_stamps(here).get(stage) == {"reads": reads, "wrote": wrote(outputs)}:
+            if read_stamps(here).get(stage) == {"command": cmd, "reads": reads, "wrote": wrote(outputs)}:
                 if stage == "pseudo":
                     print(f"[pipeline] pseudo round {r}: {data / f'pseudo{r}'} made from today's round {r - 1}, kept")
                 else:
@@ -227,7 +234,8 @@ def pipeline(argv: list[str]) -> int:
             return code or 1
         if stamped is not None:
             here, reads, outputs = stamped
-            write_json(here / STAGE_STAMPS, {**read_stamps(here), stage: {"reads": reads, "wrote": wrote(outputs)}})
+            stamp = {"command": cmd, "reads": reads, "wrote": wrote(outputs)}
+            write_json(here / STAGE_STAMPS, {**read_stamps(here), stage: stamp})
         rows.append((stage, r, "ran", time.perf_counter() - t0))
     table = {
         "models": models,

@@ -19,9 +19,11 @@ def confusion_matrix(target, pred, num_classes: int = NUM_CLASSES) -> np.ndarray
 
 
 def iou_per_class(cm: np.ndarray) -> np.ndarray:
-    """IoU per class; NaN where the class is absent from both truth and prediction."""
-    inter = np.diag(cm).astype(np.float64)
-    union = cm.sum(0) + cm.sum(1) - np.diag(cm)
+    """IoU per class; NaN where the class is absent from both truth and prediction. ``cm`` may be a
+    stack (... x C x C): then one row of IoUs a matrix."""
+    cm = np.asarray(cm)
+    inter = np.diagonal(cm, axis1=-2, axis2=-1).astype(np.float64)
+    union = cm.sum(-2) + cm.sum(-1) - inter
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(union > 0, inter / union, np.nan)
 
@@ -29,6 +31,15 @@ def iou_per_class(cm: np.ndarray) -> np.ndarray:
 def mean_iou(cm: np.ndarray) -> float:
     ious = iou_per_class(cm)
     return float(np.nanmean(ious)) if np.isfinite(ious).any() else float("nan")
+
+
+def mean_ious(cms: np.ndarray) -> np.ndarray:
+    """mean_iou of each matrix of a K x C x C stack (NaN where no class is present)."""
+    ious = iou_per_class(cms)
+    present = np.isfinite(ious).any(-1)
+    out = np.full(len(ious), np.nan)
+    out[present] = np.nanmean(ious[present], axis=-1)
+    return out
 
 
 class Scorer:
