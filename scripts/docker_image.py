@@ -2,7 +2,9 @@
 (the pinned Python image, or `make docker-base` for hosts with no registry), with a proxy's CA bundle as
 a build secret (used by apt and pip, never stored in a layer); and the proof that it runs: `make demo`
 inside it with no network, no GPU, as its non-root user, the CSV validated on the host, then one
-`make docker-<target>` passthrough. Prints build and run times and the image's size."""
+`make docker-<target>` passthrough. Prints build and run times and the image's size, and keeps them in
+bench/results/container.json (in git; "build" and "smoke", each with the engine, machine and commit),
+which docs/containers-and-gpus.md's figures are read from."""
 
 from __future__ import annotations
 
@@ -13,12 +15,22 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE_USER = 1000  # the Dockerfile's `useradd --uid 1000 trashseg`
+RECORD = ROOT / "bench" / "results" / "container.json"
+VENV = "/opt/venv"  # the Dockerfile's virtual environment
+# the image's heaviest parts, measured inside it after a build (bytes on disk)
+PARTS = {
+    "nvidia": f"{VENV}/lib/python3*/site-packages/nvidia",
+    "torch": f"{VENV}/lib/python3*/site-packages/torch",
+    "triton": f"{VENV}/lib/python3*/site-packages/triton",
+    "venv": VENV,
+}
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
 
@@ -32,6 +44,46 @@ def engine(docker: str) -> str:
 def image_size(docker: str, image: str) -> int | None:
     proc = subprocess.run([docker, "image", "inspect", "--format", "{{.Size}}", image], capture_output=True, text=True)
     return int(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip().isdigit() else None
+
+
+def record(section: str, figures: dict, docker: str) -> None:
+    """Keep a step's figures in RECORD under ``section``, with the engine, the CPU and the commit."""
+    import json
+    import platform
+
+    sys.path.insert(0, str(ROOT / "code"))
+    from trashseg.atomic import write_json
+
+    try:
+        kept = json.loads(RECORD.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        kept = {}
+    version = subprocess.run([docker, "--version"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    names = [line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")]
+    cpu = names[0] if names else platform.processor()
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], capture_output=True
+    )
+    commit_id = (commit.stdout.strip() or "?") + ("+dirty" if dirty.stdout.strip() else "")
+    about = {"engine": version, "cpu": cpu, "threads": os.cpu_count(), "commit": commit_id}
+    write_json(RECORD, {**kept, section: {**figures, **about, "date": time.strftime("%Y-%m-%d")}})
+    print(f"kept in {RECORD.relative_to(ROOT)} ({section})")
+
+
+def parts(docker: str, image: str) -> dict[str, int]:
+    """Bytes of the image's heaviest parts (PARTS), measured inside it."""
+    script = "; ".join(f"du -sb {path} | cut -f1" for path in PARTS.values())
+    proc = subprocess.run(
+        [docker, "run", "--rm", "--network", "none", "--entrypoint", "sh", image, "-c", script],
+        capture_output=True,
+        text=True,
+    )
+    sizes = proc.stdout.split()
+    if proc.returncode != 0 or len(sizes) != len(PARTS):
+        fail(f"could not measure the image's parts inside it: {proc.stderr.strip()[-300:]}")
+    return dict(zip(PARTS, map(int, sizes)))
 
 
 def kit(*argv: str) -> str:
@@ -115,6 +167,8 @@ def build(args) -> float:
         if size
         else f"built in {seconds:.0f} s"
     )
+    figures = {"image": args.image, "base": args.base or "the Dockerfile's", "seconds": round(seconds, 1)}
+    record("build", {**figures, "image_bytes": size, "parts_bytes": parts(docker, args.image)}, docker)
     return seconds
 
 
@@ -176,9 +230,12 @@ def smoke(args) -> None:
     print(through.stdout.strip().splitlines()[-1] if through.stdout.strip() else through.stderr)
     if through.returncode != 0 or "valid submission, 15 rows" not in through.stdout:
         fail(f"make docker-validate-submission did not validate the CSV inside the image:\n{through.stderr[-2000:]}")
-    parity(docker, args.image)
-    readme_line(docker, args.image)
+    runs_checked = parity(docker, args.image)
+    readme = readme_line(docker, args.image)
     size = image_size(docker, args.image)
+    figures = {"image": args.image, "image_bytes": size, "built_seconds": None if built is None else round(built, 1)}
+    figures |= {"demo_seconds": round(demo_seconds, 1), "csv_owner_uid": owner, "passthrough_validated": True}
+    record("smoke", {**figures, "settings_parity_runs": runs_checked, "readme_line": readme}, docker)
     print(
         f"docker-smoke: passed; image {args.image} {size / 1e9:.2f} GB"
         + (f", built in {built:.0f} s" if built is not None else " (already built)")
@@ -195,7 +252,7 @@ def settings_of(text: str) -> dict[str, str]:
     }
 
 
-def parity(docker: str, image: str) -> None:
+def parity(docker: str, image: str) -> int:
     """Every model folder and preset resolves to the same settings inside the image as here, key by key,
     and make echoes the same verb line for its train target: the image sets no model setting."""
     for run in runs_of_the_kit():
@@ -227,13 +284,12 @@ def parity(docker: str, image: str) -> None:
         inside_line = (proc.stdout.strip().splitlines() or [""])[-1]
         if host_line.split(" -m trashseg ")[-1] != inside_line.split(" -m trashseg ")[-1]:
             fail(f"make -n {target} {' '.join(variables)}: here {host_line!r}, in the image {inside_line!r}")
-    print(
-        f"docker-smoke: {len(runs_of_the_kit())} model folders and presets resolve to the same settings "
-        "inside the image"
-    )
+    checked = len(runs_of_the_kit())
+    print(f"docker-smoke: {checked} model folders and presets resolve to the same settings inside the image")
+    return checked
 
 
-def readme_line(docker: str, image: str) -> None:
+def readme_line(docker: str, image: str) -> str:
     """The front page's `docker run --gpus all ... trashseg:latest train-fpn FOLD=0`, on the sample, CPU
     (--gpus dropped, EPOCHS=1 added): it trains FPN on its own encoder, or, where that encoder is not
     baked into the image, stops at start with the one line that names it and how to bake it (never
@@ -248,10 +304,11 @@ def readme_line(docker: str, image: str) -> None:
     last = (proc.stderr.strip().splitlines() or [""])[-2:]
     if proc.returncode == 0:
         print("docker-smoke: the README's docker run line trained FPN")
-    elif any(f"ENCODER={encoder}: its ImageNet weights are not baked into this image" in line for line in last):
+        return "trained"
+    if any(f"ENCODER={encoder}: its ImageNet weights are not baked into this image" in line for line in last):
         print(f"docker-smoke: the README's docker run line stops at start: {encoder} is not baked here (no hub)")
-    else:
-        fail(f"the README's docker run line failed inside the image: {proc.stderr.strip()[-1500:]}")
+        return f"stops at start: {encoder} not baked"
+    fail(f"the README's docker run line failed inside the image: {proc.stderr.strip()[-1500:]}")
 
 
 def gpu_check(args) -> None:
