@@ -220,6 +220,8 @@ bench-pseudo: $(STAMP) ## pseudo-labels judged out of fold on ../shared woosong 
 	$(PY) bench/bench_pseudo.py $(if $(SEED),--seed $(SEED)) $(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(THRESHOLDS),--thresholds $(THRESHOLDS)) $(if $(STUDENTS),--students $(STUDENTS)) $(if $(SOFT),--soft $(SOFT))
 bench-durable: $(STAMP) ## cost of durable (fsync) atomic writes per checkpoint / probability file vs rename only
 	$(PY) bench/bench_durable.py
+bench-bundle: $(STAMP) ## a code competition's bundle on make demo's runs: size, time, its notebook offline in the stand-in container and a venv, fp16 vs as trained (DOCKER, BASE_IMAGE, CA_BUNDLE for the stand-in image)
+	$(PY) bench/bench_bundle.py --docker $(DOCKER) $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE)) $(if $(CA_BUNDLE),--ca-bundle $(CA_BUNDLE))
 bench-fit: $(STAMP) ## fit-ensemble's seconds per OOF image, batched scorer vs a loop over weightings, 2 and 3 models (21 and 232 weightings)
 	$(PY) bench/bench_fit.py
 clean: ## remove caches and demo outputs (keeps .venv, runs/ and submissions/ of real runs)

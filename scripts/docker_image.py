@@ -255,7 +255,8 @@ def settings_of(text: str) -> dict[str, str]:
 def parity(docker: str, image: str) -> int:
     """Every model folder and preset resolves to the same settings inside the image as here, key by key,
     and make echoes the same verb line for its train target: the image sets no model setting."""
-    for run in runs_of_the_kit():
+    every = runs_of_the_kit()
+    for run in every:
         host = settings_of(kit("config", "show", *run, "--fold", "0"))
         cmd = [docker, "run", "--rm", "--network", "none", "--entrypoint", "/opt/venv/bin/trashseg", image]
         proc = subprocess.run([*cmd, "config", "show", *run, "--fold", "0"], capture_output=True, text=True)
@@ -284,17 +285,19 @@ def parity(docker: str, image: str) -> int:
         inside_line = (proc.stdout.strip().splitlines() or [""])[-1]
         if host_line.split(" -m trashseg ")[-1] != inside_line.split(" -m trashseg ")[-1]:
             fail(f"make -n {target} {' '.join(variables)}: here {host_line!r}, in the image {inside_line!r}")
-    checked = len(runs_of_the_kit())
-    print(f"docker-smoke: {checked} model folders and presets resolve to the same settings inside the image")
-    return checked
+    print(f"docker-smoke: {len(every)} model folders and presets resolve to the same settings inside the image")
+    return len(every)
 
 
 def readme_line(docker: str, image: str) -> str:
-    """The front page's `docker run --gpus all ... trashseg:latest train-fpn FOLD=0`, on the sample, CPU
-    (--gpus dropped, EPOCHS=1 added): it trains FPN on its own encoder, or, where that encoder is not
+    """The front page's `docker run --gpus all ... trashseg:latest train-fpn FOLD=0`, on a copy of the
+    sample split into folds on the host (a fresh clone's sample has no fold files), CPU (--gpus dropped,
+    EPOCHS=1 added): it trains FPN on its own encoder, or, where that encoder is not
     baked into the image, stops at start with the one line that names it and how to bake it (never
     another model)."""
-    data = ROOT / "data" / "sample"
+    data = ROOT / "runs" / "docker-smoke" / "readme-data"  # the user's data/ with its fold files: the sample's, here
+    shutil.copytree(ROOT / "data" / "sample", data, ignore=shutil.ignore_patterns("*_data*.json", "folds.json"))
+    kit("folds", "--data-dir", str(data), "--k", "3", "--group", r"^(batch_[^/]+)/")  # as make demo splits it
     runs = writable_folder(ROOT / "runs" / "docker-smoke" / "readme-runs")
     cmd = [docker, "run", "--rm", "--network", "none", "--ipc=host", "-v", f"{data}:/app/data:ro"]
     cmd += ["-v", f"{runs}:/app/runs", image, "train-fpn", "FOLD=0", "EPOCHS=1"]  # one epoch: a smoke, on CPU

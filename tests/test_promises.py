@@ -39,6 +39,8 @@ NOT_DRIVEN = {
     "bench-data": "a benchmark; test_bench_smoke runs its script on 4 sample photos (--smoke)",
     "bench-durable": "a benchmark; test_bench_smoke runs its script, one write each (--smoke)",
     "bench-ensemble": "a benchmark; test_bench_smoke runs its script at 8 and 16 images (kit and baseline)",
+    "bench-bundle": "a benchmark on make demo's runs with a container engine: its steps are make kaggle-bundle "
+    "and kaggle-bundle-check, which test_sample_end_to_end drives (check.json included)",
     "bench-fit": "a benchmark; test_bench_smoke runs its script at 64 px (both ways, same matrices); "
     "test_fit holds the batched scorer to the loop",
     "bench-gpu": "needs a GPU; test_bench_smoke runs its script on CPU at tiny size",

@@ -368,6 +368,11 @@ def test_kaggle_bundle_runs_offline_and_equals_the_kits_csv(sample_runs, tmp_pat
     printed = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
     assert "Successfully installed" in printed and "numpy-" in printed  # from the bundle, not the host
     assert "valid submission, 15 rows" in printed
+    checked = json.loads((bundles / ".check-sample" / "check.json").read_text())  # the check's figures, kept
+    assert checked["check_in"] == "venv" and checked["precision"] == "fp16" and checked["images"] == 15
+    assert checked["pixels"] == 15 * 256 * 256 and checked["wheels"] == len(wheels) and checked["image_seconds"] is None
+    assert 0 <= checked["pixels_differing_from_runs_own"] <= checked["pixels"] and checked["notebook_seconds"] > 0
+    assert f"{checked['pixels_differing_from_runs_own']} of {checked['pixels']} pixels differ" in out
 
     # a run whose test probabilities were made from another checkpoint than its best.pt is not bundled
     stale = tmp_path / "stale-runs"

@@ -195,6 +195,7 @@ def kaggle_bundle_check(argv: list[str]) -> None:
     record = read_bundle(bundle)
     test_json = find_test_json(data)
     slug, competition = str(record["dataset"]).split("/")[-1], str(record["competition"])
+    began, image_seconds = time.perf_counter(), 0.0
     if where == "container":
         import trashseg
 
@@ -203,6 +204,7 @@ def kaggle_bundle_check(argv: list[str]) -> None:
             raise TrashsegError(f"DOCKER={args.docker}: not found (make setup-podman, then DOCKER=podman)")
         image = args.image or check.STAND_IN_IMAGE
         check.stand_in_image(args.docker, image, args.base_image or check.STAND_IN_BASE, args.ca_bundle, root)
+        image_seconds = time.perf_counter() - began  # the stand-in image's build, when this check made it
         python = check.image_python(args.docker, image)
     else:
         python = "{}.{}".format(*sys.version_info[:2])
@@ -246,10 +248,23 @@ def kaggle_bundle_check(argv: list[str]) -> None:
     )
     runs = Path(args.RUNS or "runs")
     own = runs_own_csv(record, runs, test_json, work / "runs-own.csv")
+    result = {
+        "check_in": where,
+        "bundle_mb": round(size, 1),
+        "precision": record["precision"],
+        "wheels": len(record["wheels"]),
+        "notebook_seconds": round(seconds, 1),
+        "reference_seconds": round(made_reference, 1),
+        "image_seconds": round(image_seconds, 1) if where == "container" else None,  # its build, when made here
+        "images": n,
+        "pixels": total,
+        "pixels_differing_from_runs_own": None,
+    }
     if own is None:
         print(f"(the runs' own test probabilities under {runs} are gone or changed: their merge is not compared)")
     else:
         d, t, imgs, _ = check.compare(csv, own, test_json)
+        result["pixels_differing_from_runs_own"] = d
         print(
             f"against the merge of the runs' own probabilities ({record['precision']} checkpoints in the bundle): "
             f"{d} of {t} pixels differ ({100 * d / max(t, 1):.4f}%, {len(imgs)} image(s))"
@@ -259,7 +274,10 @@ def kaggle_bundle_check(argv: list[str]) -> None:
                 f"the bundle holds its runs' checkpoints as trained, yet its CSV differs from their own merge in {d} "
                 "pixels (see above)"
             )
-    print(f"the executed notebook and both CSVs: {work}")
+    from trashseg.atomic import write_json
+
+    write_json(work / "check.json", result)
+    print(f"the executed notebook, both CSVs and the check's figures (check.json): {work}")
 
 
 @friendly_errors
