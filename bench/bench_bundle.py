@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from common import ROOT, keep, results_path
+from trashseg.ensembling.bundle import megabytes
 
 NAME = "bench-bundle"
 
@@ -34,13 +35,18 @@ def make(target: str, **variables) -> float:
 
 def bundle(runs: Path, name: str, half: int) -> dict:
     seconds = make("kaggle-bundle", RUNS=runs, DATA_DIR="data/sample", COMPETITION="trash-seg", NAME=name, HALF=half)
-    record = json.loads((ROOT / "bundles" / name / "bundle.json").read_text())
+    folder = ROOT / "bundles" / name
+    record = json.loads((folder / "bundle.json").read_text())
+    wheels, checkpoints = sorted((folder / "wheels").glob("*.whl")), sorted((folder / "runs").rglob("best.pt"))
+    every = [p for p in folder.rglob("*") if p.is_file()]
     return {
         "seconds": round(seconds, 1),
         "precision": record["precision"],
-        "wheels": len(record["wheels"]),
-        "checkpoints": len(record["members"]),
-        "sizes_mb": record["sizes_mb"],
+        "wheels": len(wheels),
+        "checkpoints": len(checkpoints),
+        "sizes_mb": {
+            k: round(megabytes(v), 1) for k, v in (("wheels", wheels), ("checkpoints", checkpoints), ("all", every))
+        },
     }
 
 

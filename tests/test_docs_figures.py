@@ -217,3 +217,37 @@ def test_every_fold_time_in_the_docs_is_a_runs_kept_train_seconds():
     assert shown
     unheld = [f"{name}: {' / '.join(map(str, t))} s" for name, t in shown if t not in held]
     assert not unheld, "fold times no result file holds:\n" + "\n".join(unheld)
+
+
+def container_sentence(r: dict) -> str:
+    """docs/containers-and-gpus.md's measured paragraph, rebuilt from bench/results/container.json
+    (written by make docker-build and make docker-smoke)."""
+    b, s = r["build"], r["smoke"]
+    gb = lambda n: f"{n / 1e9:.2f} GB"  # noqa: E731
+    p = b["parts_bytes"]
+    built = f"built in {s['built_seconds']:.0f} s, then " if s["built_seconds"] is not None else ""
+    inside = "the CSV validated inside the image through `make docker-validate-submission`, "
+    return (
+        f"`make docker-build` {b['seconds']:.0f} s from the base image `{b['base']}` ({b['engine']}, {b['cpu']}, "
+        f"{b['threads']} threads, commit {b['commit']}, {b['date']}); image {gb(b['image_bytes'])}, of which the "
+        f"virtual environment {gb(p['venv'])}: the CUDA libraries of the torch wheels (`nvidia-*`) {gb(p['nvidia'])}, "
+        f"torch {gb(p['torch'])}, triton {gb(p['triton'])}. `make docker-smoke` ({s['engine']}, commit "
+        f"{s['commit']}, {s['date']}): {built}`make demo` inside the image (no network, no GPU) in "
+        f"{s['demo_seconds']:.0f} s, `demo.csv` owned by uid {s['csv_owner_uid']} and valid on the host, "
+        f"{inside if s['passthrough_validated'] else ''}"
+        f"{s['settings_parity_runs']} model folders and presets resolving to the same settings inside the image "
+        f"as here, and the README's `docker run` line: {s['readme_line']}"
+    )
+
+
+def test_the_container_figures_are_the_files():
+    """Every time and size of the container section comes from bench/results/container.json: the
+    paragraph is rebuilt from the file, and no other figure in seconds or bytes stands beside it."""
+    text = (ROOT / "docs" / "containers-and-gpus.md").read_text()
+    sentence = container_sentence(figures("container"))
+    flat = " ".join(text.split())
+    assert sentence in flat, "docs/containers-and-gpus.md differs from bench/results/container.json"
+    section = flat[flat.index("## Docker") : flat.index("## Kaggle")]
+    section = re.sub(r"```.*?```", "", section).replace(sentence, "")
+    unheld = re.findall(r"\b\d+(?:\.\d+)? ?(?:s|min|GB|MB)\b", section)
+    assert not unheld, f"container figures no file holds: {unheld}"
