@@ -187,7 +187,7 @@ docker-%: ## run any target in the image: make docker-train-fpn FOLD=0, make doc
 # --- tests and benchmarks -----------------------------------------------------------------------
 test: $(STAMP) $(CRF_STAMP) ## the full test suite (unit + end-to-end through these make targets; what CI runs), on every core
 	$(PY) -m pytest -q -n auto --dist loadfile --durations=15 tests
-test-fast: $(STAMP) ## the quick loop: every test not marked slow (no make-driven training), ~70 s on 2 cores
+test-fast: $(STAMP) ## the quick loop: every test not marked slow (no make-driven training)
 	$(PY) -m pytest -q -m "not slow" tests
 bench-data: $(STAMP) ## mask stage and whole-item loader speed vs the original-style loader
 	$(PY) bench/bench_data.py
@@ -222,6 +222,8 @@ bench-durable: $(STAMP) ## cost of durable (fsync) atomic writes per checkpoint 
 	$(PY) bench/bench_durable.py
 bench-bundle: $(STAMP) ## a code competition's bundle on make demo's runs: size, time, its notebook offline in the stand-in container and a venv, fp16 vs as trained (DOCKER, BASE_IMAGE, CA_BUNDLE for the stand-in image)
 	$(PY) bench/bench_bundle.py --docker $(DOCKER) $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE)) $(if $(CA_BUNDLE),--ca-bundle $(CA_BUNDLE))
+bench-start: $(STAMP) ## a competitor's first minutes on this machine: a fresh clone's make setup (uv's cache empty, then filled) and make demo -> bench/results/start-<bf16-native|avx2>.json
+	$(PY) bench/bench_start.py
 bench-fit: $(STAMP) ## fit-ensemble's seconds per OOF image, batched scorer vs a loop over weightings, 2 and 3 models (21 and 232 weightings)
 	$(PY) bench/bench_fit.py
 clean: ## remove caches and demo outputs (keeps .venv, runs/ and submissions/ of real runs)

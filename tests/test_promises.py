@@ -41,6 +41,8 @@ NOT_DRIVEN = {
     "bench-ensemble": "a benchmark; test_bench_smoke runs its script at 8 and 16 images (kit and baseline)",
     "bench-bundle": "a benchmark on make demo's runs with a container engine: its steps are make kaggle-bundle "
     "and kaggle-bundle-check, which test_sample_end_to_end drives (check.json included)",
+    "bench-start": "a benchmark: a fresh clone's make setup from the package index (network) and make demo; "
+    "test_setup_venv drives setup's installer, the demo's steps are each driven (test_documented_commands)",
     "bench-fit": "a benchmark; test_bench_smoke runs its script at 64 px (both ways, same matrices); "
     "test_fit holds the batched scorer to the loop",
     "bench-gpu": "needs a GPU; test_bench_smoke runs its script on CPU at tiny size",
