@@ -33,8 +33,19 @@ def make(target: str, **variables) -> float:
     return time.perf_counter() - start
 
 
+DEMO_MODELS = "cpu-lite cpu-lite-deeplab"  # make demo's runs (their presets infer with TTA)
+
+
 def bundle(runs: Path, name: str, half: int) -> dict:
-    seconds = make("kaggle-bundle", RUNS=runs, DATA_DIR="data/sample", COMPETITION="trash-seg", NAME=name, HALF=half)
+    seconds = make(
+        "kaggle-bundle",
+        RUNS=runs,
+        MODELS=DEMO_MODELS,
+        DATA_DIR="data/sample",
+        COMPETITION="trash-seg",
+        NAME=name,
+        HALF=half,
+    )
     folder = ROOT / "bundles" / name
     record = json.loads((folder / "bundle.json").read_text())
     wheels, checkpoints = sorted((folder / "wheels").glob("*.whl")), sorted((folder / "runs").rglob("best.pt"))

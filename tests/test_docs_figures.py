@@ -79,12 +79,28 @@ def durable_cell(r: dict) -> str:
     )
 
 
+def fit_cell(r: dict) -> str:
+    f = r["figures"]
+    two, three = f["models_2"], f["models_3"]
+    same = two["identical"] and three["identical"]
+    return (
+        f"`fit_speedup_2={two['speedup']:.2f}`, `fit_speedup_3={three['speedup']:.2f}` (seconds an image, loop -> "
+        f"batched: 2 models, {two['weightings']} weightings {two['loop_s_per_image']:.3f} -> "
+        f"{two['batched_s_per_image']:.3f}; 3 models, {three['weightings']} weightings "
+        f"{three['loop_s_per_image']:.3f} -> {three['batched_s_per_image']:.3f}; the models disagree on "
+        f"{100 * two['disputed_share']:.0f}% / {100 * three['disputed_share']:.0f}% of pixels; "
+        + ("identical confusion matrices" if same else "MATRICES DIFFER")
+        + f"; {r['machine']['cpu']}, {r['machine']['threads']} threads)"
+    )
+
+
 CELLS = {
     "make bench-data": ("data", data_cell),
     "make bench-ensemble": ("ensemble", ensemble_cell),
     "make bench-cpu": ("cpu", cpu_cell),
     "make bench-tracking": ("tracking", tracking_cell),
     "make bench-durable": ("durable", durable_cell),
+    "make bench-fit": ("fit", fit_cell),
 }
 
 

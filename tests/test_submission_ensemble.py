@@ -156,3 +156,10 @@ def test_run_layout_names_every_variant_and_finds_each_models_folds(tmp_path):
         find_test_probs(layout, ["fpn", "unet"])
     with pytest.raises(TrashsegError, match=r"run `make infer EXP=cpu-lite FOLD=k TTA=1`"):  # a preset's runs
         find_test_probs(layout, ["cpu-lite"])
+    # no MODELS and none of this variant: the other variants' runs are named, with the way to them
+    crf = Layout(tmp_path / "crf-only", post="_crf")
+    write_probs(Layout(tmp_path / "crf-only", post="_tta").probs("cpu-lite", 0, "test"), arr)
+    with pytest.raises(TrashsegError, match=r"there are other variants' \(cpu-lite: TTA=1\): give MODELS=\"cpu-lite\""):
+        find_test_probs(crf, None)
+    with pytest.raises(TrashsegError, match=r"crf-none/<model>/fold\*/probs_test_crf.npy: run `make infer"):
+        find_test_probs(Layout(tmp_path / "crf-none", post="_crf"), None)

@@ -123,6 +123,17 @@ def ensemble_to_csv(
     return [float(x) for x in w]
 
 
+def other_variants(layout: Layout) -> list[Path]:
+    """Test probability files under the runs folder of another post-processing variant than ``layout``'s."""
+    if not layout.runs_dir.is_dir():
+        return []
+    return [
+        p
+        for p in sorted(layout.runs_dir.glob("*/fold*/probs_test*.npy"))
+        if p.stem.removeprefix("probs_test") != layout.post
+    ]
+
+
 def find_test_probs(layout: Layout, models: list[str] | None) -> list[Path]:
     """Every fold's test probabilities of ``models`` (each must have some), or of every model that has
     them in this variant when none are named."""
@@ -130,10 +141,18 @@ def find_test_probs(layout: Layout, models: list[str] | None) -> list[Path]:
         return [p for m in models for p in layout.require_fold_probs(m, "test")]
     found = layout.models()
     if not found:
-        raise TrashsegError(
-            f"no {layout.runs_dir}/<model>/fold*/probs_test{layout.post}.npy: run "
-            f"`make infer MODEL=<name> FOLD=k{post_flags(layout.post)}` first"
+        others = sorted(
+            {
+                p.parent.parent.name: post_flags(p.stem.removeprefix("probs_test")) for p in other_variants(layout)
+            }.items()
         )
+        hint = (
+            "; there are other variants' (" + ", ".join(f"{m}:{flags or ' plain'}" for m, flags in others) + "): "
+            f'give MODELS="{" ".join(m for m, _ in others)}" (their runs say which variant) or the variant\'s switch'
+            if others
+            else f": run `make infer MODEL=<name> FOLD=k{post_flags(layout.post)}` first"
+        )
+        raise TrashsegError(f"no {layout.runs_dir}/<model>/fold*/probs_test{layout.post}.npy{hint}")
     return [p for m in found for p in layout.fold_probs(m, "test")]
 
 
