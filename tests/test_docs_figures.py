@@ -267,3 +267,34 @@ def test_the_container_figures_are_the_files():
     section = re.sub(r"```.*?```", "", section).replace(sentence, "")
     unheld = re.findall(r"\b\d+(?:\.\d+)? ?(?:s|min|GB|MB)\b", section)
     assert not unheld, f"container figures no file holds: {unheld}"
+
+
+def bundle_sentence(r: dict) -> str:
+    """docs/containers-and-gpus.md's bundle figures, rebuilt from bench/results/bundle.json (make bench-bundle)."""
+    f = r["figures"]
+    b, t, c, v, tv = f["fp16"], f["as_trained"], f["fp16_container"], f["fp16_venv"], f["as_trained_venv"]
+    image = f", its image built first in {c['image_seconds']:.0f} s" if c["stand_in_image_was_built"] else ""
+    changed = c["pixels_differing_from_runs_own"]
+    return (
+        f"the bundle is {b['sizes_mb']['all']:.1f} MB ({b['wheels']} wheels {b['sizes_mb']['wheels']:.1f} MB, "
+        f"{b['checkpoints']} fp16 checkpoints {b['sizes_mb']['checkpoints']:.1f} MB; {t['sizes_mb']['all']:.1f} MB "
+        f"with `HALF=0`), made in {b['seconds']:.0f} s; the notebook ran offline in {c['notebook_seconds']:.0f} s in "
+        f"the stand-in container (`{r['settings']['docker']}`, `--network none`{image}) and "
+        f"{v['notebook_seconds']:.0f} s in the venv, install from the bundle included, on the {c['images']} test "
+        f"photos; its CSV equalled `trashseg infer` + `trashseg ensemble` on all {c['pixels']:,} pixels. Against "
+        f"the runs' own probabilities the fp16 checkpoints changed {changed:,} of those pixels "
+        f"({100 * changed / c['pixels']:.2f}%); with `HALF=0`, {tv['pixels_differing_from_runs_own'] or 'none'} "
+        f"({r['machine']['cpu']}, commit {r['commit']})"
+    )
+
+
+def test_the_bundle_figures_are_the_files():
+    """The code-competition bundle's sizes, times and pixel counts are bench/results/bundle.json's, and no
+    other time or size stands in its section."""
+    text = " ".join((ROOT / "docs" / "containers-and-gpus.md").read_text().split())
+    sentence = bundle_sentence(figures("bundle"))
+    assert sentence in text, "docs/containers-and-gpus.md differs from bench/results/bundle.json"
+    section = text[text.index("### Code competitions") : text.index("## CPU runs")]
+    section = re.sub(r"```.*?```", "", section).replace(sentence, "")
+    unheld = re.findall(r"\b\d+(?:\.\d+)? ?(?:s|min|GB|MB)\b", section)
+    assert not unheld, f"bundle figures no file holds: {unheld}"
