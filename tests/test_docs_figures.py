@@ -298,3 +298,30 @@ def test_the_bundle_figures_are_the_files():
     section = re.sub(r"```.*?```", "", section).replace(sentence, "")
     unheld = re.findall(r"\b\d+(?:\.\d+)? ?(?:s|min|GB|MB)\b", section)
     assert not unheld, f"bundle figures no file holds: {unheld}"
+
+
+def start_sentence(r: dict) -> str:
+    """docs/results.md's first-minutes figures of one kind of CPU, from bench/results/start-<kind>.json."""
+    f, s = r["figures"], r["settings"]
+    kind = "native bf16" if s["kind"] == "bf16-native" else "AVX2 only, no native bf16: the demo trains in fp32"
+    return (
+        f"`make setup` from a fresh clone {f['setup_cold_s']:.1f} s with uv's cache empty ({f['setup_warm_s']:.1f} s "
+        f"with it filled), `make demo` {f['demo_s']:.0f} s ({r['machine']['cpu']}, {kind}; commit {s['clone_of']}, "
+        f"`bench/results/start-{s['kind']}.json`)"
+    )
+
+
+def test_the_first_minutes_are_the_files():
+    """Each kind of CPU measured by make bench-start has its setup and demo times in docs/results.md, as
+    its file holds them, and no other time stands in that paragraph."""
+    text = (ROOT / "docs" / "results.md").read_text()
+    kept = sorted(RESULTS.glob("start-*.json"))
+    assert kept
+    paragraph = next(p for p in re.split(r"\n\s*\n", text) if "`make bench-start`" in p)
+    flat = " ".join(paragraph.split())
+    for path in kept:
+        sentence = start_sentence(json.loads(path.read_text()))
+        assert sentence in flat, f"docs/results.md differs from {path.name}"
+        flat = flat.replace(sentence, "")
+    unheld = re.findall(r"\b\d+(?:\.\d+)? ?(?:s|min)\b", flat)
+    assert not unheld, f"times no file holds: {unheld}"
