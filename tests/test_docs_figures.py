@@ -256,17 +256,20 @@ def container_sentence(r: dict) -> str:
     )
 
 
+def assert_section_holds(sentence: str, name: str, start: str, end: str) -> None:
+    """docs/containers-and-gpus.md holds ``sentence`` (rebuilt from bench/results/<name>.json), and its
+    section from ``start`` to ``end`` has no other time or size outside code blocks."""
+    text = " ".join((ROOT / "docs" / "containers-and-gpus.md").read_text().split())
+    assert sentence in text, f"docs/containers-and-gpus.md differs from bench/results/{name}.json"
+    section = re.sub(r"```.*?```", "", text[text.index(start) : text.index(end)]).replace(sentence, "")
+    unheld = re.findall(r"\b\d+(?:\.\d+)? ?(?:s|min|GB|MB)\b", section)
+    assert not unheld, f"{name} figures no file holds: {unheld}"
+
+
 def test_the_container_figures_are_the_files():
     """Every time and size of the container section comes from bench/results/container.json: the
     paragraph is rebuilt from the file, and no other figure in seconds or bytes stands beside it."""
-    text = (ROOT / "docs" / "containers-and-gpus.md").read_text()
-    sentence = container_sentence(figures("container"))
-    flat = " ".join(text.split())
-    assert sentence in flat, "docs/containers-and-gpus.md differs from bench/results/container.json"
-    section = flat[flat.index("## Docker") : flat.index("## Kaggle")]
-    section = re.sub(r"```.*?```", "", section).replace(sentence, "")
-    unheld = re.findall(r"\b\d+(?:\.\d+)? ?(?:s|min|GB|MB)\b", section)
-    assert not unheld, f"container figures no file holds: {unheld}"
+    assert_section_holds(container_sentence(figures("container")), "container", "## Docker", "## Kaggle")
 
 
 def bundle_sentence(r: dict) -> str:
@@ -291,13 +294,7 @@ def bundle_sentence(r: dict) -> str:
 def test_the_bundle_figures_are_the_files():
     """The code-competition bundle's sizes, times and pixel counts are bench/results/bundle.json's, and no
     other time or size stands in its section."""
-    text = " ".join((ROOT / "docs" / "containers-and-gpus.md").read_text().split())
-    sentence = bundle_sentence(figures("bundle"))
-    assert sentence in text, "docs/containers-and-gpus.md differs from bench/results/bundle.json"
-    section = text[text.index("### Code competitions") : text.index("## CPU runs")]
-    section = re.sub(r"```.*?```", "", section).replace(sentence, "")
-    unheld = re.findall(r"\b\d+(?:\.\d+)? ?(?:s|min|GB|MB)\b", section)
-    assert not unheld, f"bundle figures no file holds: {unheld}"
+    assert_section_holds(bundle_sentence(figures("bundle")), "bundle", "### Code competitions", "## CPU runs")
 
 
 def start_sentence(r: dict) -> str:
