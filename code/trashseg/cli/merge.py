@@ -77,20 +77,19 @@ def fit_ensemble(argv: list[str]) -> None:
     )
     p.add_argument("--step", type=float, default=0.05, help="the grid's step, within (0, 0.5]")
     args = options.parse(p, argv)
+    options.check(args)
     from trashseg import registry
     from trashseg.atomic import write_json
-    from trashseg.ensembling.fit import OBJECTIVES, fit
+    from trashseg.ensembling.fit import fit
     from trashseg.runs import Layout, post_flags
 
-    if args.OBJECTIVE not in OBJECTIVES:
-        raise TrashsegError(f"OBJECTIVE={args.OBJECTIVE}: one of {' | '.join(OBJECTIVES)}")
     models = options.words(args, "MODELS") or list(registry.models())
     cfg = options.config(args, models=False, trained=models)
     if len(set(models)) < 2:
         raise TrashsegError(f"MODELS={' '.join(models)}: fit-ensemble needs at least two different models")
     if not 0 < args.step <= 0.5:
         raise TrashsegError(f"--step {args.step}: must be within (0, 0.5]")
-    result = fit(cfg, models, args.step, "train_all.json", args.OBJECTIVE)
+    result = fit(cfg, models, args.step, "train_all.json", by_image=args.OBJECTIVE == "per-image")
     out = Layout.of(cfg).fitted_weights()
     write_json(out, result)
     for m, r in result["per_model"].items():

@@ -23,6 +23,7 @@ class Var:
     kind: str = "text"  # text | count (a whole number) | switch (1/0) | words (a list: see words())
     default: str | None = None
     keys: tuple[str, ...] = ()  # config keys it sets (the value as YAML); see also settings_overrides
+    choices: tuple[str, ...] = ()  # the values it may take (text kind), checked by check()
 
     @property
     def option(self) -> str:
@@ -90,6 +91,7 @@ VARS = {
             "OBJECTIVE",
             "what fit-ensemble's weights maximise: dataset (the competition's mIoU) | per-image (the mean of images')",
             default="dataset",
+            choices=("dataset", "per-image"),
         ),
         Var("MIXED", "1: merge files of different post-processing", "switch"),
         Var("FILES", "CSV files to vote", "words"),
@@ -197,7 +199,7 @@ def words(args: argparse.Namespace, name: str) -> list[str]:
 
 
 def check(args: argparse.Namespace) -> None:
-    """Every switch and count given, checked at once (before any work): all the bad ones in one message."""
+    """Every switch, count and choice given, checked at once (before any work): all the bad ones in one message."""
     problems = []
     for name, v in VARS.items():
         if hasattr(args, name):
@@ -206,6 +208,8 @@ def check(args: argparse.Namespace) -> None:
                     switch(args, name)
                 elif v.kind == "count":
                     count(args, name)
+                elif v.choices and getattr(args, name) not in (None, "", *v.choices):
+                    raise TrashsegError(f"{name}={getattr(args, name)}: one of {' | '.join(v.choices)}")
             except TrashsegError as exc:
                 problems.append(str(exc))
     if problems:

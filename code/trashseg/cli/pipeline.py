@@ -58,6 +58,7 @@ def stage_plan(
     sets = [f"--set={item}" for item in getattr(args, "overrides", [])]
     merged = [*options.as_argv(args, ["DATA_DIR", "CRF"], sets=False), f"--tta={int(tta)}", *sets]
     folds = options.as_argv(args, ["DATA_DIR", "SEED", "GROUP"], sets=False)
+    objective = options.as_argv(args, ["OBJECTIVE"], sets=False)
     plan: list[tuple[str, int, list]] = [("folds", 0, verb("folds", f"--k={k}", *folds))]
     for r in range(rounds + 1):
         here = round_runs(runs, r)
@@ -74,7 +75,6 @@ def stage_plan(
         plan.append(("cv", r, verb("cv", *cv)))
         plan.append(("oof", r, verb("oof", f"--models={names}", f"--runs={here}", *merged)))
         if len(set(models)) > 1:
-            objective = options.as_argv(args, ["OBJECTIVE"], sets=False)
             fit = verb("fit-ensemble", f"--models={names}", f"--runs={here}", *objective, *merged)
             plan.append(("fit-ensemble", r, fit))
     final = options.as_argv(args, ["SUBMISSIONS", "NAME"], sets=False)
@@ -165,11 +165,7 @@ def pipeline(argv: list[str]) -> int:
     )
     p.add_argument("-n", dest="plan_only", action="store_true", help="print the plan, run nothing (= DRY_RUN=1)")
     args = options.parse(p, argv)
-    options.check(args)
-    from trashseg.ensembling.fit import OBJECTIVES
-
-    if args.OBJECTIVE not in OBJECTIVES:
-        raise TrashsegError(f"OBJECTIVE={args.OBJECTIVE}: one of {' | '.join(OBJECTIVES)}")
+    options.check(args)  # OBJECTIVE's value too, before any stage runs
     models = options.words(args, "MODELS")
     if not models:
         raise TrashsegError('MODELS=: name the models or presets to train, e.g. MODELS="cpu-lite cpu-lite-deeplab"')

@@ -123,15 +123,17 @@ def ensemble_to_csv(
     return [float(x) for x in w]
 
 
-def other_variants(layout: Layout) -> list[Path]:
-    """Test probability files under the runs folder of another post-processing variant than ``layout``'s."""
+def other_variants(layout: Layout) -> dict[str, str]:
+    """Models under the runs folder with test probabilities of another post-processing variant than
+    ``layout``'s, each with the make switches that select its variant."""
     if not layout.runs_dir.is_dir():
-        return []
-    return [
-        p
-        for p in sorted(layout.runs_dir.glob("*/fold*/probs_test*.npy"))
-        if p.stem.removeprefix("probs_test") != layout.post
-    ]
+        return {}
+    found = {}
+    for p in sorted(layout.runs_dir.glob("*/fold*/probs_test*.npy")):
+        post = p.stem.removeprefix("probs_test")
+        if post != layout.post:
+            found[p.parent.parent.name] = post_flags(post)
+    return found
 
 
 def find_test_probs(layout: Layout, models: list[str] | None) -> list[Path]:
@@ -141,11 +143,7 @@ def find_test_probs(layout: Layout, models: list[str] | None) -> list[Path]:
         return [p for m in models for p in layout.require_fold_probs(m, "test")]
     found = layout.models()
     if not found:
-        others = sorted(
-            {
-                p.parent.parent.name: post_flags(p.stem.removeprefix("probs_test")) for p in other_variants(layout)
-            }.items()
-        )
+        others = sorted(other_variants(layout).items())
         hint = (
             "; there are other variants' (" + ", ".join(f"{m}:{flags or ' plain'}" for m, flags in others) + "): "
             f'give MODELS="{" ".join(m for m, _ in others)}" (their runs say which variant) or the variant\'s switch'

@@ -23,7 +23,6 @@ from trashseg.evaluation.oof import Truth, covered, index_rows, oof_readers
 from trashseg.runs import Layout, data_dir
 from trashseg.settings import Settings
 
-OBJECTIVES = ("dataset", "per-image")
 CHUNK_PIXELS = 1 << 23  # merged scores held at once (weightings x classes x pixels): ~32 MiB of float32
 
 
@@ -72,9 +71,8 @@ def confusions(weights: torch.Tensor, stack: torch.Tensor, target: torch.Tensor)
     return (out.reshape(len(weights), cells) + same).reshape(len(weights), classes, classes).numpy()
 
 
-def fit(cfg: Settings, models: list[str], step: float, train_all: str, objective: str = "dataset") -> dict:
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective {objective!r}: one of {', '.join(OBJECTIVES)}")
+def fit(cfg: Settings, models: list[str], step: float, train_all: str, by_image: bool = False) -> dict:
+    """The grid's best weights by the dataset mIoU, or by the per-image mean when ``by_image``."""
     layout = Layout.of(cfg)
     for m in models:
         layout.require_fold_probs(m, "valid")
@@ -98,7 +96,7 @@ def fit(cfg: Settings, models: list[str], step: float, train_all: str, objective
             scored += 1
     mious = mean_ious(cms)
     per_image /= max(1, scored)
-    best = int(np.nanargmax(mious if objective == "dataset" else per_image))
+    best = int(np.nanargmax(per_image if by_image else mious))
 
     def summary(k: int) -> dict:
         return {
@@ -117,7 +115,7 @@ def fit(cfg: Settings, models: list[str], step: float, train_all: str, objective
         "post": layout.post.strip("_") or "none",
         "images": len(names),
         "step": step,
-        "objective": objective,
+        "objective": "per-image" if by_image else "dataset",
         "per_model": one_hot,
         "equal_mean": equal,
         "fitted": summary(best),
