@@ -48,7 +48,7 @@ def confusions(weights: torch.Tensor, stack: torch.Tensor, target: torch.Tensor)
     t = t[keep]
     flat = stack.reshape(stack.shape[0], classes, -1)[:, :, keep]  # M x C x P
     first, second = flat.topk(2, dim=1).values.unbind(1)  # M x P each
-    top = flat.argmax(1)  # M x P
+    top = flat.max(1).indices  # M x P (the first best class, as argmax; ~6x faster on CPU over dim 1)
     settled = ((top == top[0]).all(0) & (first > second).all(0)) if classes > 1 else torch.ones_like(t, dtype=bool)
     cells = classes * classes
     same = torch.bincount(t[settled] * classes + top[0][settled], minlength=cells)
@@ -65,7 +65,7 @@ def confusions(weights: torch.Tensor, stack: torch.Tensor, target: torch.Tensor)
     chunk = max(1, CHUNK_PIXELS // max(1, len(live) * t.numel()))
     for start in range(0, len(weights), chunk):
         w = weights[start : start + chunk]
-        pred = live[torch.einsum("km,mcp->kcp", w, flat).argmax(1)]  # k x P
+        pred = live[torch.einsum("km,mcp->kcp", w, flat).max(1).indices]  # k x P
         index = torch.arange(len(w)).unsqueeze(1) * cells + (t * classes).unsqueeze(0) + pred
         out[start * cells : (start + len(w)) * cells] = torch.bincount(index.reshape(-1), minlength=len(w) * cells)
     return (out.reshape(len(weights), cells) + same).reshape(len(weights), classes, classes).numpy()
