@@ -11,12 +11,12 @@ import inspect
 from functools import lru_cache
 from pathlib import Path
 
-import segmentation_models_pytorch as smp
 import torch
 
 from trashseg.data.classes import NUM_CLASSES
 from trashseg.errors import TrashsegError, closest
 from trashseg.modeling.hub import hub_failure, prepare_hub
+from trashseg.modeling.smp_lib import smp
 from trashseg.modeling.weights_route import smp_encoder_weights, weights_route
 from trashseg.settings import Settings
 

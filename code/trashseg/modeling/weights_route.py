@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import segmentation_models_pytorch as smp
-
 from trashseg.errors import TrashsegError, closest
 from trashseg.modeling.encoder_weights import cached_imagenet, ensure_offline, require_offline, sidecar_path
 from trashseg.settings import Settings, changed
@@ -18,15 +16,22 @@ def hub_weights_names(encoder: str) -> list[str]:
     """Weight names SMP accepts for a native encoder ('imagenet', 'ssl', ...)."""
     if encoder.startswith("tu-"):
         return ["imagenet"]
+    from trashseg.modeling.smp_lib import smp
+
     return list(smp.encoders.encoders[encoder].get("pretrained_settings", {}))
 
 
-def weights_route(weights, encoder: str | None = None) -> tuple[str | None, Path | None]:
-    """(hub weights name | None, local path | None) from the config's model.weights value."""
+def weights_route(
+    weights, encoder: str | None = None, hub_names: list[str] | None = None
+) -> tuple[str | None, Path | None]:
+    """(hub weights name | None, local path | None) from the config's model.weights value
+    (``hub_names``: the encoder's ``hub_weights_names``, when already known, so SMP is not imported)."""
     if weights is None or str(weights).lower() in ("none", "null", ""):
         return None, None
     text = str(weights)
-    if encoder is not None and not encoder.startswith("tu-") and text in hub_weights_names(encoder):
+    if encoder is not None and hub_names is None:
+        hub_names = hub_weights_names(encoder)
+    if encoder is not None and not encoder.startswith("tu-") and text in hub_names:
         return text, None
     if text.lower() == "imagenet":  # stored by name (make weights, or baked into the image) before the hub
         cached = cached_imagenet(encoder) if encoder is not None else None
@@ -38,7 +43,7 @@ def weights_route(weights, encoder: str | None = None) -> tuple[str | None, Path
         return None, cached_imagenet(encoder) or ensure_offline(encoder)
     path = Path(text)
     if not path.is_file():
-        names = ["imagenet", "offline", "none"] if encoder is None else hub_weights_names(encoder) + ["offline", "none"]
+        names = ["imagenet", "offline", "none"] if encoder is None else hub_names + ["offline", "none"]
         raise TrashsegError(
             f"model.weights={text!r}: not {', '.join(repr(n) for n in names)} nor an existing "
             f"file{closest(text, names)}"
@@ -57,6 +62,7 @@ def smp_encoder_weights(encoder: str, hub: str | None):
 def fetch_hub_weights(encoder: str) -> tuple[dict, dict]:
     """The encoder's pretrained state dict through SMP/timm's own download, and its normalisation."""
     from trashseg.modeling.hub import prepare_hub
+    from trashseg.modeling.smp_lib import smp
 
     prepare_hub()
     try:

@@ -16,12 +16,12 @@ true labels only has no level above 0 and runs the terms as before.
 from __future__ import annotations
 
 import numpy as np
-import segmentation_models_pytorch as smp
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from trashseg.data.classes import CLASSES, IGNORE_INDEX
+from trashseg.modeling.smp_lib import smp
 from trashseg.settings import Settings
 
 
