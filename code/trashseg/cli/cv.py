@@ -103,7 +103,7 @@ def plan(args, runs: list[list[str]], k: int, force: bool) -> tuple[list[Job], l
 
     from trashseg.data.coco import read_json
     from trashseg.hashing import file_sha256
-    from trashseg.inference.predictor import making, probs_current
+    from trashseg.inference.probs import making, probs_current
     from trashseg.runs import data_dir, data_json, probs_path, run_dir
     from trashseg.training.run_folder import fold_plan
 

@@ -53,7 +53,8 @@ def find_test_json(data: Path) -> Path:
 def bundle_infer(bundle: Path, data: Path, out_csv: Path, work: Path) -> list[float]:
     """Infer every member, merge with the bundle's weights into ``out_csv`` and validate it."""
     from trashseg.data.loaders import load_set
-    from trashseg.inference.predictor import Predictor, making, write_probabilities
+    from trashseg.inference.predictor import Predictor, write_probabilities
+    from trashseg.inference.probs import making
     from trashseg.runs import load_run
     from trashseg.settings import changed
 

@@ -7,7 +7,6 @@ yields softmax probabilities at the scoring size, in the precision and memory la
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -25,8 +24,8 @@ from trashseg.data.loaders import make_loader
 from trashseg.data.transforms import eval_transform
 from trashseg.hashing import file_sha256
 from trashseg.inference.crf import refine
-from trashseg.inference.probs import ProbsReader, ProbsWriter, manifest_path
-from trashseg.inference.tta import probabilities, tta_views
+from trashseg.inference.probs import ProbsReader, ProbsWriter, making, probs_current, tta_views
+from trashseg.inference.tta import probabilities
 from trashseg.modeling.architectures import build_model, input_multiple
 from trashseg.modeling.checkpoint import load_checkpoint
 from trashseg.runtime.devices import resolve_device
@@ -128,33 +127,6 @@ class Predictor:
         x = self.transform(image=rgb)["image"][None]
         probs = self.probabilities(x)[0].cpu().numpy()
         return np.stack([cv2.resize(p, (rgb.shape[1], rgb.shape[0])) for p in probs])
-
-
-def making(cfg: Settings, checkpoint_sha256: str) -> dict:
-    """The manifest keys that decide a probability file's values (the checkpoint's content, scoring
-    size, TTA views, CRF, classes), as JSON reads them back: what infer writes and what a reader
-    compares against to know whether a saved file is still current."""
-    views = {
-        "checkpoint_sha256": checkpoint_sha256,
-        "resolution": cfg.eval.score_size,
-        "tta": tta_views(cfg),
-        "crf": cfg.crf.model_dump() if cfg.crf.enabled else None,
-        "classes": list(CLASSES),
-    }
-    return json.loads(json.dumps(views))  # tuples as JSON lists
-
-
-def probs_current(path: Path, now: dict, image_names: list[str]) -> bool:
-    """Whether the probability file at ``path`` holds what infer would write now (``now``: making()
-    of today's settings and checkpoint) for these images, in this order."""
-    mpath = manifest_path(path)
-    if not (Path(path).is_file() and mpath.is_file()):
-        return False
-    try:
-        saved = json.loads(mpath.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return all(saved.get(key) == value for key, value in now.items()) and saved.get("image_ids") == image_names
 
 
 def saved_probabilities(predictor: Predictor, cs: CocoSet, path: Path) -> ProbsReader | None:

@@ -3,7 +3,8 @@
 The manifest says which images (in order), which model/fold/checkpoint and which resolution the
 rows hold, so the ensemble can refuse files that do not line up instead of averaging nonsense.
 Rows are read one image at a time with plain file reads, so memory stays flat however many
-images the file holds.
+images the file holds. What decides a file's values (``making``) and whether a saved file still holds
+them (``probs_current``) live here too, with no torch, so cv and the pipeline plan without it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from trashseg.atomic import atomic_path, write_json
+from trashseg.data.classes import CLASSES
 from trashseg.errors import TrashsegError
+from trashseg.settings import Settings
 
 DTYPE = np.float16
 
@@ -100,3 +103,38 @@ class ProbsReader:
 
     def close(self) -> None:
         self._fh.close()
+
+
+def tta_views(cfg: Settings) -> dict:
+    """Keyword arguments for ``probabilities`` from the config's ``tta`` section."""
+    tta = cfg.tta
+    if not tta.enabled:
+        return {}
+    return {"hflip": tta.hflip, "scales": tuple(float(s) for s in tta.scales)}
+
+
+def making(cfg: Settings, checkpoint_sha256: str) -> dict:
+    """The manifest keys that decide a probability file's values (the checkpoint's content, scoring
+    size, TTA views, CRF, classes), as JSON reads them back: what infer writes and what a reader
+    compares against to know whether a saved file is still current."""
+    views = {
+        "checkpoint_sha256": checkpoint_sha256,
+        "resolution": cfg.eval.score_size,
+        "tta": tta_views(cfg),
+        "crf": cfg.crf.model_dump() if cfg.crf.enabled else None,
+        "classes": list(CLASSES),
+    }
+    return json.loads(json.dumps(views))  # tuples as JSON lists
+
+
+def probs_current(path: Path, now: dict, image_names: list[str]) -> bool:
+    """Whether the probability file at ``path`` holds what infer would write now (``now``: making()
+    of today's settings and checkpoint) for these images, in this order."""
+    mpath = manifest_path(path)
+    if not (Path(path).is_file() and mpath.is_file()):
+        return False
+    try:
+        saved = json.loads(mpath.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return all(saved.get(key) == value for key, value in now.items()) and saved.get("image_ids") == image_names

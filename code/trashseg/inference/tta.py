@@ -9,7 +9,6 @@ from collections.abc import Callable
 import torch
 
 from trashseg.inference.resize import resize, scoring_probs
-from trashseg.settings import Settings
 
 
 def probabilities(
@@ -35,11 +34,3 @@ def probabilities(
             total = probs if total is None else total + probs
             views += 1
     return total / views
-
-
-def tta_views(cfg: Settings) -> dict:
-    """Keyword arguments for ``probabilities`` from the config's ``tta`` section."""
-    tta = cfg.tta
-    if not tta.enabled:
-        return {}
-    return {"hflip": tta.hflip, "scales": tuple(float(s) for s in tta.scales)}

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from trashseg.atomic import atomic_path, write_json
 from trashseg.errors import TrashsegError
+
+if TYPE_CHECKING:  # torch only where a file is converted or written: a settings check finds files without it
+    import torch
 
 ENCODER = "tu-tf_efficientnet_lite0"  # the default of `make weights-offline`
 NORMALIZE = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
@@ -74,6 +76,8 @@ def convert_lite(src: Path, encoder: str) -> dict[str, torch.Tensor]:
     import timm
 
     name = encoder.removeprefix("tu-")
+    import torch
+
     source = torch.load(src, map_location="cpu", weights_only=True)
     target = timm.create_model(name, pretrained=False).state_dict()
     if len(source) != len(target):
@@ -101,6 +105,8 @@ def ensure_offline(encoder: str) -> Path:
 
 def write_encoder_weights(state: dict, dst: Path, encoder: str, normalize: dict, source: str) -> str:
     """Write the state dict atomically plus a sidecar JSON (encoder, sha256, input normalisation)."""
+    import torch
+
     with atomic_path(dst, suffix=".pth") as tmp:
         torch.save(state, tmp)
     digest = hashlib.sha256(dst.read_bytes()).hexdigest()
