@@ -65,6 +65,21 @@ def tracking_cell(r: dict) -> str:
     )
 
 
+def tracking_sentence(r: dict) -> str:
+    """docs/winning-moves.md's cost of tracking, from the same file as the bench table's cell."""
+    f = r["figures"]
+    share = lambda name: f"{100 * f[name]['tracking_share_of_epochs']:.1f}%"  # noqa: E731
+    return (
+        f"spends {share('tensorboard')} of the epoch time on TensorBoard, {share('wandb')} on W&B (offline), "
+        f"{share('tensorboard+wandb')} on both"
+    )
+
+
+def test_the_cost_of_tracking_in_winning_moves_is_the_files():
+    text = " ".join((ROOT / "docs" / "winning-moves.md").read_text().split())
+    assert tracking_sentence(figures("tracking")) in text, "docs/winning-moves.md differs from tracking.json"
+
+
 def durable_cell(r: dict) -> str:
     f = r["figures"]
 
