@@ -49,9 +49,9 @@ def image_size(docker: str, image: str) -> int | None:
 def record(section: str, figures: dict, docker: str) -> None:
     """Keep a step's figures in RECORD under ``section``, with the engine, the CPU and the commit."""
     import json
-    import platform
 
-    sys.path.insert(0, str(ROOT / "code"))
+    sys.path[:0] = [str(ROOT / "code"), str(ROOT / "bench")]
+    from common import cpu_flags  # bench/common.py: the CPU's name, as every bench result names it
     from trashseg.atomic import write_json
 
     try:
@@ -60,9 +60,7 @@ def record(section: str, figures: dict, docker: str) -> None:
         kept = {}
     version = subprocess.run([docker, "--version"], capture_output=True, text=True).stdout.strip()
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    names = [line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")]
-    cpu = names[0] if names else platform.processor()
+    cpu = cpu_flags()["model"]
     dirty = subprocess.run(
         ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], capture_output=True
     )
