@@ -31,8 +31,9 @@ def git(*args: str) -> str | None:
 
 def installed() -> str:
     """Every installed distribution, one a line as `pip freeze` writes them ("name==version"; a package
-    installed from a folder or URL as "name @ url", an editable one as "-e path"), read from the
-    environment's metadata in-process: a `pip freeze` subprocess is ~1 s of every training's start."""
+    installed from a folder or URL as "name @ url", an editable one as "-e path", where pip writes a git
+    checkout's remote and commit: run_record.json keeps the commit), read from the environment's metadata
+    in-process: a `pip freeze` subprocess is ~1 s of every training's start."""
     import json
     from importlib import metadata
     from urllib.parse import unquote, urlparse
