@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
@@ -36,6 +37,7 @@ def folder() -> Path:
     return Path(base) / "trashseg" / "checked"
 
 
+@cache
 def _version(dist: str) -> str | None:
     try:
         return metadata.version(dist)
@@ -43,18 +45,24 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def key(cfg: Settings) -> str:
-    """The settings the library checks read, the libraries' versions and the checking code's digest."""
-    mc, aug = cfg.model, cfg.augment
+@cache
+def _code_digest() -> str:
     code = hashlib.sha256()
     for name in CHECKING_CODE:
         code.update((PACKAGE / name).read_bytes())
+    return code.hexdigest()
+
+
+def key(cfg: Settings) -> str:
+    """The settings the library checks read, the libraries' versions and the checking code's digest
+    (those two read once a process: a check looks the key up, then keeps it, and cv checks every fold)."""
+    mc, aug = cfg.model, cfg.augment
     parts = {
         "model": [mc.arch, mc.params, mc.encoder],
         "img_size": cfg.train.img_size,
         "augment": [aug.train, aug.normalize.model_dump()],
         "libraries": {d: _version(d) for d in LIBRARIES},
-        "code": code.hexdigest(),
+        "code": _code_digest(),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
