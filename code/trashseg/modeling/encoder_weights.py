@@ -74,10 +74,9 @@ def package_weights_path(encoder: str) -> Path:
 def convert_lite(src: Path, encoder: str) -> dict[str, torch.Tensor]:
     """Rename the package's keys onto timm's in order, checking every shape; drop the classifier head."""
     import timm
-
-    name = encoder.removeprefix("tu-")
     import torch
 
+    name = encoder.removeprefix("tu-")
     source = torch.load(src, map_location="cpu", weights_only=True)
     target = timm.create_model(name, pretrained=False).state_dict()
     if len(source) != len(target):
